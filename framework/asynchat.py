@@ -1,0 +1,736 @@
+"""A drop-in ``asynchat`` for Python 3.11+: terminator framing and a producer FIFO.
+
+The public names and their behaviour follow the documentation of the
+standard library's old ``asynchat`` module.  The implementation is our own:
+input is scanned with offsets (linear in the bytes received, however many
+frames a read holds), output is coalesced into few ``send``/``sendmsg``
+calls, and optional limits keep a hostile peer from growing memory.
+
+When a channel lives in a :class:`framework.reactor.Reactor` map it tells the
+reactor when its interest in reading or writing changes, so the loop never
+has to ask every channel on every turn.  Under a plain ``asyncore.loop()``
+it behaves like any dispatcher.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol, Union
+
+import structlog
+
+from framework._compat import asyncore
+
+if TYPE_CHECKING:
+    from framework.reactor import Reactor, Timer
+
+__all__ = [
+    "async_chat",
+    "simple_producer",
+    "file_producer",
+    "fifo",
+    "find_prefix_at_end",
+    "Producer",
+    "READ",
+    "WRITE",
+]
+
+#: Interest bits, identical to ``selectors.EVENT_READ`` / ``EVENT_WRITE``.
+READ = 1
+WRITE = 2
+
+_log = structlog.get_logger("linechat.channel")
+
+# Errors after which a peer is gone: close quietly instead of reporting.
+_DISCONNECTED = frozenset(
+    {errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN, errno.ECONNABORTED, errno.EPIPE, errno.EBADF}
+)
+
+# One send call never carries more than this many bytes or buffers: bounded
+# work per turn keeps one fast consumer from starving the others.
+_SEND_LIMIT = 1 << 20
+_IOV_LIMIT = 64
+
+_BYTES_TYPES = (bytes, bytearray, memoryview)
+
+
+class Producer(Protocol):
+    """Anything with a ``more()`` method that returns bytes, and ``b""`` when done."""
+
+    def more(self) -> bytes: ...
+
+
+Terminator = Union[bytes, int, None]
+_FifoItem = Union[bytes, bytearray, memoryview, Producer, None]
+
+
+def find_prefix_at_end(haystack: bytes | str, needle: bytes | str) -> int:
+    """Return the length of the longest proper prefix of *needle* that ends *haystack*."""
+    # A whole needle at the end would have been found by find(); only proper
+    # prefixes matter, longest first.
+    for size in range(min(len(needle) - 1, len(haystack)), 0, -1):
+        if haystack.endswith(needle[:size]):  # type: ignore[arg-type]
+            return size
+    return 0
+
+
+class simple_producer:  # noqa: N801 - name fixed by the asynchat API
+    """Hand out a bytes object in pieces of at most *buffer_size* bytes."""
+
+    def __init__(self, data: bytes, buffer_size: int = 512) -> None:
+        self.data = data
+        self.buffer_size = buffer_size
+        self._pos = 0
+
+    def more(self) -> bytes:
+        """Return the next piece, or ``b""`` when everything has been produced."""
+        start = self._pos
+        end = start + self.buffer_size
+        if start == 0 and end >= len(self.data):
+            data, self.data = self.data, b""
+            return data
+        piece = self.data[start:end]
+        self._pos = min(end, len(self.data))
+        return piece
+
+
+class file_producer:  # noqa: N801 - in the style of simple_producer
+    """Send (part of) an open file; channels on a real socket use ``os.sendfile``."""
+
+    def __init__(
+        self, file: Any, offset: int = 0, count: int | None = None, buffer_size: int = 65536, close: bool = True
+    ) -> None:
+        self.file = file
+        self.offset = offset
+        self.remaining = count if count is not None else max(os.fstat(file.fileno()).st_size - offset, 0)
+        self.buffer_size = buffer_size
+        self._close = close
+
+    def more(self) -> bytes:
+        """Return the next piece read from the file, or ``b""`` at the end."""
+        if self.remaining <= 0:
+            self.done()
+            return b""
+        data = os.pread(self.file.fileno(), min(self.buffer_size, self.remaining), self.offset)
+        if not data:
+            self.remaining = 0
+            self.done()
+            return b""
+        self.offset += len(data)
+        self.remaining -= len(data)
+        return data
+
+    def sendfile(self, sock: socket.socket) -> int:
+        """Send the next piece with ``os.sendfile``; return bytes sent (0: done)."""
+        if self.remaining <= 0:
+            self.done()
+            return 0
+        sent = os.sendfile(sock.fileno(), self.file.fileno(), self.offset, min(self.remaining, _SEND_LIMIT))
+        if sent == 0:
+            self.remaining = 0
+            self.done()
+            return 0
+        self.offset += sent
+        self.remaining -= sent
+        return sent
+
+    def done(self) -> None:
+        """Release the file if this producer owns it."""
+        if self._close and not self.file.closed:
+            self.file.close()
+
+
+class fifo:  # noqa: N801 - name fixed by the asynchat API
+    """The small queue class that older asynchat documentation describes."""
+
+    def __init__(self, list: Iterable[Any] | None = None) -> None:  # noqa: A002 - documented name
+        self.list: deque[Any] = deque(list or ())
+
+    def __len__(self) -> int:
+        return len(self.list)
+
+    def is_empty(self) -> bool:
+        """Return True when nothing is queued."""
+        return not self.list
+
+    def first(self) -> Any:
+        """Return the oldest item without removing it."""
+        return self.list[0]
+
+    def push(self, data: Any) -> None:
+        """Append *data* at the end."""
+        self.list.append(data)
+
+    def pop(self) -> tuple[int, Any]:
+        """Remove the oldest item; return ``(1, item)``, or ``(0, None)`` when empty."""
+        if self.list:
+            return (1, self.list.popleft())
+        return (0, None)
+
+
+class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asynchat API
+    """A dispatcher that frames input by a terminator and queues output as producers.
+
+    Subclasses implement :meth:`collect_incoming_data` and :meth:`found_terminator`.
+    Limits (all off by default, for compatibility; the service framework turns
+    them on): ``max_frame_size``, ``max_input_buffer``, ``out_high_water`` /
+    ``out_low_water`` / ``out_hard_limit`` and ``idle_timeout``.
+    """
+
+    ac_in_buffer_size = 4096
+    ac_out_buffer_size = 4096
+    use_encoding = 0
+    encoding = "latin-1"
+
+    #: Largest frame (bytes collected before a byte-string terminator, or while
+    #: the terminator is None) before :meth:`handle_frame_too_long` is called.
+    max_frame_size: int | None = None
+    #: Largest amount of received but unprocessed input held while paused.
+    max_input_buffer: int | None = None
+    #: Above this many queued output bytes, stop reading from the peer ...
+    out_high_water: int | None = None
+    #: ... until the queue drains below this.
+    out_low_water: int | None = None
+    #: Above this many queued output bytes the peer is too slow: disconnect it.
+    out_hard_limit: int | None = None
+    #: Seconds without input before :meth:`handle_idle_timeout` (needs a reactor).
+    idle_timeout: float | None = None
+
+    terminator: Terminator = None
+
+    def __init__(self, sock: socket.socket | None = None, map: dict[int, Any] | None = None) -> None:  # noqa: A002
+        self._ibuf = b""  # received input; bytes before _ipos are consumed
+        self._ipos = 0
+        self._frame_len = 0  # bytes collected for the current frame
+        self._discarding = False  # skipping the rest of an over-long frame
+        self.incoming: list[bytes] = []
+        self._ofifo: deque[_FifoItem] = deque()
+        self._out_bytes = 0  # queued bytes, producers not counted
+        self._pause_reasons: set[str] = set()
+        self._dispatching = 0  # >0 while inside the framing loop
+        self._flush_wanted = False
+        self._closing = False
+        self._closed = False
+        self._reactor: Reactor | None = None
+        self._events = 0  # interest last told to the reactor
+        self._idle_timer: Timer | None = None
+        self._last_input = 0.0
+        self._plain_get_terminator = type(self).get_terminator is async_chat.get_terminator
+        self.logger: Any = _log  # services bind connection context onto it
+        super().__init__(sock, map)
+        self._update_interest()
+
+    # ------------------------------------------------------------------ terminators
+
+    def set_terminator(self, term: bytes | str | int | None) -> None:
+        """Set the input delimiter: a byte string, a byte count, or None to collect everything."""
+        if isinstance(term, str):
+            if not self.use_encoding:
+                raise TypeError("a str terminator needs use_encoding; pass bytes")
+            term = term.encode(self.encoding)
+        elif isinstance(term, int) and not isinstance(term, bool):
+            if term < 0:
+                raise ValueError("the number of received bytes must be positive")
+        elif term is not None and not isinstance(term, bytes):
+            raise TypeError(f"terminator must be bytes, int or None, not {type(term).__name__}")
+        self.terminator = term
+        self._frame_len = 0
+        self._discarding = False
+
+    def get_terminator(self) -> Terminator:
+        """Return the current terminator."""
+        return self.terminator
+
+    # ------------------------------------------------------------------ input
+
+    def collect_incoming_data(self, data: bytes) -> None:
+        """Called with data that belongs to the current frame (override it)."""
+        raise NotImplementedError("must be implemented in subclass")
+
+    def _collect_incoming_data(self, data: bytes) -> None:
+        self.incoming.append(data)
+
+    def _get_data(self) -> bytes:
+        data = b"".join(self.incoming)
+        self.incoming.clear()
+        return data
+
+    def found_terminator(self) -> None:
+        """Called when the current terminator has been seen (override it)."""
+        raise NotImplementedError("must be implemented in subclass")
+
+    def handle_read(self) -> None:
+        """Read once from the socket and run the framing over what arrived."""
+        try:
+            data = self.recv(self.ac_in_buffer_size)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.handle_error()
+            return
+        if data:
+            if self._reactor is not None:
+                self._last_input = self._reactor.time()
+            self.feed(data)
+
+    def feed(self, data: bytes) -> None:
+        """Run the framing over *data* as if it had just been received."""
+        if self._ipos < len(self._ibuf):
+            self._ibuf = self._ibuf[self._ipos :] + data
+        else:
+            self._ibuf = bytes(data)
+        self._ipos = 0
+        limit = self.max_input_buffer
+        if limit is not None and self._pause_reasons and len(self._ibuf) > limit:
+            self.handle_input_overflow(len(self._ibuf))
+            return
+        self._process_input()
+
+    def unread(self, data: bytes) -> None:
+        """Put *data* back in front of the input not yet framed."""
+        self._ibuf = bytes(data) + self._ibuf[self._ipos :]
+        self._ipos = 0
+
+    @property
+    def ac_in_buffer(self) -> bytes:
+        """Input received but not yet framed."""
+        return self._ibuf[self._ipos :]
+
+    @property
+    def producer_fifo(self) -> deque[_FifoItem]:
+        """The output queue: byte strings, producers, and None for a pending close."""
+        return self._ofifo
+
+    def _process_input(self) -> None:
+        """The framing loop: hand out frames while input, a terminator and no pause remain."""
+        self._dispatching += 1
+        try:
+            while not self._pause_reasons and not self._closed and self._ipos < len(self._ibuf):
+                term = self.terminator if self._plain_get_terminator else self.get_terminator()
+                if not term:
+                    self._take_all()
+                elif term.__class__ is int:
+                    self._take_count(term)  # type: ignore[arg-type]
+                else:
+                    if not self._scan_delimited(term):  # type: ignore[arg-type]
+                        break
+        finally:
+            self._dispatching -= 1
+        if self._ipos and self._ipos >= len(self._ibuf):
+            self._ibuf = b""
+            self._ipos = 0
+        if not self._dispatching and self._flush_wanted:
+            self._flush_wanted = False
+            self.initiate_send()
+
+    def _take_all(self) -> None:
+        buf, pos = self._ibuf, self._ipos
+        data = buf[pos:] if pos else buf
+        self._ipos = len(buf)
+        if self._discarding:
+            return
+        self._frame_len += len(data)
+        limit = self.max_frame_size
+        if limit is not None and self._frame_len > limit:
+            self._too_long()
+            return
+        self.collect_incoming_data(data)
+
+    def _take_count(self, count: int) -> None:
+        buf, pos = self._ibuf, self._ipos
+        avail = len(buf) - pos
+        if avail < count:
+            self.terminator = count - avail
+            self._ipos = len(buf)
+            self.collect_incoming_data(buf[pos:] if pos else buf)
+            return
+        self._ipos = pos + count
+        self.collect_incoming_data(buf[pos : pos + count])
+        self.terminator = 0
+        self.found_terminator()
+
+    def _scan_delimited(self, term: bytes) -> bool:
+        """Hand out every frame ending in *term*; False once the input is exhausted."""
+        buf = self._ibuf
+        pos = self._ipos
+        tlen = len(term)
+        find = buf.find
+        limit = self.max_frame_size
+        collect = self.collect_incoming_data
+        while True:
+            idx = find(term, pos)
+            if idx < 0:
+                break
+            if self._discarding:
+                # The over-long frame ends here; its terminator is eaten too.
+                self._discarding = False
+                self._frame_len = 0
+                self._ipos = idx + tlen
+                return True
+            if limit is not None and self._frame_len + idx - pos > limit:
+                self._frame_len += idx - pos
+                self._ipos = pos
+                self._too_long()
+                return True
+            if idx > pos:
+                collect(buf[pos:idx])
+            pos = idx + tlen
+            self._ipos = pos
+            self._frame_len = 0
+            self.found_terminator()
+            # The handler may have changed the terminator, paused us, pushed
+            # input back or closed: start over from the outer loop then.
+            if (
+                self.terminator is not term
+                or self._pause_reasons
+                or self._closed
+                or self._ibuf is not buf
+                or self._ipos != pos
+            ):
+                return True
+        # No terminator in what is left: hand over all but a possible prefix of it.
+        end = len(buf)
+        keep = find_prefix_at_end(buf, term) if tlen > 1 else 0
+        if keep > end - pos:
+            keep = end - pos
+        stop = end - keep
+        if stop > pos:
+            if self._discarding:
+                self._ipos = stop
+                return False
+            self._frame_len += stop - pos
+            self._ipos = stop
+            if limit is not None and self._frame_len > limit:
+                self._too_long()
+                return False
+            collect(buf[pos:stop])
+        return False
+
+    def _too_long(self) -> None:
+        # Whatever the hook does, the rest of the frame is never buffered.
+        self._discarding = True
+        self.incoming.clear()
+        self.handle_frame_too_long(self._frame_len)
+
+    def discard_frame(self) -> None:
+        """Drop input up to and including the next terminator (call from a limit hook)."""
+        self._discarding = True
+        self.incoming.clear()
+
+    def handle_frame_too_long(self, size: int) -> None:
+        """Called when a frame passes ``max_frame_size``; the default reports it and closes."""
+        self.logger.warning("frame_too_long", size=size, limit=self.max_frame_size)
+        self.close()
+
+    def handle_input_overflow(self, size: int) -> None:
+        """Called when unprocessed input passes ``max_input_buffer``; the default closes."""
+        self.logger.warning("input_overflow", size=size, limit=self.max_input_buffer)
+        self._ibuf = b""
+        self._ipos = 0
+        self.close()
+
+    # ------------------------------------------------------------------ pausing
+
+    def pause_reading(self, reason: str = "user") -> None:
+        """Stop reading from the peer and framing buffered input until resumed for *reason*."""
+        if reason not in self._pause_reasons:
+            self._pause_reasons.add(reason)
+            self._update_interest()
+
+    def resume_reading(self, reason: str = "user") -> None:
+        """Undo :meth:`pause_reading` for *reason*; buffered input is framed again."""
+        if reason not in self._pause_reasons:
+            return
+        self._pause_reasons.discard(reason)
+        if self._pause_reasons:
+            return
+        self._update_interest()
+        if self._ipos < len(self._ibuf) and not self._dispatching:
+            # Frame what was held back, but not in the caller's stack: the
+            # caller may be another channel's handler.
+            if self._reactor is not None:
+                self._reactor.call_soon(self._resume_input)
+            else:
+                self._process_input()
+
+    def _resume_input(self) -> None:
+        if self.connected and not self._pause_reasons and not self._dispatching:
+            self._process_input()
+
+    @property
+    def reading_paused(self) -> bool:
+        """True while any reason to pause reading is in force."""
+        return bool(self._pause_reasons)
+
+    def readable(self) -> bool:
+        """True unless reading is paused."""
+        return not self._pause_reasons
+
+    def writable(self) -> bool:
+        """True while output is queued, or while a connection is being made."""
+        return bool(self._ofifo) or not self.connected
+
+    # ------------------------------------------------------------------ output
+
+    def push(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue *data* for sending; small pushes are coalesced into one send."""
+        if not isinstance(data, _BYTES_TYPES):
+            raise TypeError(f"data argument must be byte-ish ({type(data).__name__!r})")
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        if size:
+            self._ofifo.append(data)
+            self._out_bytes += size
+            if self.out_high_water is not None and self._out_bytes > self.out_high_water:
+                self._over_high_water()
+        self._send_soon()
+
+    def push_with_producer(self, producer: Producer | bytes) -> None:
+        """Queue a producer (or a byte string) whose output is sent in order."""
+        if isinstance(producer, _BYTES_TYPES):
+            self._out_bytes += len(producer)
+        self._ofifo.append(producer)
+        self._send_soon()
+
+    def push_many(self, items: Iterable[bytes]) -> None:
+        """Queue several byte strings at once (one send attempt for all)."""
+        fifo = self._ofifo
+        total = 0
+        for data in items:
+            if data:
+                fifo.append(data)
+                total += len(data)
+        self._out_bytes += total
+        if self.out_high_water is not None and self._out_bytes > self.out_high_water:
+            self._over_high_water()
+        self._send_soon()
+
+    def _send_soon(self) -> None:
+        if self._dispatching:
+            # Inside the framing loop: replies to a pipelined batch go out
+            # together when the loop ends.
+            self._flush_wanted = True
+        else:
+            self.initiate_send()
+
+    def close_when_done(self) -> None:
+        """Close once everything queued before this call has been sent."""
+        self._closing = True
+        self._ofifo.append(None)
+        self._send_soon()
+
+    @property
+    def out_buffered(self) -> int:
+        """Bytes queued for the peer (producers not yet run are not counted)."""
+        return self._out_bytes
+
+    def _over_high_water(self) -> None:
+        hard = self.out_hard_limit
+        if hard is not None and self._out_bytes > hard:
+            self.handle_slow_consumer(self._out_bytes)
+            return
+        self.pause_reading("backpressure")
+
+    def handle_slow_consumer(self, queued: int) -> None:
+        """Called when queued output passes ``out_hard_limit``; the default disconnects."""
+        self.logger.warning("slow_consumer_disconnected", queued=queued, limit=self.out_hard_limit)
+        self.discard_buffers()
+        self.close()
+
+    def initiate_send(self) -> None:
+        """Send as much queued output as the socket takes now."""
+        fifo = self._ofifo
+        while fifo and self.connected:
+            first = fifo[0]
+            if first is None:
+                fifo.popleft()
+                self.handle_close()
+                return
+            if isinstance(first, _BYTES_TYPES):
+                if not self._send_buffers():
+                    break
+                continue
+            if isinstance(first, file_producer) and isinstance(self.socket, socket.socket):
+                try:
+                    sent = first.sendfile(self.socket)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    self._send_failed(exc)
+                    return
+                if sent == 0:
+                    fifo.popleft()
+                continue
+            data = first.more()  # type: ignore[union-attr]
+            if data:
+                if isinstance(data, str):
+                    data = data.encode(self.encoding)
+                fifo.appendleft(data)
+                self._out_bytes += len(data)
+            else:
+                fifo.popleft()
+        self._after_send()
+
+    def _send_buffers(self) -> bool:
+        """Send the byte strings at the head of the FIFO; False if the socket is full."""
+        fifo = self._ofifo
+        bufs: list[bytes | bytearray | memoryview] = []
+        total = 0
+        for item in fifo:
+            if item is None or not isinstance(item, _BYTES_TYPES):
+                break
+            bufs.append(item)
+            total += item.nbytes if isinstance(item, memoryview) else len(item)
+            if total >= _SEND_LIMIT or len(bufs) >= _IOV_LIMIT:
+                break
+        if not total:
+            for _ in bufs:
+                fifo.popleft()
+            return True
+        try:
+            if len(bufs) == 1:
+                sent = self.socket.send(bufs[0])
+            elif total <= 16384 or not hasattr(self.socket, "sendmsg"):
+                # Copying a few small replies is cheaper than an iovec per reply.
+                sent = self.socket.send(b"".join(bufs))
+            else:
+                sent = self.socket.sendmsg(bufs)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            self._send_failed(exc)
+            return False
+        self._out_bytes -= sent
+        left = sent
+        while left:
+            item = fifo[0]
+            size = item.nbytes if isinstance(item, memoryview) else len(item)  # type: ignore[union-attr,arg-type]
+            if size <= left:
+                fifo.popleft()
+                left -= size
+            else:
+                fifo[0] = memoryview(item)[left:]  # type: ignore[arg-type]
+                left = 0
+        return sent == total
+
+    def _send_failed(self, exc: OSError) -> None:
+        if exc.errno in _DISCONNECTED:
+            self.handle_close()
+        else:
+            self.handle_error()
+
+    def _after_send(self) -> None:
+        if not self._ofifo:
+            self._out_bytes = 0
+        if "backpressure" in self._pause_reasons:
+            low = self.out_low_water if self.out_low_water is not None else (self.out_high_water or 0) // 2
+            if self._out_bytes <= low:
+                self.resume_reading("backpressure")
+        self._update_interest()
+
+    def discard_buffers(self) -> None:
+        """Drop all buffered input and queued output."""
+        self._ibuf = b""
+        self._ipos = 0
+        self.incoming.clear()
+        for item in self._ofifo:
+            if isinstance(item, file_producer):
+                item.done()
+        self._ofifo.clear()
+        self._out_bytes = 0
+
+    def handle_write(self) -> None:
+        """The socket can take more: send."""
+        self.initiate_send()
+
+    def handle_close(self) -> None:
+        """The peer closed or a close was queued: close the channel."""
+        self.close()
+
+    # ------------------------------------------------------------------ reactor glue
+
+    def add_channel(self, map: dict[int, Any] | None = None) -> None:  # noqa: A002
+        """Enter the channel map; in a reactor's map, also register interest."""
+        super().add_channel(map)
+        self._update_interest()
+
+    def _reactor_attach(self, reactor: Reactor) -> None:
+        """Called by the reactor when this channel enters its map."""
+        self._reactor = reactor
+        self._events = 0
+        if self.idle_timeout:
+            self._last_input = reactor.time()
+            self._idle_timer = reactor.call_later(self.idle_timeout, self._check_idle)
+
+    def _reactor_detach(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        self._reactor = None
+        self._events = 0
+
+    def _wanted_events(self) -> int:
+        if self.accepting:
+            return READ
+        events = 0 if self._pause_reasons else READ
+        if self._ofifo or not self.connected:
+            events |= WRITE
+        return events
+
+    def _update_interest(self) -> None:
+        reactor = self._reactor
+        if reactor is None:
+            return
+        events = self._wanted_events()
+        if events != self._events:
+            self._events = events
+            reactor.set_interest(self, events)
+
+    def _check_idle(self) -> None:
+        reactor = self._reactor
+        if reactor is None or self.idle_timeout is None:
+            return
+        # Activity only stamps a time; the timer re-arms itself from the
+        # stamp, so busy channels cost no heap operations per read.
+        due = self._last_input + self.idle_timeout
+        now = reactor.time()
+        if now >= due:
+            self._idle_timer = None
+            self.handle_idle_timeout()
+        else:
+            self._idle_timer = reactor.call_later(due - now, self._check_idle)
+
+    def handle_idle_timeout(self) -> None:
+        """Called when no input arrived for ``idle_timeout`` seconds; the default closes."""
+        self.logger.info("idle_timeout", timeout=self.idle_timeout)
+        self.close()
+
+    def handle_shutdown(self) -> None:
+        """Called when the reactor stops gracefully; the default flushes, then closes."""
+        self.close_when_done()
+
+    def close(self) -> None:
+        """Close the socket and leave the channel map (idempotent)."""
+        self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        for item in self._ofifo:
+            if isinstance(item, file_producer):
+                item.done()
+        super().close()
+
+    # ------------------------------------------------------------------ errors and logs
+
+    def handle_error(self) -> None:
+        """Log the exception being handled with its traceback, then close this channel only."""
+        self.logger.exception("channel_error")
+        self.close()
+
+    def log_info(self, message: str, type: str = "info") -> None:  # noqa: A002 - asyncore's name
+        """Route asyncore's own messages to structlog instead of stdout."""
+        level = type if type in ("debug", "info", "warning", "error") else "info"
+        getattr(self.logger, level)(message)

@@ -1,0 +1,421 @@
+"""One event loop for many services: selectors (epoll on Linux), timers, signals.
+
+The reactor owns an asyncore-compatible channel map.  Channels built on
+:class:`framework.asynchat.async_chat` report their own changes of interest,
+so a turn of the loop costs O(ready channels).  Any other asyncore dispatcher
+put in the same map still works: it is asked ``readable()``/``writable()``
+each turn, as ``asyncore.loop`` would.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import selectors
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from framework._compat import asyncore
+
+__all__ = ["Reactor", "Timer", "ChannelMap"]
+
+_log = structlog.get_logger("linechat.reactor")
+
+READ = selectors.EVENT_READ
+WRITE = selectors.EVENT_WRITE
+
+# asyncore lets these escape its handlers; so do we.
+_ESCAPING = (asyncore.ExitNow, KeyboardInterrupt, SystemExit)
+
+
+class Timer:
+    """A scheduled call; :meth:`cancel` stops it (and any repetition)."""
+
+    __slots__ = ("when", "callback", "args", "interval", "cancelled", "_reactor")
+
+    def __init__(
+        self, reactor: Reactor, when: float, callback: Callable[..., Any], args: tuple[Any, ...], interval: float | None
+    ) -> None:
+        self._reactor = reactor
+        self.when = when
+        self.callback = callback
+        self.args = args
+        self.interval = interval
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop this timer; safe to call more than once."""
+        if not self.cancelled:
+            self.cancelled = True
+            self._reactor._timer_cancelled()
+
+    def __repr__(self) -> str:
+        state = "cancelled" if self.cancelled else f"at {self.when:.3f}"
+        return f"<Timer {getattr(self.callback, '__qualname__', self.callback)} {state}>"
+
+
+class ChannelMap(dict[int, Any]):
+    """An asyncore channel map that tells its reactor when dispatchers come and go."""
+
+    def __init__(self, reactor: Reactor) -> None:
+        super().__init__()
+        self.reactor = reactor
+
+    def __setitem__(self, fd: int, obj: Any) -> None:
+        old = self.get(fd)
+        if old is not None and old is not obj:
+            self.reactor._forget(fd, old)
+        super().__setitem__(fd, obj)
+        self.reactor._adopt(fd, obj)
+
+    def __delitem__(self, fd: int) -> None:
+        obj = self[fd]
+        super().__delitem__(fd)
+        self.reactor._forget(fd, obj)
+
+    def pop(self, fd: int, *default: Any) -> Any:  # type: ignore[override]
+        """Remove *fd* and tell the reactor."""
+        if fd in self:
+            obj = self[fd]
+            del self[fd]
+            return obj
+        if default:
+            return default[0]
+        raise KeyError(fd)
+
+
+class _Waker:
+    """The read end of a socket pair that other threads and signals write to."""
+
+    def __init__(self) -> None:
+        self.rsock, self.wsock = socket.socketpair()
+        self.rsock.setblocking(False)
+        self.wsock.setblocking(False)
+
+    def wake(self) -> None:
+        try:
+            self.wsock.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # already full: the loop will wake anyway
+
+    def handle_read_event(self) -> None:
+        try:
+            while self.rsock.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def close(self) -> None:
+        self.rsock.close()
+        self.wsock.close()
+
+
+class Reactor:
+    """An event loop that drives asyncore dispatchers, timers and thread-safe callbacks."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.time = clock
+        self.map: ChannelMap = ChannelMap(self)
+        self._selector = selectors.DefaultSelector()
+        self._registered: dict[int, int] = {}
+        self._legacy: dict[int, Any] = {}  # dispatchers that are polled each turn
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._cancelled = 0
+        self._seq = itertools.count()
+        self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._threadsafe: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._waker = _Waker()
+        self._selector.register(self._waker.rsock.fileno(), READ, self._waker)
+        self._running = False
+        self._stopping = False
+        self._stop_deadline: Timer | None = None
+        self._thread_id: int | None = None
+        self.log = _log
+
+    # ------------------------------------------------------------------ channel map
+
+    def _adopt(self, fd: int, obj: Any) -> None:
+        attach = getattr(obj, "_reactor_attach", None)
+        if attach is not None:
+            attach(self)  # the channel reports its interest itself
+        else:
+            self._legacy[fd] = obj
+
+    def _forget(self, fd: int, obj: Any) -> None:
+        self._legacy.pop(fd, None)
+        if fd in self._registered:
+            del self._registered[fd]
+            try:
+                self._selector.unregister(fd)
+            except (KeyError, ValueError, OSError):
+                pass
+        detach = getattr(obj, "_reactor_detach", None)
+        if detach is not None:
+            detach()
+
+    def set_interest(self, obj: Any, events: int) -> None:
+        """Register (or change, or drop) what the reactor watches *obj*'s socket for."""
+        fd = obj._fileno
+        if fd is None:
+            return
+        old = self._registered.get(fd, 0)
+        if events == old:
+            return
+        if not events:
+            del self._registered[fd]
+            self._selector.unregister(fd)
+        elif old:
+            self._registered[fd] = events
+            self._selector.modify(fd, events, obj)
+        else:
+            self._registered[fd] = events
+            self._selector.register(fd, events, obj)
+
+    def _poll_legacy(self) -> None:
+        for fd, obj in list(self._legacy.items()):
+            events = 0
+            if obj.readable():
+                events |= READ
+            if obj.writable() and not obj.accepting:
+                events |= WRITE
+            self.set_interest(obj, events)
+
+    def install(self) -> None:
+        """Make this reactor's map the default one for dispatchers created without a map."""
+        asyncore.socket_map = self.map
+
+    # ------------------------------------------------------------------ timers and callbacks
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        """Call ``callback(*args)`` once, *delay* seconds from now."""
+        timer = Timer(self, self.time() + max(delay, 0.0), callback, args, None)
+        heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
+        return timer
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        """Call ``callback(*args)`` once, at the reactor time *when*."""
+        return self.call_later(when - self.time(), callback, *args)
+
+    def call_every(self, interval: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        """Call ``callback(*args)`` every *interval* seconds until the timer is cancelled."""
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        timer = Timer(self, self.time() + interval, callback, args, interval)
+        heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
+        return timer
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Call ``callback(*args)`` on the next turn (from the loop's own thread)."""
+        self._ready.append((callback, args))
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Call ``callback(*args)`` on the loop's thread; safe from any thread or signal handler."""
+        self._threadsafe.append((callback, args))
+        self._waker.wake()
+
+    def _timer_cancelled(self) -> None:
+        self._cancelled += 1
+        # Cancelled entries are skipped lazily; rebuild only when they dominate,
+        # so cancel stays O(1) and the heap stays bounded.
+        if self._cancelled > 256 and self._cancelled * 2 > len(self._timers):
+            self._timers = [entry for entry in self._timers if not entry[2].cancelled]
+            heapq.heapify(self._timers)
+            self._cancelled = 0
+
+    def _run_timers(self) -> None:
+        timers = self._timers
+        now = self.time()
+        while timers and timers[0][0] <= now:
+            _, _, timer = heapq.heappop(timers)
+            if timer.cancelled:
+                self._cancelled = max(self._cancelled - 1, 0)
+                continue
+            if timer.interval is not None:
+                # Keep the cadence but never schedule in the past after a stall.
+                timer.when = max(timer.when + timer.interval, now)
+                heapq.heappush(timers, (timer.when, next(self._seq), timer))
+            else:
+                timer.cancelled = True
+            self._call(timer.callback, timer.args)
+
+    def _run_ready(self) -> None:
+        threadsafe = self._threadsafe
+        while threadsafe:
+            self._ready.append(threadsafe.popleft())
+        ready = self._ready
+        for _ in range(len(ready)):
+            callback, args = ready.popleft()
+            self._call(callback, args)
+
+    def _call(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            callback(*args)
+        except _ESCAPING:
+            raise
+        except Exception:
+            self.log.exception("callback_error", callback=getattr(callback, "__qualname__", repr(callback)))
+
+    def next_timer_delay(self) -> float | None:
+        """Seconds until the next live timer, or None when there is none."""
+        timers = self._timers
+        while timers and timers[0][2].cancelled:
+            heapq.heappop(timers)
+            self._cancelled = max(self._cancelled - 1, 0)
+        if not timers:
+            return None
+        return max(timers[0][0] - self.time(), 0.0)
+
+    # ------------------------------------------------------------------ the loop
+
+    def run_once(self, timeout: float | None = None) -> None:
+        """Wait at most *timeout* seconds for events, then handle events, timers and callbacks."""
+        if self._legacy:
+            self._poll_legacy()
+        if self._ready or self._threadsafe:
+            timeout = 0.0
+        else:
+            delay = self.next_timer_delay()
+            if delay is not None and (timeout is None or delay < timeout):
+                timeout = delay
+        for key, mask in self._selector.select(timeout):
+            obj = key.data
+            if obj is self._waker:
+                obj.handle_read_event()
+                continue
+            self._dispatch(obj, mask)
+        if self._timers:
+            self._run_timers()
+        if self._ready or self._threadsafe:
+            self._run_ready()
+
+    @staticmethod
+    def _dispatch(obj: Any, mask: int) -> None:
+        try:
+            if mask & READ:
+                obj.handle_read_event()
+            if mask & WRITE and obj.socket is not None:
+                obj.handle_write_event()
+        except _ESCAPING:
+            raise
+        except Exception:
+            try:
+                obj.handle_error()
+            except _ESCAPING:
+                raise
+            except Exception:
+                # The channel's own error handler failed: log and drop it.
+                _log.exception("handle_error_failed", channel=repr(obj))
+                try:
+                    obj.close()
+                except Exception:
+                    _log.exception("close_failed", channel=repr(obj))
+
+    def run(self, *, handle_signals: bool = True, grace: float = 5.0) -> None:
+        """Run until :meth:`stop` (or SIGINT/SIGTERM when *handle_signals*) and shut down."""
+        self._running = True
+        self._thread_id = threading.get_ident()
+        previous: dict[int, Any] = {}
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, self._on_signal(grace))
+        try:
+            while self._running:
+                self.run_once(None if not self._stopping else 0.1)
+                if self._stopping and not self.map:
+                    break
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self._running = False
+            self._thread_id = None
+
+    def _on_signal(self, grace: float) -> Callable[[int, Any], None]:
+        def handler(signum: int, frame: Any) -> None:
+            name = signal.Signals(signum).name
+            if self._stopping:
+                # A second signal while draining: stop now.
+                self.call_soon_threadsafe(self._force_stop, name)
+            else:
+                self.call_soon_threadsafe(self._log_and_stop, name, grace)
+
+        return handler
+
+    def _log_and_stop(self, signame: str, grace: float) -> None:
+        self.log.info("signal_received", signal=signame, grace=grace)
+        self.stop(grace)
+
+    def _force_stop(self, reason: str) -> None:
+        self.log.warning("forced_stop", reason=reason)
+        self.close_all()
+        self._running = False
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop gracefully: close listeners, let channels flush for up to *grace* seconds, then close all."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for obj in list(self.map.values()):
+            if getattr(obj, "accepting", False):
+                self._safe_close(obj)
+        for obj in list(self.map.values()):
+            shutdown = getattr(obj, "handle_shutdown", None)
+            if shutdown is None:
+                self._safe_close(obj)
+                continue
+            try:
+                shutdown()
+            except Exception:
+                self.log.exception("shutdown_error", channel=repr(obj))
+                self._safe_close(obj)
+        self._stop_deadline = self.call_later(grace, self._force_stop, "grace period over")
+        self._waker.wake()
+
+    def _safe_close(self, obj: Any) -> None:
+        try:
+            obj.close()
+        except Exception:
+            self.log.exception("close_failed", channel=repr(obj))
+            self.map.pop(getattr(obj, "_fileno", -1), None)
+
+    def close_all(self) -> None:
+        """Close every dispatcher in the map now."""
+        for obj in list(self.map.values()):
+            self._safe_close(obj)
+        self.map.clear()
+        for fd in list(self._registered):
+            try:
+                self._selector.unregister(fd)
+            except (KeyError, ValueError, OSError):
+                pass
+        self._registered.clear()
+        self._legacy.clear()
+
+    def close(self) -> None:
+        """Release the reactor's own resources (call after :meth:`run` has returned)."""
+        self.close_all()
+        self._selector.close()
+        self._waker.close()
+
+    @property
+    def stopping(self) -> bool:
+        """True once a graceful stop has begun."""
+        return self._stopping
+
+    @property
+    def running(self) -> bool:
+        """True while :meth:`run` is looping."""
+        return self._running
+
+    def wake(self) -> None:
+        """Interrupt a blocking wait from another thread."""
+        self._waker.wake()
+
+    def __repr__(self) -> str:
+        return f"<Reactor channels={len(self.map)} timers={len(self._timers)}>"
