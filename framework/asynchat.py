@@ -207,6 +207,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         self._ipos = 0
         self._frame_len = 0  # bytes collected for the current frame
         self._discarding = False  # skipping the rest of an over-long frame
+        self._gen = 0  # bumped by anything that must interrupt a framing pass
         self.incoming: list[bytes] = []
         self._ofifo: deque[_FifoItem] = deque()
         self._out_bytes = 0  # queued bytes, producers not counted
@@ -240,6 +241,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         self.terminator = term
         self._frame_len = 0
         self._discarding = False
+        self._gen += 1
 
     def get_terminator(self) -> Terminator:
         """Return the current terminator."""
@@ -284,6 +286,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         else:
             self._ibuf = bytes(data)
         self._ipos = 0
+        self._gen += 1
         limit = self.max_input_buffer
         if limit is not None and self._pause_reasons and len(self._ibuf) > limit:
             self.handle_input_overflow(len(self._ibuf))
@@ -294,11 +297,18 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Put *data* back in front of the input not yet framed."""
         self._ibuf = bytes(data) + self._ibuf[self._ipos :]
         self._ipos = 0
+        self._gen += 1
 
     @property
     def ac_in_buffer(self) -> bytes:
         """Input received but not yet framed."""
         return self._ibuf[self._ipos :]
+
+    @ac_in_buffer.setter
+    def ac_in_buffer(self, data: bytes) -> None:
+        self._ibuf = bytes(data)
+        self._ipos = 0
+        self._gen += 1
 
     @property
     def producer_fifo(self) -> deque[_FifoItem]:
@@ -355,12 +365,43 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def _scan_delimited(self, term: bytes) -> bool:
         """Hand out every frame ending in *term*; False once the input is exhausted."""
+        if self._discarding or self.max_frame_size is not None or not self._plain_get_terminator:
+            return self._scan_checked(term)
+        # The hot path: no limits to account for.  Anything a handler can do
+        # that matters here (pause, close, feed, unread, set_terminator,
+        # discard_frame) bumps _gen, so one comparison per frame suffices.
+        buf = self._ibuf
+        pos = self._ipos
+        tlen = len(term)
+        find = buf.find
+        collect = self.collect_incoming_data
+        found = self.found_terminator
+        gen = self._gen
+        idx = find(term, pos)
+        if idx >= 0:
+            self._frame_len = 0
+            while True:
+                if idx > pos:
+                    collect(buf[pos:idx])
+                pos = idx + tlen
+                self._ipos = pos
+                found()
+                if self._gen != gen or self.terminator is not term:
+                    return True
+                idx = find(term, pos)
+                if idx < 0:
+                    break
+        return self._collect_tail(buf, pos, term)
+
+    def _scan_checked(self, term: bytes) -> bool:
+        """:meth:`_scan_delimited` with frame limits, discarding and dynamic terminators."""
         buf = self._ibuf
         pos = self._ipos
         tlen = len(term)
         find = buf.find
         limit = self.max_frame_size
         collect = self.collect_incoming_data
+        plain = self._plain_get_terminator
         while True:
             idx = find(term, pos)
             if idx < 0:
@@ -376,6 +417,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
                 self._ipos = pos
                 self._too_long()
                 return True
+            gen = self._gen
             if idx > pos:
                 collect(buf[pos:idx])
             pos = idx + tlen
@@ -383,31 +425,29 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             self._frame_len = 0
             self.found_terminator()
             # The handler may have changed the terminator, paused us, pushed
-            # input back or closed: start over from the outer loop then.
-            if (
-                self.terminator is not term
-                or self._pause_reasons
-                or self._closed
-                or self._ibuf is not buf
-                or self._ipos != pos
-            ):
+            # input back or closed: start over from the outer loop then.  A
+            # get_terminator() override is asked again after every frame.
+            if self._gen != gen or self.terminator is not term or not plain:
                 return True
-        # No terminator in what is left: hand over all but a possible prefix of it.
+        return self._collect_tail(buf, pos, term)
+
+    def _collect_tail(self, buf: bytes, pos: int, term: bytes) -> bool:
+        """No terminator after *pos*: hand over all but a possible start of one."""
         end = len(buf)
-        keep = find_prefix_at_end(buf, term) if tlen > 1 else 0
+        keep = find_prefix_at_end(buf, term) if len(term) > 1 else 0
         if keep > end - pos:
             keep = end - pos
         stop = end - keep
         if stop > pos:
+            self._ipos = stop
             if self._discarding:
-                self._ipos = stop
                 return False
             self._frame_len += stop - pos
-            self._ipos = stop
+            limit = self.max_frame_size
             if limit is not None and self._frame_len > limit:
                 self._too_long()
                 return False
-            collect(buf[pos:stop])
+            self.collect_incoming_data(buf[pos:stop])
         return False
 
     def _too_long(self) -> None:
@@ -420,6 +460,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Drop input up to and including the next terminator (call from a limit hook)."""
         self._discarding = True
         self.incoming.clear()
+        self._gen += 1
 
     def handle_frame_too_long(self, size: int) -> None:
         """Called when a frame passes ``max_frame_size``; the default reports it and closes."""
@@ -431,6 +472,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         self.logger.warning("input_overflow", size=size, limit=self.max_input_buffer)
         self._ibuf = b""
         self._ipos = 0
+        self._gen += 1
         self.close()
 
     # ------------------------------------------------------------------ pausing
@@ -439,6 +481,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Stop reading from the peer and framing buffered input until resumed for *reason*."""
         if reason not in self._pause_reasons:
             self._pause_reasons.add(reason)
+            self._gen += 1
             self._update_interest()
 
     def resume_reading(self, reason: str = "user") -> None:
@@ -635,6 +678,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Drop all buffered input and queued output."""
         self._ibuf = b""
         self._ipos = 0
+        self._gen += 1
         self.incoming.clear()
         for item in self._ofifo:
             if isinstance(item, file_producer):
@@ -715,6 +759,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     def close(self) -> None:
         """Close the socket and leave the channel map (idempotent)."""
         self._closed = True
+        self._gen += 1
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None

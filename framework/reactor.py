@@ -137,6 +137,8 @@ class Reactor:
         self._stopping = False
         self._stop_deadline: Timer | None = None
         self._thread_id: int | None = None
+        #: Called (without arguments) when a graceful stop begins.
+        self.stop_callbacks: list[Callable[[], Any]] = []
         self.log = _log
 
     # ------------------------------------------------------------------ channel map
@@ -361,6 +363,8 @@ class Reactor:
         if self._stopping:
             return
         self._stopping = True
+        for callback in self.stop_callbacks:
+            self._call(callback, ())
         for obj in list(self.map.values()):
             if getattr(obj, "accepting", False):
                 self._safe_close(obj)
