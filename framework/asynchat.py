@@ -19,7 +19,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -29,14 +29,14 @@ if TYPE_CHECKING:
     from framework.reactor import Reactor, Timer
 
 __all__ = [
-    "async_chat",
-    "simple_producer",
-    "file_producer",
-    "fifo",
-    "find_prefix_at_end",
-    "Producer",
     "READ",
     "WRITE",
+    "Producer",
+    "async_chat",
+    "fifo",
+    "file_producer",
+    "find_prefix_at_end",
+    "simple_producer",
 ]
 
 #: Interest bits, identical to ``selectors.EVENT_READ`` / ``EVENT_WRITE``.
@@ -64,8 +64,8 @@ class Producer(Protocol):
     def more(self) -> bytes: ...
 
 
-Terminator = Union[bytes, int, None]
-_FifoItem = Union[bytes, bytearray, memoryview, Producer, None]
+Terminator = bytes | int | None
+_FifoItem = bytes | bytearray | memoryview | Producer | None
 
 
 def find_prefix_at_end(haystack: bytes | str, needle: bytes | str) -> int:
@@ -319,23 +319,32 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """The framing loop: hand out frames while input, a terminator and no pause remain."""
         self._dispatching += 1
         try:
-            while not self._pause_reasons and not self._closed and self._ipos < len(self._ibuf):
-                term = self.terminator if self._plain_get_terminator else self.get_terminator()
-                if not term:
-                    self._take_all()
-                elif term.__class__ is int:
-                    self._take_count(term)  # type: ignore[arg-type]
-                else:
-                    if not self._scan_delimited(term):  # type: ignore[arg-type]
+            while True:
+                while not self._pause_reasons and not self._closed and self._ipos < len(self._ibuf):
+                    term = self.terminator if self._plain_get_terminator else self.get_terminator()
+                    if not term:
+                        self._take_all()
+                    elif term.__class__ is int:
+                        self._take_count(term)  # type: ignore[arg-type]
+                    elif not self._scan_delimited(term):  # type: ignore[arg-type]
                         break
+                if self._dispatching > 1 or not self._flush_wanted:
+                    break
+                # Send the replies of this batch.  If that drains a backlog and
+                # resumes reading, keep framing here rather than recursing.
+                self._flush_wanted = False
+                self.initiate_send()
+                if self._pause_reasons or self._closed or self._ipos >= len(self._ibuf):
+                    break
         finally:
             self._dispatching -= 1
+            if not self._dispatching and self._flush_wanted:
+                # A handler raised with replies pending: make sure a write
+                # event will still send them.
+                self._update_interest()
         if self._ipos and self._ipos >= len(self._ibuf):
             self._ibuf = b""
             self._ipos = 0
-        if not self._dispatching and self._flush_wanted:
-            self._flush_wanted = False
-            self.initiate_send()
 
     def _take_all(self) -> None:
         buf, pos = self._ibuf, self._ipos
@@ -527,15 +536,15 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         if size:
             self._ofifo.append(data)
             self._out_bytes += size
-            if self.out_high_water is not None and self._out_bytes > self.out_high_water:
-                self._over_high_water()
+            self._check_output_limits()
         self._send_soon()
 
     def push_with_producer(self, producer: Producer | bytes) -> None:
         """Queue a producer (or a byte string) whose output is sent in order."""
-        if isinstance(producer, _BYTES_TYPES):
-            self._out_bytes += len(producer)
         self._ofifo.append(producer)
+        if isinstance(producer, _BYTES_TYPES):
+            self._out_bytes += producer.nbytes if isinstance(producer, memoryview) else len(producer)
+            self._check_output_limits()
         self._send_soon()
 
     def push_many(self, items: Iterable[bytes]) -> None:
@@ -547,8 +556,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
                 fifo.append(data)
                 total += len(data)
         self._out_bytes += total
-        if self.out_high_water is not None and self._out_bytes > self.out_high_water:
-            self._over_high_water()
+        self._check_output_limits()
         self._send_soon()
 
     def _send_soon(self) -> None:
@@ -570,12 +578,15 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Bytes queued for the peer (producers not yet run are not counted)."""
         return self._out_bytes
 
-    def _over_high_water(self) -> None:
+    def _check_output_limits(self) -> None:
+        queued = self._out_bytes
         hard = self.out_hard_limit
-        if hard is not None and self._out_bytes > hard:
-            self.handle_slow_consumer(self._out_bytes)
+        if hard is not None and queued > hard:
+            self.handle_slow_consumer(queued)
             return
-        self.pause_reading("backpressure")
+        high = self.out_high_water
+        if high is not None and queued > high:
+            self.pause_reading("backpressure")
 
     def handle_slow_consumer(self, queued: int) -> None:
         """Called when queued output passes ``out_hard_limit``; the default disconnects."""
@@ -633,14 +644,15 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             for _ in bufs:
                 fifo.popleft()
             return True
+        sock: Any = self.socket
         try:
             if len(bufs) == 1:
-                sent = self.socket.send(bufs[0])
-            elif total <= 16384 or not hasattr(self.socket, "sendmsg"):
+                sent = sock.send(bufs[0])
+            elif total <= 16384 or not hasattr(sock, "sendmsg"):
                 # Copying a few small replies is cheaper than an iovec per reply.
-                sent = self.socket.send(b"".join(bufs))
+                sent = sock.send(b"".join(bufs))
             else:
-                sent = self.socket.sendmsg(bufs)
+                sent = sock.sendmsg(bufs)
         except BlockingIOError:
             return False
         except OSError as exc:
@@ -701,10 +713,18 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         super().add_channel(map)
         self._update_interest()
 
+    def listen(self, num: int) -> None:
+        """Start accepting connections (then only read readiness is watched)."""
+        super().listen(num)
+        self._update_interest()
+
     def _reactor_attach(self, reactor: Reactor) -> None:
         """Called by the reactor when this channel enters its map."""
         self._reactor = reactor
         self._events = 0
+        if self._idle_timer is not None:  # entering the map again: one timer only
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self.idle_timeout:
             self._last_input = reactor.time()
             self._idle_timer = reactor.call_later(self.idle_timeout, self._check_idle)
