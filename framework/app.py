@@ -40,6 +40,7 @@ class Listener(asyncore.dispatcher):
             self.close()
             raise
         self.listen(service.settings.backlog)
+        assert self.socket is not None
         self.address: tuple[str, int] = self.socket.getsockname()[:2]
 
     def _reactor_attach(self, reactor: Reactor) -> None:
@@ -64,9 +65,12 @@ class Listener(asyncore.dispatcher):
 
     def handle_accept(self) -> None:
         """Accept every waiting connection (bounded per turn)."""
+        listening = self.socket
+        if listening is None:
+            return
         for _ in range(128):
             try:
-                sock, addr = self.socket.accept()
+                sock, addr = listening.accept()
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -102,11 +106,14 @@ class App:
         self.reactor = reactor or Reactor()
         self.data_dir = Path(settings.data_dir)
         self.log = _log
+        self.failed: dict[str, str] = {}  # "kind:name" -> why it was skipped
         plugin_objs: list[Plugin] = []
         for name, plugin_cls in sorted((plugins or {}).items()):
             plugin_settings = getattr(settings.plugins, name)
             if plugin_settings.enabled:
-                plugin_objs.append(plugin_cls(plugin_settings, self))
+                plugin = self._construct("plugin", name, plugin_cls, plugin_settings)
+                if plugin is not None:
+                    plugin_objs.append(plugin)
         self.plugins = plugin_objs
         self.hooks = Hooks(plugin_objs)
         self.reactor.stop_callbacks.append(lambda: self.hooks.server_stopping(self))
@@ -118,8 +125,23 @@ class App:
                     continue
             elif not service_settings.enabled:
                 continue
-            self.services[name] = service_cls(service_settings, app=self)
+            service = self._construct("service", name, service_cls, service_settings)
+            if service is not None:
+                self.services[name] = service
         self.listeners: list[Listener] = []
+
+    def _construct(self, kind: str, name: str, cls: type, settings: Any) -> Any:
+        """Build a service or plugin; a failure is logged and skipped, or raised when strict."""
+        try:
+            if kind == "service":
+                return cls(settings, app=self)
+            return cls(settings, self)
+        except Exception as exc:
+            if getattr(self.settings, "strict", False):
+                raise
+            self.log.exception(f"{kind}_failed", name=name)
+            self.failed[f"{kind}:{name}"] = f"{type(exc).__name__}: {exc}"
+            return None
 
     def start(self) -> None:
         """Bind every listener and start the services; raise OSError if a port is taken."""

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from framework.app import App
     from framework.service import Protocol, Service
 
-__all__ = ["Plugin", "PluginSettings", "Hooks", "Discovered", "discover", "SERVICE_GROUP", "PLUGIN_GROUP"]
+__all__ = ["PLUGIN_GROUP", "SERVICE_GROUP", "Discovered", "Hooks", "Plugin", "PluginSettings", "discover"]
 
 SERVICE_GROUP = "linechat.services"
 PLUGIN_GROUP = "linechat.plugins"
@@ -144,6 +144,6 @@ def discover(group: str) -> list[Discovered]:
             if not isinstance(item.obj, type):
                 item.error = f"entry point {ep.value} is not a class"
             elif not getattr(item.obj, "name", ""):
-                item.obj.name = ep.name
+                item.obj.name = ep.name  # type: ignore[attr-defined]
         found.append(item)
     return found

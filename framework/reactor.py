@@ -9,6 +9,7 @@ each turn, as ``asyncore.loop`` would.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import selectors
@@ -24,7 +25,7 @@ import structlog
 
 from framework._compat import asyncore
 
-__all__ = ["Reactor", "Timer", "ChannelMap"]
+__all__ = ["ChannelMap", "Reactor", "Timer"]
 
 _log = structlog.get_logger("linechat.reactor")
 
@@ -38,7 +39,7 @@ _ESCAPING = (asyncore.ExitNow, KeyboardInterrupt, SystemExit)
 class Timer:
     """A scheduled call; :meth:`cancel` stops it (and any repetition)."""
 
-    __slots__ = ("when", "callback", "args", "interval", "cancelled", "_reactor")
+    __slots__ = ("_reactor", "args", "callback", "cancelled", "interval", "when")
 
     def __init__(
         self, reactor: Reactor, when: float, callback: Callable[..., Any], args: tuple[Any, ...], interval: float | None
@@ -100,10 +101,9 @@ class _Waker:
         self.wsock.setblocking(False)
 
     def wake(self) -> None:
-        try:
+        # A full socket means a wake-up is pending anyway.
+        with contextlib.suppress(BlockingIOError, OSError):
             self.wsock.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass  # already full: the loop will wake anyway
 
     def handle_read_event(self) -> None:
         try:
@@ -154,10 +154,8 @@ class Reactor:
         self._legacy.pop(fd, None)
         if fd in self._registered:
             del self._registered[fd]
-            try:
+            with contextlib.suppress(KeyError, ValueError, OSError):
                 self._selector.unregister(fd)
-            except (KeyError, ValueError, OSError):
-                pass
         detach = getattr(obj, "_reactor_detach", None)
         if detach is not None:
             detach()
@@ -181,13 +179,21 @@ class Reactor:
             self._selector.register(fd, events, obj)
 
     def _poll_legacy(self) -> None:
-        for fd, obj in list(self._legacy.items()):
-            events = 0
-            if obj.readable():
-                events |= READ
-            if obj.writable() and not obj.accepting:
-                events |= WRITE
-            self.set_interest(obj, events)
+        legacy = self._legacy
+        for fd, obj in list(legacy.items()):
+            if fd not in legacy:
+                continue  # closed by another dispatcher's readable()/writable()
+            try:
+                events = 0
+                if obj.readable():
+                    events |= READ
+                if obj.writable() and not obj.accepting:
+                    events |= WRITE
+                self.set_interest(obj, events)
+            except _ESCAPING:
+                raise
+            except Exception:
+                self._handle_error(obj)
 
     def install(self) -> None:
         """Make this reactor's map the default one for dispatchers created without a map."""
@@ -240,8 +246,11 @@ class Reactor:
                 self._cancelled = max(self._cancelled - 1, 0)
                 continue
             if timer.interval is not None:
-                # Keep the cadence but never schedule in the past after a stall.
-                timer.when = max(timer.when + timer.interval, now)
+                # Keep the cadence; after a stall skip the missed ticks rather
+                # than firing again in this same turn.
+                timer.when += timer.interval
+                if timer.when <= now:
+                    timer.when = now + timer.interval
                 heapq.heappush(timers, (timer.when, next(self._seq), timer))
             else:
                 timer.cancelled = True
@@ -286,38 +295,46 @@ class Reactor:
             delay = self.next_timer_delay()
             if delay is not None and (timeout is None or delay < timeout):
                 timeout = delay
+        channels = self.map
         for key, mask in self._selector.select(timeout):
             obj = key.data
             if obj is self._waker:
                 obj.handle_read_event()
                 continue
+            if channels.get(key.fd) is not obj:
+                continue  # closed (or replaced) by an earlier handler in this turn
             self._dispatch(obj, mask)
         if self._timers:
             self._run_timers()
         if self._ready or self._threadsafe:
             self._run_ready()
 
-    @staticmethod
-    def _dispatch(obj: Any, mask: int) -> None:
+    @classmethod
+    def _dispatch(cls, obj: Any, mask: int) -> None:
         try:
             if mask & READ:
                 obj.handle_read_event()
-            if mask & WRITE and obj.socket is not None:
+            # The read handler may have closed the channel: then no write.
+            if mask & WRITE and obj.socket is not None and obj._fileno is not None:
                 obj.handle_write_event()
         except _ESCAPING:
             raise
         except Exception:
+            cls._handle_error(obj)
+
+    @staticmethod
+    def _handle_error(obj: Any) -> None:
+        """Let *obj* handle the exception being handled; if that fails too, log and close it."""
+        try:
+            obj.handle_error()
+        except _ESCAPING:
+            raise
+        except Exception:
+            _log.exception("handle_error_failed", channel=repr(obj))
             try:
-                obj.handle_error()
-            except _ESCAPING:
-                raise
+                obj.close()
             except Exception:
-                # The channel's own error handler failed: log and drop it.
-                _log.exception("handle_error_failed", channel=repr(obj))
-                try:
-                    obj.close()
-                except Exception:
-                    _log.exception("close_failed", channel=repr(obj))
+                _log.exception("close_failed", channel=repr(obj))
 
     def run(self, *, handle_signals: bool = True, grace: float = 5.0) -> None:
         """Run until :meth:`stop` (or SIGINT/SIGTERM when *handle_signals*) and shut down."""
@@ -333,8 +350,11 @@ class Reactor:
                 if self._stopping and not self.map:
                     break
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+            if self._stop_deadline is not None:
+                self._stop_deadline.cancel()
+                self._stop_deadline = None
             self._running = False
             self._thread_id = None
 
@@ -394,10 +414,8 @@ class Reactor:
             self._safe_close(obj)
         self.map.clear()
         for fd in list(self._registered):
-            try:
+            with contextlib.suppress(KeyError, ValueError, OSError):
                 self._selector.unregister(fd)
-            except (KeyError, ValueError, OSError):
-                pass
         self._registered.clear()
         self._legacy.clear()
 

@@ -26,17 +26,17 @@ if TYPE_CHECKING:
     from framework.reactor import Reactor, Timer
 
 __all__ = [
+    "CommandError",
+    "ListenerSpec",
+    "Pending",
+    "Protocol",
+    "Reply",
+    "Rule",
+    "Service",
+    "ServiceChannel",
+    "ServiceSettings",
     "command",
     "terminator",
-    "Rule",
-    "Protocol",
-    "Service",
-    "ServiceSettings",
-    "ServiceChannel",
-    "Pending",
-    "ListenerSpec",
-    "CommandError",
-    "Reply",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -249,7 +249,7 @@ def _build_spec(name: str, func: Callable[..., Any], meta: dict[str, Any], arg_t
 class Pending:
     """A reply that comes later; the connection handles no further input until it is resolved."""
 
-    __slots__ = ("_protocol", "done", "_timer")
+    __slots__ = ("_protocol", "_timer", "done")
 
     def __init__(self, protocol: Protocol) -> None:
         self._protocol = protocol
@@ -299,7 +299,7 @@ class Protocol:
         rules: dict[str, Rule] = {"command": Rule("command", cls.line_delimiter)}
         # Walk the MRO from the base down so subclasses override parents.
         for klass in reversed(cls.__mro__):
-            for attr, value in vars(klass).items():
+            for value in vars(klass).values():
                 meta = getattr(value, "__linechat_command__", None)
                 if meta is not None:
                     for name in meta["names"]:
@@ -436,7 +436,7 @@ class Protocol:
         if not spec.plain:
             try:
                 args = self._convert(spec, args)
-            except _BadArgument as bad:
+            except _BadArgumentError as bad:
                 return self.on_bad_argument(name, bad.param, bad.value, bad.exc)
         try:
             return spec.func(self, *args)  # type: ignore[no-any-return]
@@ -463,7 +463,7 @@ class Protocol:
             try:
                 out.append(conv(value))
             except (ValueError, TypeError, UnicodeError) as exc:
-                raise _BadArgument(param, value, exc) from None
+                raise _BadArgumentError(param, value, exc) from None
         return out
 
     @classmethod
@@ -537,10 +537,10 @@ class Protocol:
 
 
 class _DecodeError(Exception):
-    pass
+    """A command line that does not decode."""
 
 
-class _BadArgument(Exception):
+class _BadArgumentError(Exception):
     def __init__(self, param: str, value: Any, exc: Exception) -> None:
         super().__init__(param)
         self.param = param
@@ -571,7 +571,8 @@ class ServiceChannel(async_chat):
         self.max_line = settings.max_line
         self.idle_timeout = settings.idle_timeout
         self.out_high_water = settings.out_high_water
-        self.out_low_water = settings.out_low_water
+        # A low mark at or above the high mark would resume at once.
+        self.out_low_water = min(settings.out_low_water, settings.out_high_water // 2)
         self.out_hard_limit = settings.out_hard_limit
         self.max_input_buffer = max(settings.max_line, self.ac_in_buffer_size) * 4
         self._chunks: list[bytes] = []
@@ -710,9 +711,7 @@ class ServiceChannel(async_chat):
         duration = time.perf_counter() - started
         status = self.protocol.reply_status(reply)
         if self.service.access_log:
-            self.logger.info(
-                "command", command=name, status=status, bytes=size, duration_ms=round(duration * 1000, 3)
-            )
+            self.logger.info("command", command=name, status=status, bytes=size, duration_ms=round(duration * 1000, 3))
         if self._hooks is not None:
             self._hooks.command_handled(self.protocol, name, status, size, duration)
 

@@ -138,42 +138,36 @@ def load_settings(
         raise SettingsError(_explain(exc, init, toml_data, config_file)) from None
 
 
-def _lookup(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[bool, Any]:
-    node: Any = data
-    for part in loc:
+def _depth(data: Any, loc: tuple[str, ...]) -> int:
+    """How many leading parts of *loc* exist in nested *data* (dicts and lists)."""
+    node = data
+    for depth, part in enumerate(loc):
         if isinstance(node, dict) and part in node:
             node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
         else:
-            return False, None
-    return True, node
+            return depth
+    return len(loc)
 
 
-def _explain(
-    exc: ValidationError, flags: dict[str, Any], toml_data: dict[str, Any], config_file: Any
-) -> str:
+def _explain(exc: ValidationError, flags: dict[str, Any], toml_data: dict[str, Any], config_file: Any) -> str:
     lines = ["invalid settings:"]
-    env = {key.upper(): value for key, value in os.environ.items()}
+    env = {key.upper() for key in os.environ}
     for error in exc.errors():
         loc = tuple(str(part) for part in error["loc"])
         field = ".".join(loc) or "(root)"
-        origin = "the defaults"
-        found, _ = _lookup(flags, loc)
-        if found:
-            origin = f"the command line (--set {field}=...)"
-        else:
-            # The value (or an enclosing table) may come from the environment.
-            for depth in range(len(loc), 0, -1):
-                name = ENV_PREFIX + "__".join(loc[:depth]).upper()
-                if name in env:
-                    origin = f"environment variable {name}"
-                    break
-            else:
-                for depth in range(len(loc), 0, -1):
-                    if _lookup(toml_data, loc[:depth])[0]:
-                        table = ".".join(loc[:-1]) if len(loc) > 1 else ""
-                        where = f"[{table}] " if table else ""
-                        origin = f"config file {config_file} ({where}{loc[-1]})"
-                        break
+        # The source holding the deepest part of the path supplied the value;
+        # on a tie the higher-priority source wins (flags, then env, then file).
+        env_depth = next((d for d in range(len(loc), 0, -1) if ENV_PREFIX + "__".join(loc[:d]).upper() in env), 0)
+        candidates = [
+            (_depth(flags, loc), 3, f"the command line (--set {field}=...)"),
+            (env_depth, 2, f"environment variable {ENV_PREFIX}{'__'.join(loc[:env_depth]).upper()}"),
+            (_depth(toml_data, loc), 1, f"config file {config_file}"),
+        ]
+        depth, _, origin = max(candidates)
+        if depth == 0:
+            origin = "the defaults"
         message = error["msg"]
         if error["type"] != "missing" and "input" in error and not isinstance(error["input"], dict):
             message += f" (got {error['input']!r})"

@@ -25,7 +25,7 @@ from framework.reactor import Reactor
 from framework.service import ListenerSpec, Service, ServiceChannel, ServiceSettings
 from framework.settings import build_settings_model, load_settings
 
-__all__ = ["FakeClock", "MemoryClient", "ServiceHarness", "serve", "RunningServer", "LineClient"]
+__all__ = ["FakeClock", "LineClient", "MemoryClient", "RunningServer", "ServiceHarness", "serve"]
 
 _fake_fds = itertools.count(1_000_000)
 

@@ -17,6 +17,8 @@ class EchoSettings(ServiceSettings):
 class EchoProtocol(Protocol):
     """One connection: every command is a line of words."""
 
+    settings: EchoSettings
+
     def on_connect(self) -> str:
         return f"+ {self.settings.greeting}"
 
