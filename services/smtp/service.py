@@ -1,0 +1,485 @@
+"""The SMTP service: an ESMTP server (RFC 5321) that stores the mail it accepts in Maildirs."""
+
+from __future__ import annotations
+
+import re
+import socket
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from pydantic import Field
+
+from framework import Pending, Protocol, Reply, Rule, Service, ServiceSettings, command, terminator
+from services.smtp.address import PathError, parse_path_argument
+from services.smtp.data import INJECTED, DataReader
+from services.smtp.maildir import MaildirWriter, safe_folder_name
+
+__all__ = ["Envelope", "SmtpProtocol", "SmtpService", "SmtpSettings", "format_reply"]
+
+#: What :meth:`SmtpService.handle_message` may return instead of None (accepted).
+Verdict = tuple[int, str]
+
+_ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(\s|$)")
+
+
+class SmtpSettings(ServiceSettings):
+    """Settings of the SMTP service."""
+
+    port: int = Field(8025, ge=0, le=65535, description="TCP port (0: any free port)")
+    max_line: int = Field(512, ge=64, description="longest command line in octets (RFC 5321: 512)")
+    idle_timeout: float | None = Field(
+        300.0, gt=0, description="seconds without input, in any phase, before 421 and close (RFC 5321: 5 min)"
+    )
+    hostname: str = Field(default_factory=socket.gethostname, description="name announced in replies and headers")
+    max_message_size: int = Field(32 << 20, ge=1, description="largest message in octets (advertised as SIZE)")
+    max_recipients: int = Field(100, ge=1, description="recipients per message before 452")
+    maildir: Path | None = Field(None, description="Maildir (or folder of Maildirs); default <data_dir>/maildir")
+    delivery: Literal["shared", "per_recipient"] = Field(
+        "shared", description="one Maildir for all mail, or one Maildir per recipient under `maildir`"
+    )
+    spool_threshold: int = Field(1 << 20, ge=0, description="message bytes kept in memory before spooling to disk")
+    spool_dir: Path | None = Field(None, description="where large messages spool (default: the system temp dir)")
+    delivery_threads: int = Field(4, ge=0, description="threads storing messages (0: on the event loop)")
+    fsync: bool = Field(True, description="fsync each message and its directory before answering 250")
+
+
+@dataclass
+class Envelope:
+    """One accepted message: the envelope, the session it came from, and its content."""
+
+    id: str
+    mail_from: str
+    rcpt_tos: list[str]
+    mail_options: dict[str, str | None]
+    helo: str
+    esmtp: bool
+    peer: tuple[str, int] | None
+    received_at: datetime
+    size: int
+    file: IO[bytes] = field(repr=False)
+
+    @property
+    def smtputf8(self) -> bool:
+        """True when the client asked for SMTPUTF8 (RFC 6531) in MAIL FROM."""
+        return "SMTPUTF8" in self.mail_options
+
+    @property
+    def body_type(self) -> str:
+        """``7BIT`` or ``8BITMIME`` as declared by ``BODY=`` (RFC 6152)."""
+        return (self.mail_options.get("BODY") or "7BIT").upper()
+
+    def read_content(self) -> bytes:
+        """The whole message as received (without our Received: header)."""
+        self.file.seek(0)
+        return self.file.read()
+
+
+def format_reply(code: int, text: str) -> str:
+    """Build a reply line (or lines, for text with newlines), adding an enhanced status code if absent."""
+    if not 200 <= code <= 599:
+        raise ValueError(f"not an SMTP reply code: {code}")
+    lines = text.splitlines() or [""]
+    default = f"{code // 100}.0.0"
+    out = []
+    for index, line in enumerate(lines):
+        if not _ENHANCED.match(line):
+            line = f"{default} {line}".rstrip()
+        sep = " " if index == len(lines) - 1 else "-"
+        out.append(f"{code}{sep}{line}")
+    return "\r\n".join(out)
+
+
+class SmtpProtocol(Protocol):
+    """One SMTP session: greeting, EHLO, transactions, DATA."""
+
+    line_delimiter = b"\n"
+    line_ending = b"\r\n"
+    initial_state = "fresh"  # fresh -> greeted -> mail -> rcpt (-> greeted after DATA/RSET)
+
+    service: SmtpService
+    settings: SmtpSettings
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.helo: str | None = None
+        self.esmtp = False
+        self._reset_transaction()
+        self._reader: DataReader | None = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _reset_transaction(self) -> None:
+        self.mail_from: str | None = None
+        self.mail_options: dict[str, str | None] = {}
+        self.rcpt_tos: list[str] = []
+        if self.helo is not None:
+            self.state = "greeted"
+
+    def _drop_data(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    # ------------------------------------------------------------------ framework hooks
+
+    def on_connect(self) -> str:
+        return f"220 {self.settings.hostname} ESMTP linechat ready"
+
+    def on_close(self) -> None:
+        # A client that vanished mid-DATA: its spooled data just goes away.
+        self._drop_data()
+
+    def on_idle_timeout(self) -> str:
+        self._drop_data()
+        return f"421 4.4.2 {self.settings.hostname} Error: timeout exceeded, closing connection"
+
+    def on_shutdown(self) -> str:
+        self._drop_data()
+        return f"421 4.3.2 {self.settings.hostname} Service shutting down, closing transmission channel"
+
+    def on_unknown_command(self, name: str, args: list[Any]) -> str:
+        return "500 5.5.2 Error: command not recognized"
+
+    def on_arity_error(self, name: str, args: list[Any]) -> str:
+        return "501 5.5.4 Syntax error in parameters or arguments"
+
+    def on_handler_error(self, name: str | None, exc: BaseException) -> str:
+        self._drop_data()
+        return "451 4.3.0 Error: local error in processing"
+
+    def on_frame_too_long(self, rule: Rule, size: int) -> bool:
+        if rule.is_command:
+            self.send("500 5.5.2 Error: line too long")
+            return True  # the rest of the line is skipped; the session goes on
+        return False
+
+    def on_empty_line(self) -> str:
+        return "500 5.5.2 Error: bad syntax"
+
+    def error(self, message: str) -> str:
+        return f"500 5.5.2 Error: {message}"
+
+    def reply_status(self, reply: Reply) -> str:
+        if isinstance(reply, str) and reply[:1] in ("4", "5"):
+            return "error"
+        return "ok"
+
+    def handle_line(self, line: bytes) -> Reply:
+        """Split a command line into the verb and the rest, which SMTP parses per command."""
+        if line[-1:] == b"\r":
+            line = line[:-1]
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            return "500 5.5.2 Error: command line is not valid UTF-8"
+        text = text.strip(" \t")
+        if not text:
+            return self.on_empty_line()
+        verb, _, rest = text.partition(" ")
+        rest = rest.strip(" \t")
+        return self.dispatch(verb.upper(), [rest] if rest else [])
+
+    # ------------------------------------------------------------------ session commands
+
+    @command("HELO")
+    def helo_command(self, arg: str = "") -> str:
+        """HELO domain: start a plain SMTP session."""
+        if not arg or " " in arg:
+            return "501 5.5.4 Syntax: HELO hostname"
+        self.helo = arg
+        self.esmtp = False
+        self._reset_transaction()
+        return f"250 {self.settings.hostname}"
+
+    @command("EHLO")
+    def ehlo_command(self, arg: str = "") -> list[str]:
+        """EHLO domain: start an ESMTP session and list the extensions."""
+        if not arg or " " in arg:
+            return ["501 5.5.4 Syntax: EHLO hostname"]
+        self.helo = arg
+        self.esmtp = True
+        self._reset_transaction()
+        return [
+            f"250-{self.settings.hostname} Hello {arg}",
+            f"250-SIZE {self.settings.max_message_size}",
+            "250-8BITMIME",
+            "250-PIPELINING",
+            "250-ENHANCEDSTATUSCODES",
+            "250-SMTPUTF8",
+            "250 HELP",
+        ]
+
+    @command("NOOP")
+    def noop_command(self, arg: str = "") -> str:
+        """NOOP: do nothing (an argument is allowed and ignored)."""
+        return "250 2.0.0 OK"
+
+    @command("RSET")
+    def rset_command(self, arg: str = "") -> str:
+        """RSET: abort the current transaction."""
+        if arg:
+            return "501 5.5.4 Syntax: RSET"
+        self._reset_transaction()
+        return "250 2.0.0 OK"
+
+    @command("QUIT")
+    def quit_command(self, arg: str = "") -> str:
+        """QUIT: say goodbye and close."""
+        if arg:
+            return "501 5.5.4 Syntax: QUIT"
+        self.close()
+        return "221 2.0.0 Bye"
+
+    @command("VRFY")
+    def vrfy_command(self, arg: str = "") -> str:
+        """VRFY name: never confirms anyone (252), as most servers do."""
+        if not arg:
+            return "501 5.5.4 Syntax: VRFY <address>"
+        return "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"
+
+    @command("EXPN")
+    def expn_command(self, arg: str = "") -> str:
+        """EXPN: not implemented (mailing lists are not expanded)."""
+        return "502 5.5.1 Error: command not implemented"
+
+    @command("HELP")
+    def help_command(self, arg: str = "") -> str:
+        """HELP: list the commands."""
+        return "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"
+
+    # ------------------------------------------------------------------ the transaction
+
+    @command("MAIL")
+    def mail_command(self, arg: str = "") -> str:
+        """MAIL FROM:<address> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8]: start a transaction."""
+        if self.helo is None:
+            return "503 5.5.1 Error: send HELO/EHLO first"
+        if self.mail_from is not None:
+            return "503 5.5.1 Error: nested MAIL command"
+        try:
+            address, params = parse_path_argument(arg, "FROM")
+        except PathError as exc:
+            return f"501 5.5.4 Syntax: MAIL FROM:<address> ({exc})"
+        if params and not self.esmtp:
+            return "555 5.5.4 MAIL FROM parameters need EHLO"
+        for name, value in params.items():
+            if name == "SIZE":
+                if value is None or not value.isdigit():
+                    return "501 5.5.4 Syntax: SIZE=<octets>"
+                if int(value) > self.settings.max_message_size:
+                    return "552 5.3.4 Error: message size exceeds fixed maximum message size"
+            elif name == "BODY":
+                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
+                    return "501 5.5.4 Syntax: BODY=7BIT|8BITMIME"
+            elif name == "SMTPUTF8":
+                if value is not None:
+                    return "501 5.5.4 Syntax: SMTPUTF8 takes no value"
+            else:
+                return f"555 5.5.4 Error: MAIL FROM parameter {name} not recognized"
+        if not address.isascii() and "SMTPUTF8" not in params:
+            return "553 5.6.7 Error: non-ASCII address needs SMTPUTF8"
+        if address and "@" not in address:
+            return "501 5.1.7 Error: bad sender address syntax"
+        self.mail_from = address
+        self.mail_options = params
+        self.state = "mail"
+        return "250 2.1.0 OK"
+
+    @command("RCPT")
+    def rcpt_command(self, arg: str = "") -> str:
+        """RCPT TO:<address>: add a recipient."""
+        if self.mail_from is None:
+            return "503 5.5.1 Error: need MAIL command"
+        try:
+            address, params = parse_path_argument(arg, "TO")
+        except PathError as exc:
+            return f"501 5.5.4 Syntax: RCPT TO:<address> ({exc})"
+        if params:
+            name = next(iter(params))
+            return f"555 5.5.4 Error: RCPT TO parameter {name} not recognized"
+        if not address or ("@" not in address and address.lower() != "postmaster"):
+            return "501 5.1.3 Error: bad recipient address syntax"
+        if not address.isascii() and "SMTPUTF8" not in self.mail_options:
+            return "553 5.6.7 Error: non-ASCII address needs SMTPUTF8"
+        if len(self.rcpt_tos) >= self.settings.max_recipients:
+            return "452 4.5.3 Error: too many recipients"
+        self.rcpt_tos.append(address)
+        self.state = "rcpt"
+        return "250 2.1.5 OK"
+
+    @command("DATA")
+    def data_command(self, arg: str = "") -> str:
+        """DATA: receive the message, up to a line holding a single dot."""
+        if arg:
+            return "501 5.5.4 Syntax: DATA"
+        if self.mail_from is None:
+            return "503 5.5.1 Error: need MAIL command"
+        if not self.rcpt_tos:
+            return "503 5.5.1 Error: need RCPT command"
+        settings = self.settings
+        self._reader = DataReader(
+            settings.max_message_size,
+            settings.spool_threshold,
+            str(settings.spool_dir) if settings.spool_dir is not None else None,
+        )
+        self.state = "data"
+        # The injected CRLF lets "\r\n.\r\n" also end a message with no lines.
+        self.unread(INJECTED)
+        self.switch("data")
+        return "354 End data with <CR><LF>.<CR><LF>"
+
+    @terminator("data", b"\r\n.\r\n", stream=True)
+    def data_chunk(self, chunk: bytes, end: bool) -> Reply:
+        """Receive a piece of the message; at the end, store it and answer."""
+        reader = self._reader
+        if reader is None:  # dropped by a farewell; the connection is closing
+            return None
+        if chunk:
+            reader.feed(chunk)
+        if not end:
+            return None
+        reader.finish()
+        self._reader = None
+        self.switch("command")
+        mail_from, rcpt_tos, options = self.mail_from, self.rcpt_tos, self.mail_options
+        self._reset_transaction()
+        if reader.too_big:
+            reader.close()
+            return "552 5.3.4 Error: message size exceeds fixed maximum message size"
+        assert mail_from is not None and self.helo is not None
+        envelope = Envelope(
+            id=uuid.uuid4().hex[:16].upper(),
+            mail_from=mail_from,
+            rcpt_tos=rcpt_tos,
+            mail_options=options,
+            helo=self.helo,
+            esmtp=self.esmtp,
+            peer=self.peer,
+            received_at=datetime.now().astimezone(),
+            size=reader.size,
+            file=reader.file,
+        )
+        return self.service.submit(self, envelope, reader.close)
+
+
+class SmtpService(Service):
+    """A local mail sink: accepts mail over ESMTP and stores it in Maildirs.
+
+    To take messages yourself, subclass and override :meth:`handle_message`.
+    """
+
+    name = "smtp"
+    Settings = SmtpSettings
+    protocol = SmtpProtocol
+    description = "ESMTP mail sink storing to Maildir"
+
+    settings: SmtpSettings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writer = MaildirWriter(self.settings.hostname, fsync=self.settings.fsync)
+        self.maildir: Path | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    def start(self) -> None:
+        """Create the Maildir and the delivery threads."""
+        if self.settings.maildir is not None:
+            self.maildir = Path(self.settings.maildir)
+        elif self.data_dir is not None:
+            self.maildir = Path(self.data_dir) / "maildir"
+        else:
+            raise ValueError("smtp: set `maildir` or run with a data directory")
+        if self.settings.delivery == "shared":
+            self.writer.ensure(self.maildir)
+        else:
+            self.maildir.mkdir(parents=True, exist_ok=True)
+        if self.settings.delivery_threads:
+            self._executor = ThreadPoolExecutor(self.settings.delivery_threads, thread_name_prefix="smtp-delivery")
+
+    def stop(self) -> None:
+        """Wait for deliveries in progress, so no accepted message is cut short."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    # ------------------------------------------------------------------ the delivery hook
+
+    def handle_message(self, envelope: Envelope) -> Verdict | None:
+        """Take an accepted message: return None to answer 250, or ``(code, text)`` to answer that.
+
+        The default stores it with :meth:`store`.  Override to deliver,
+        forward or reject mail yourself (call ``super().handle_message`` to
+        store as well).  With ``delivery_threads > 0`` it runs in a worker
+        thread, so it may block but must be thread-safe.  An exception
+        answers 451.
+        """
+        self.store(envelope)
+        return None
+
+    def maildir_for(self, recipient: str) -> Path:
+        """The Maildir a recipient's copy goes to under ``delivery = "per_recipient"``."""
+        assert self.maildir is not None
+        return self.maildir / safe_folder_name(recipient)
+
+    def received_header(self, envelope: Envelope) -> bytes:
+        """The ``Received:`` trace header (RFC 5321 section 4.4) put at the top of stored messages."""
+        # RFC 6531 section 3.7.3 names the protocol UTF8SMTP when SMTPUTF8 was used.
+        protocol = "UTF8SMTP" if envelope.smtputf8 else ("ESMTP" if envelope.esmtp else "SMTP")
+        peer = f"[{envelope.peer[0]}]" if envelope.peer else "unknown"
+        recipient = f"\r\n\tfor <{envelope.rcpt_tos[0]}>" if len(envelope.rcpt_tos) == 1 else ""
+        text = (
+            f"Received: from {envelope.helo} ({peer})\r\n"
+            f"\tby {self.settings.hostname} (linechat) with {protocol} id {envelope.id}"
+            f"{recipient}; {format_datetime(envelope.received_at)}\r\n"
+        )
+        return text.encode("utf-8")
+
+    def store(self, envelope: Envelope) -> list[Path]:
+        """Write the message durably to the Maildir(s) chosen by the settings; return the new files."""
+        assert self.maildir is not None
+        header = self.received_header(envelope)
+        if self.settings.delivery == "shared":
+            roots = [self.maildir]
+        else:
+            roots = list(dict.fromkeys(self.maildir_for(rcpt) for rcpt in envelope.rcpt_tos))
+        return [self.writer.deliver(root, header, envelope.file) for root in roots]
+
+    # ------------------------------------------------------------------ plumbing
+
+    def submit(self, protocol: SmtpProtocol, envelope: Envelope, done: Any) -> Reply:
+        """Run the hook for a complete message; the reply comes now or, from a thread, later."""
+        executor = self._executor
+        if executor is None:
+            return self._run_hook(envelope, done)
+        pending: Pending = protocol.later()
+
+        def job() -> None:
+            reply = self._run_hook(envelope, done)
+            self.reactor.call_soon_threadsafe(pending.resolve, reply)
+
+        executor.submit(job)
+        return pending
+
+    def _run_hook(self, envelope: Envelope, done: Any) -> str:
+        try:
+            verdict = self.handle_message(envelope)
+            reply = "250 2.0.0 OK: queued as " + envelope.id if verdict is None else format_reply(*verdict)
+        except Exception:
+            self.log.exception("delivery_failed", id=envelope.id)
+            reply = "451 4.3.0 Error: local error in processing"
+        finally:
+            done()
+        self.log.debug(
+            "message",
+            id=envelope.id,
+            mail_from=envelope.mail_from,
+            rcpts=len(envelope.rcpt_tos),
+            size=envelope.size,
+            reply=reply[:3],
+        )
+        return reply
