@@ -34,6 +34,8 @@ def _find_stdlib_test() -> Path | None:
             root = ""
         if root:
             candidates += sorted(glob.glob(f"{root}/versions/3.11*/lib/python3.11/test/test_asynchat.py"))
+    default_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates += sorted(glob.glob(f"{default_root}/versions/3.11*/lib/python3.11/test/test_asynchat.py"))
     candidates += sorted(glob.glob("/usr/lib/python3.11/test/test_asynchat.py"))
     for candidate in candidates:
         if candidate and os.path.isfile(candidate):

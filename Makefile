@@ -1,0 +1,40 @@
+# Two commands for a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test tools lint bench clean
+
+$(BIN)/.linechat-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e .
+	touch $@
+
+$(BIN)/.linechat-test-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test]'
+	touch $@ $(BIN)/.linechat-installed
+
+## run: serve the bundled services on loopback, storage in ./data
+run: $(BIN)/.linechat-installed
+	$(BIN)/linechat serve --data-dir data
+
+## test: the whole suite (installs swaks and redis tools where it can)
+test: $(BIN)/.linechat-test-installed tools
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+tools:
+	@bash .ci/install-tools
+
+lint: $(BIN)/.linechat-test-installed
+	$(BIN)/python -m ruff check framework services plugins tests bench examples
+	$(BIN)/python -m mypy
+
+## bench: every benchmark in bench/ (minutes; see docs/performance.md)
+bench: $(BIN)/.linechat-test-installed
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test,bench]'
+	bash bench/run-all
+
+clean:
+	rm -rf .venv .venv-* build *.egg-info .pytest_cache .mypy_cache .ruff_cache
