@@ -591,7 +591,7 @@ class ServiceChannel(async_chat):
         self._access = service.access_log or (self._hooks is not None and self._hooks.wants_commands)
         self.use_rule(protocol_cls.initial_rule)
         service.connection_made(self)
-        self.logger.debug("connection_opened")
+        self.logger.info("connection_opened")
         self._open()
 
     def _open(self) -> None:
@@ -815,7 +815,7 @@ class ServiceChannel(async_chat):
         pending = self.protocol._pending if hasattr(self, "protocol") else None
         if pending is not None:
             pending.done = True
-        self.logger.debug("connection_closed", duration_s=round(time.monotonic() - self.opened_at, 3))
+        self.logger.info("connection_closed", duration_s=round(time.monotonic() - self.opened_at, 3))
         if hasattr(self, "protocol"):
             try:
                 self.protocol.on_close()
