@@ -1,0 +1,89 @@
+"""The chat service: rooms shared by plain-text (telnet) users and IRC clients.
+
+Two listeners, one room model: ``port`` speaks plain text, ``irc_port``
+speaks IRC.  Rooms and the nick namespace live behind a
+:class:`~services.chat.backplane.Backplane`; the default keeps them in this process.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from framework import ListenerSpec, Service, ServiceSettings
+from services.chat.backplane import Backplane, Event, LocalBackplane, Member, RoomInfo
+from services.chat.irc import IrcSession
+from services.chat.plain import PlainSession
+
+if TYPE_CHECKING:
+    from framework.app import App
+    from framework.reactor import Reactor
+
+__all__ = [
+    "Backplane",
+    "ChatService",
+    "ChatSettings",
+    "Event",
+    "IrcSession",
+    "LocalBackplane",
+    "Member",
+    "PlainSession",
+    "RoomInfo",
+]
+
+
+class ChatSettings(ServiceSettings):
+    """Settings of the chat service."""
+
+    port: int = Field(7000, ge=0, le=65535, description="plain-text (telnet) port")
+    irc_port: int = Field(6667, ge=0, le=65535, description="IRC port")
+    # IRC's own limit, 512 bytes with CR LF; plain-text lines share it.
+    max_line: int = Field(512, ge=16, description="longest input line in bytes")
+    # Chat users may lurk for hours; dead IRC peers are found by PING instead.
+    idle_timeout: float | None = Field(None, gt=0, description="seconds of silence before a peer is dropped")
+    # A chat peer needs little buffered output; past the hard limit it is a slow reader and cut off.
+    out_high_water: int = Field(256 << 10, ge=1024, description="queued output that pauses reading from a peer")
+    out_low_water: int = Field(64 << 10, ge=0, description="queued output that resumes reading")
+    out_hard_limit: int = Field(1 << 20, ge=1024, description="queued output that disconnects a slow reader")
+    server_name: str = Field("linechat", min_length=1, description="the server's name in IRC prefixes")
+    network: str = Field("linechat", min_length=1, description="the network name shown to users")
+    motd: str = Field("", description="message of the day for IRC clients (empty: 422)")
+    default_room: str = Field("#lobby", description="room a plain-text user enters after choosing a nick ('' none)")
+    history: int = Field(0, ge=0, le=10000, description="messages replayed to who joins a room (0: off)")
+    nick_len: int = Field(30, ge=1, le=100, description="longest nickname")
+    room_len: int = Field(50, ge=2, le=200, description="longest room name, '#' included")
+    max_rooms: int = Field(50, ge=1, description="rooms one IRC user may be in at once")
+    flood_rate: float = Field(4.0, ge=0, description="lines a second a client may send on average (0: no limit)")
+    flood_burst: int = Field(20, ge=1, description="lines a client may send at once before being slowed down")
+    flood_kick: int = Field(40, ge=1, description="delayed lines in a row before a flooding client is disconnected")
+    ping_interval: float = Field(120.0, ge=0, description="seconds of IRC silence before the server PINGs (0: never)")
+    ping_timeout: float = Field(60.0, gt=0, description="seconds to wait for the answer to a PING")
+
+
+class ChatService(Service):
+    """Multi-room chat for telnet users and IRC clients, in the same rooms."""
+
+    name = "chat"
+    Settings = ChatSettings
+    description = "multi-room chat: plain text on port, IRC on irc_port"
+
+    settings: ChatSettings
+
+    def __init__(self, settings: ServiceSettings, app: App | None = None, reactor: Reactor | None = None) -> None:
+        super().__init__(settings, app=app, reactor=reactor)
+        self.backplane: Backplane = self.make_backplane()
+        self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+
+    def make_backplane(self) -> Backplane:
+        """Build the room registry (override to spread rooms over processes)."""
+        return LocalBackplane(history=self.settings.history)
+
+    def listeners(self) -> list[ListenerSpec]:
+        """Plain text on ``port`` (listener "main"), IRC on ``irc_port`` (listener "irc")."""
+        settings = self.settings
+        return [
+            ListenerSpec(PlainSession, settings.host, settings.port, name="main"),
+            ListenerSpec(IrcSession, settings.host, settings.irc_port, name="irc"),
+        ]
