@@ -148,7 +148,7 @@ class IrcSession(ChatSession):
         if self._ping_sent is not None:
             if self.last_seen < self._ping_sent:
                 self.log.info("ping_timeout", nick=self.nick)
-                self.send(self.disconnect(f"Ping timeout: {int(now - self.last_seen)} seconds"))
+                self.disconnect(f"Ping timeout: {int(now - self.last_seen)} seconds")
                 return
             self._ping_sent = None
         idle = now - self.last_seen
@@ -286,27 +286,30 @@ class IrcSession(ChatSession):
             for room in list(self.rooms.values()):
                 self.leave(room)
             return None
-        replies: list[Reply] = []
+        # Each channel's replies go out right after its JOIN line (which the
+        # room delivers), so they are sent as we go rather than returned.
         for room in rooms.split(","):
             if not room:
                 continue
             if not self.room_name_ok(room):
-                replies.append(self.num("403", room, "No such channel"))
+                self.send(self.num("403", room, "No such channel"))
                 continue
             if fold(room) in self.rooms:
                 continue
             if len(self.rooms) >= self.settings.max_rooms:
-                replies.append(self.num("405", room, "You have joined too many channels"))
+                self.send(self.num("405", room, "You have joined too many channels"))
                 continue
             info = self.enter(room)
             if info is None:
                 continue
+            replies: list[Reply] = []
             if info.topic:
                 replies.append(self.num("332", info.name, info.topic))
                 replies.append(self.num("333", info.name, info.topic_by, str(int(info.topic_at))))
             replies.extend(self._names(info.name))
             replies.extend(event.encoded(self.render) for event in self.backplane.history(info.name))
-        return replies
+            self.send(replies)
+        return None
 
     def _names(self, room: str) -> list[Reply]:
         nicks = sorted((member.nick for member in self.backplane.members(room)), key=fold)

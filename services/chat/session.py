@@ -202,8 +202,9 @@ class ChatSession(Protocol):
     def disconnect(self, reason: str) -> Reply:
         """Say goodbye with *reason* and close after it; the rooms hear *reason* as a quit."""
         self.quit_reason = reason
+        self.send(self.farewell(reason))
         self.close()
-        return self.farewell(reason)
+        return None
 
     def farewell(self, reason: str) -> Reply:
         """The last line this dialect sends a closing peer."""
