@@ -1,0 +1,565 @@
+"""One Redis connection: RESP2 multibulk and inline framing, dispatch, pub/sub, server commands.
+
+Framing has a fast path and a frame-by-frame path.  In the ``stream`` rule
+every chunk read from the socket comes here whole, and all the complete
+commands in it are parsed in one loop (pipelines cost one call per read).
+When a command is cut by the end of a chunk, the unparsed tail is put back
+and the framework frames the rest: the ``command`` line rule for an inline
+command or a ``*N`` header, ``bulklen`` for a ``$len`` line, and the
+counting ``bulk`` rule for the ``len + 2`` bytes of a bulk; once the command
+is complete the connection goes back to the ``stream`` rule.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from framework.service import CommandError, Protocol, Reply, Rule, ServiceChannel, command, terminator
+from services.redis.commands import WRITE_COMMANDS, KeyspaceCommands
+from services.redis.resp import (
+    EMPTY_ARRAY,
+    OK,
+    RespError,
+    array,
+    bulk,
+    error,
+    glob_match,
+    integer,
+    parse_int,
+    split_inline,
+)
+
+if TYPE_CHECKING:
+    from services.redis.service import RedisService
+
+__all__ = ["SERVER_VERSION", "RedisProtocol"]
+
+#: The Redis version we answer like (HELLO, INFO).
+SERVER_VERSION = b"7.0.0"
+
+# Only these may run while a connection is subscribed (RESP2 rule).
+_PUBSUB_ALLOWED = frozenset({"SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE", "PING", "QUIT", "RESET"})
+# Longest "$len" / "*N" line, as Redis (PROTO_INLINE_MAX_SIZE).
+_MAX_COUNT_LINE = 64 * 1024
+# Raw command name -> upper-case name, for names we know (bounded by the command table).
+_NAMES: dict[bytes, str] = {}
+
+
+class RedisProtocol(KeyspaceCommands, Protocol):
+    """A client connection speaking RESP2 (and inline commands) on one port."""
+
+    encoding = None  # arguments stay bytes
+    line_delimiter = b"\n"
+    initial_rule = "stream"
+
+    def __init__(self, channel: ServiceChannel, service: Any) -> None:
+        super().__init__(channel, service)
+        self.server: RedisService = service
+        self.dbindex = 0
+        self.db = service.dbs[0]
+        self.argv: list[bytes] = []
+        self.client_name: bytes | None = None
+        self.channels: set[bytes] = set()
+        self.patterns: set[bytes] = set()
+        self.created = time.time()
+        settings = service.settings
+        self._max_bulk = settings.max_bulk_len
+        self._max_multibulk = settings.max_multibulk_len
+        self._partial: list[bytes] = []  # bulks of a command being framed frame by frame
+        self._remaining = 0
+        self._header_pending = False  # the cut line is a "*N" header, not an inline command
+
+    # ------------------------------------------------------------------ connection hooks
+
+    def on_connect(self) -> Reply:
+        """Refuse the client, as Redis does, when maxclients are already connected."""
+        if len(self.server.connections) > self.server.settings.maxclients:
+            self.close()
+            return b"-ERR max number of clients reached\r\n"
+        return None
+
+    def on_close(self) -> None:
+        """Drop this connection's subscriptions."""
+        if self.channels or self.patterns:
+            self.server.unsubscribe_all(self)
+
+    # ------------------------------------------------------------------ framing
+
+    @terminator("stream", None, stream=True)
+    def on_stream(self, data: bytes, end: bool) -> Reply:
+        """Run every complete command in a chunk of input; hand a cut command to the frame rules."""
+        out: list[bytes] = []
+        pos = 0
+        size = len(data)
+        find = data.find
+        execute = self._execute
+        while pos < size:
+            if self.closing:
+                break
+            if data[pos] != 42:  # not '*': an inline command
+                nl = find(b"\n", pos)
+                if nl < 0:
+                    self._header_pending = False
+                    self.unread(data[pos:])
+                    self.switch("command")
+                    break
+                reply = self._inline(data[pos:nl])
+                pos = nl + 1
+                if reply is not None:
+                    out.append(reply)
+                continue
+            nl = find(b"\n", pos)
+            if nl < 0:
+                self._header_pending = True
+                self.unread(data[pos:])
+                self.switch("command")
+                break
+            try:
+                count = int(data[pos + 1 : nl])
+            except ValueError:
+                count = -2
+            if count > self._max_multibulk or count == -2:
+                out.append(self._protocol_error("invalid multibulk length"))
+                break
+            pos = nl + 1
+            if count <= 0:
+                continue
+            argv: list[bytes] = []
+            while count:
+                if pos >= size:
+                    self._suspend(argv, count, b"")
+                    return b"".join(out) if out else None
+                if data[pos] != 36:  # '$'
+                    out.append(self._protocol_error(f"expected '$', got '{chr(data[pos])}'"))
+                    return b"".join(out)
+                nl = find(b"\n", pos)
+                if nl < 0:
+                    self._suspend(argv, count, data[pos:])
+                    return b"".join(out) if out else None
+                try:
+                    length = int(data[pos + 1 : nl])
+                except ValueError:
+                    length = -1
+                if length < 0 or length > self._max_bulk:
+                    out.append(self._protocol_error("invalid bulk length"))
+                    return b"".join(out)
+                start = nl + 1
+                stop = start + length
+                if stop + 2 > size:
+                    self._suspend(argv, count, data[start:], length + 2)
+                    return b"".join(out) if out else None
+                argv.append(data[start:stop])
+                pos = stop + 2
+                count -= 1
+            reply = execute(argv)
+            if reply is not None:
+                out.append(reply)
+        return b"".join(out) if out else None
+
+    def _suspend(self, argv: list[bytes], remaining: int, tail: bytes, bulk_size: int | None = None) -> None:
+        """A multibulk is cut: frame its remaining bulks one rule at a time."""
+        self._partial = argv
+        self._remaining = remaining
+        if tail:
+            self.unread(tail)
+        if bulk_size is None:
+            self.switch("bulklen")
+        else:
+            self.switch("bulk", count=bulk_size)
+
+    def handle_line(self, line: bytes) -> Reply:
+        """A line framed by the ``command`` rule: a ``*N`` header or an inline command."""
+        self._header_pending = False
+        if line[:1] == b"*":
+            try:
+                count = int(line[1:])
+            except ValueError:
+                return self._protocol_error("invalid multibulk length")
+            if count > self._max_multibulk:
+                return self._protocol_error("invalid multibulk length")
+            if count <= 0:
+                self.switch("stream")
+                return None
+            self._partial = []
+            self._remaining = count
+            self.switch("bulklen")
+            return None
+        self.switch("stream")
+        return self._inline(line)
+
+    @terminator("bulklen", b"\n", max_size=_MAX_COUNT_LINE)
+    def on_bulk_length(self, line: bytes) -> Reply:
+        """A ``$len`` line of a cut multibulk."""
+        if line[:1] != b"$":
+            return self._protocol_error(f"expected '$', got '{chr(line[0]) if line else chr(10)}'")
+        try:
+            length = int(line[1:])
+        except ValueError:
+            length = -1
+        if length < 0 or length > self._max_bulk:
+            return self._protocol_error("invalid bulk length")
+        self.switch("bulk", count=length + 2)
+        return None
+
+    @terminator("bulk", count=True)
+    def on_bulk(self, frame: bytes) -> Reply:
+        """The bytes of one bulk (and its CRLF) of a cut multibulk."""
+        self._partial.append(frame[:-2])
+        self._remaining -= 1
+        if self._remaining:
+            self.switch("bulklen")
+            return None
+        argv, self._partial = self._partial, []
+        self.switch("stream")
+        return self._execute(argv)
+
+    def on_frame_too_long(self, rule: Rule, size: int) -> bool:
+        """An over-long inline command or count line: report it as Redis does, then close."""
+        if rule.name == "bulklen":
+            message = "too big bulk count string"
+        elif self._header_pending:
+            message = "too big mbulk count string"
+        else:
+            message = "too big inline request"
+        self.send(self._protocol_error(message))
+        return False
+
+    def _protocol_error(self, message: str) -> bytes:
+        self.close()
+        return error(f"ERR Protocol error: {message}")
+
+    def _inline(self, line: bytes) -> bytes | None:
+        if line[-1:] == b"\r":
+            line = line[:-1]
+        argv = split_inline(line)
+        if argv is None:
+            return self._protocol_error("unbalanced quotes in request")
+        if not argv:
+            return None
+        return self._execute(argv)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _execute(self, argv: list[bytes]) -> bytes | None:
+        """Run one command given as its words; return its RESP reply."""
+        raw = argv[0]
+        name = _NAMES.get(raw)
+        if name is None:
+            name = raw.decode("latin-1").upper()
+            if name in self._commands:
+                _NAMES[raw] = name
+        self.argv = argv
+        self.server.commands_processed += 1
+        if self.channels or self.patterns:
+            blocked = self._pubsub_check(name, argv)
+            if blocked is not None:
+                return blocked
+        return self.dispatch(name, argv[1:])  # type: ignore[return-value]
+
+    def _pubsub_check(self, name: str, argv: list[bytes]) -> bytes | None:
+        if name in _PUBSUB_ALLOWED:
+            return None
+        spec = self._commands.get(name)
+        if spec is None:
+            return None  # unknown-command error comes first, as in Redis
+        nargs = len(argv) - 1
+        if nargs < spec.min_args or (spec.max_args is not None and nargs > spec.max_args):
+            return None  # so does the arity error
+        return error(
+            f"ERR Can't execute '{name.lower()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
+            "are allowed in this context"
+        )
+
+    def error(self, message: str) -> Reply:
+        """Errors raised by the framework (arity, unknown command) get Redis's ERR prefix."""
+        return error(f"ERR {message}")
+
+    def on_command_error(self, name: str, exc: CommandError) -> Reply:
+        """Our handlers raise the whole error line, code included."""
+        return error(str(exc))
+
+    def on_unknown_command(self, name: str, args: list[Any]) -> Reply:
+        """Word it like Redis 7: the name as sent and the start of the arguments."""
+        shown = ""
+        for arg in self.argv[1:]:
+            if len(shown) >= 128:
+                break
+            shown += "'" + arg[: 128 - len(shown)].decode("latin-1") + "' "
+        return error(f"ERR unknown command '{self.argv[0][:128].decode('latin-1')}', with args beginning with: {shown}")
+
+    def on_handler_error(self, name: str | None, exc: BaseException) -> Reply:
+        """A bug of ours: tell the client without details (the traceback is logged)."""
+        return error("ERR internal error")
+
+    def on_idle_timeout(self) -> Reply:
+        """Redis closes idle clients without a word."""
+        return None
+
+    def _subcommand_arity(self, name: str, sub: bytes) -> RespError:
+        return RespError(f"ERR wrong number of arguments for '{name}|{sub.lower().decode('latin-1')}' command")
+
+    def _unknown_subcommand(self, name: str, sub: bytes) -> RespError:
+        return RespError(f"ERR unknown subcommand '{sub[:128].decode('latin-1')}'. Try {name} HELP.")
+
+    # ------------------------------------------------------------------ connection commands
+
+    @command("PING")
+    def cmd_ping(self, message: bytes | None = None) -> bytes:
+        """PONG, or the message back."""
+        if self.channels or self.patterns:
+            return b"*2\r\n$4\r\npong\r\n" + bulk(message or b"")
+        return b"+PONG\r\n" if message is None else bulk(message)
+
+    @command("ECHO")
+    def cmd_echo(self, message: bytes) -> bytes:
+        """The message back."""
+        return bulk(message)
+
+    @command("QUIT")
+    def cmd_quit(self, *args: bytes) -> bytes:
+        """Say OK and close."""
+        self.close()
+        return OK
+
+    @command("RESET")
+    def cmd_reset(self) -> bytes:
+        """Back to a fresh connection state: database 0, no subscriptions, no name."""
+        self.server.unsubscribe_all(self)
+        self.dbindex = 0
+        self.db = self.server.dbs[0]
+        self.client_name = None
+        return b"+RESET\r\n"
+
+    @command("HELLO")
+    def cmd_hello(self, *args: bytes) -> bytes:
+        """Handshake: RESP2 only, so a request for RESP3 gets NOPROTO and clients fall back."""
+        if args:
+            version = parse_int(args[0])
+            if version is None:
+                raise RespError("ERR Protocol version is not an integer or out of range")
+            if version != 2:
+                raise RespError("NOPROTO unsupported protocol version")
+            rest = args[1:]
+            while rest:
+                opt = rest[0].upper()
+                if opt == b"SETNAME" and len(rest) >= 2:
+                    self._set_name(rest[1])
+                    rest = rest[2:]
+                elif opt == b"AUTH" and len(rest) >= 3:
+                    rest = rest[3:]  # no authentication configured: any credentials do
+                else:
+                    raise RespError(f"ERR Syntax error in HELLO option '{rest[0].decode('latin-1')}'")
+        return (
+            b"*14\r\n"
+            + bulk(b"server")
+            + bulk(b"redis")
+            + bulk(b"version")
+            + bulk(SERVER_VERSION)
+            + bulk(b"proto")
+            + integer(2)
+            + bulk(b"id")
+            + integer(self.id)
+            + bulk(b"mode")
+            + bulk(b"standalone")
+            + bulk(b"role")
+            + bulk(b"master")
+            + bulk(b"modules")
+            + EMPTY_ARRAY
+        )
+
+    def _set_name(self, name: bytes) -> None:
+        if any(c < 33 or c > 126 for c in name):
+            raise RespError("ERR Client names cannot contain spaces, newlines or special characters.")
+        self.client_name = name or None
+
+    @command("CLIENT")
+    def cmd_client(self, sub: bytes, *args: bytes) -> bytes:
+        """CLIENT ID, SETNAME, GETNAME, SETINFO, INFO, LIST."""
+        upper = sub.upper()
+        arity = {b"ID": 0, b"GETNAME": 0, b"SETNAME": 1, b"SETINFO": 2, b"INFO": 0, b"LIST": None}
+        if upper not in arity:
+            raise self._unknown_subcommand("CLIENT", sub)
+        wanted = arity[upper]
+        if wanted is not None and len(args) != wanted:
+            raise self._subcommand_arity("client", sub)
+        if upper == b"ID":
+            return integer(self.id)
+        if upper == b"GETNAME":
+            return bulk(self.client_name)
+        if upper == b"SETNAME":
+            self._set_name(args[0])
+            return OK
+        if upper == b"SETINFO":
+            if args[0].upper() not in (b"LIB-NAME", b"LIB-VER"):
+                raise RespError(f"ERR Unrecognized option '{args[0].decode('latin-1')}'")
+            return OK
+        if upper == b"INFO":
+            return bulk(self.client_info() + b"\n")
+        return bulk(b"".join(p.client_info() + b"\n" for p in self.server.clients()))
+
+    def client_info(self) -> bytes:
+        """One line describing this client, in the style of CLIENT LIST."""
+        peer = f"{self.peer[0]}:{self.peer[1]}" if self.peer else "?"
+        return (
+            f"id={self.id} addr={peer} name={(self.client_name or b'').decode('latin-1')} "
+            f"age={int(time.time() - self.created)} db={self.dbindex} sub={len(self.channels)} "
+            f"psub={len(self.patterns)} cmd={(self.argv[0] if self.argv else b'NULL').lower().decode('latin-1')}"
+        ).encode("latin-1")
+
+    # ------------------------------------------------------------------ server commands
+
+    @command("TIME")
+    def cmd_time(self) -> bytes:
+        """Server time: seconds and microseconds."""
+        now_us = self.server.now_us()
+        return array([b"%d" % (now_us // 1_000_000), b"%d" % (now_us % 1_000_000)])
+
+    @command("INFO")
+    def cmd_info(self, *sections: bytes) -> bytes:
+        """Server information in Redis's INFO text format."""
+        return bulk(self.server.info([s.lower().decode("latin-1") for s in sections]))
+
+    @command("CONFIG")
+    def cmd_config(self, sub: bytes, *args: bytes) -> bytes:
+        """CONFIG GET pattern...: our settings under Redis's parameter names."""
+        if sub.upper() != b"GET":
+            raise self._unknown_subcommand("CONFIG", sub)
+        if not args:
+            raise self._subcommand_arity("config", sub)
+        found: dict[bytes, bytes] = {}
+        for name, value in self.server.config_table().items():
+            if any(glob_match(p.lower(), name) for p in args):
+                found[name] = value
+        return array([item for pair in found.items() for item in pair])
+
+    @command("COMMAND")
+    def cmd_command(self, *args: bytes) -> bytes:
+        """COMMAND, COMMAND COUNT, COMMAND INFO names, COMMAND DOCS [names], COMMAND LIST."""
+        specs = self._commands
+        if not args:
+            return b"*%d\r\n" % len(specs) + b"".join(self._command_info(n) for n in sorted(specs))
+        sub = args[0].upper()
+        if sub == b"COUNT":
+            return integer(len(specs))
+        if sub == b"LIST":
+            return array([n.lower().encode() for n in sorted(specs)])
+        if sub == b"INFO":
+            names = [a.decode("latin-1").upper() for a in args[1:]] or sorted(specs)
+            return b"*%d\r\n" % len(names) + b"".join(
+                self._command_info(n) if n in specs else NIL_ARRAY_BYTES for n in names
+            )
+        if sub == b"DOCS":
+            names = [a.decode("latin-1").upper() for a in args[1:]] or sorted(specs)
+            names = [n for n in names if n in specs]
+            out = [b"*%d\r\n" % (2 * len(names))]
+            for n in names:
+                out.append(bulk(n.lower().encode()))
+                out.append(
+                    b"*4\r\n"
+                    + bulk(b"summary")
+                    + bulk(specs[n].help.encode("utf-8"))
+                    + bulk(b"group")
+                    + bulk(b"generic")
+                )
+            return b"".join(out)
+        raise self._unknown_subcommand("COMMAND", args[0])
+
+    def _command_info(self, name: str) -> bytes:
+        spec = self._commands[name]
+        arity = -(spec.min_args + 1) if spec.max_args is None or spec.max_args != spec.min_args else spec.min_args + 1
+        keyed = name not in NO_KEY_COMMANDS
+        flags = [b"write" if name in WRITE_COMMANDS else b"readonly"] if keyed else [b"fast"]
+        first = 1 if keyed else 0
+        last = (-1 if spec.max_args is None else 1) if keyed else 0
+        return (
+            b"*10\r\n"
+            + bulk(name.lower().encode())
+            + integer(arity)
+            + b"*%d\r\n" % len(flags)
+            + b"".join(b"+%s\r\n" % f for f in flags)
+            + integer(first)
+            + integer(last)
+            + integer(1 if keyed else 0)
+            + EMPTY_ARRAY * 4
+        )
+
+    # ------------------------------------------------------------------ pub/sub
+
+    def _subscription_reply(self, kind: bytes, name: bytes | None) -> bytes:
+        return b"*3\r\n" + bulk(kind) + bulk(name) + integer(len(self.channels) + len(self.patterns))
+
+    @command("SUBSCRIBE")
+    def cmd_subscribe(self, channel: bytes, *more: bytes) -> bytes:
+        """Receive the messages published to channels."""
+        out = []
+        for name in (channel, *more):
+            self.server.subscribe(self, name, pattern=False)
+            out.append(self._subscription_reply(b"subscribe", name))
+        return b"".join(out)
+
+    @command("PSUBSCRIBE")
+    def cmd_psubscribe(self, pattern: bytes, *more: bytes) -> bytes:
+        """Receive the messages published to channels matching glob patterns."""
+        out = []
+        for name in (pattern, *more):
+            self.server.subscribe(self, name, pattern=True)
+            out.append(self._subscription_reply(b"psubscribe", name))
+        return b"".join(out)
+
+    def _unsubscribe(self, names: tuple[bytes, ...], pattern: bool) -> bytes:
+        current = self.patterns if pattern else self.channels
+        kind = b"punsubscribe" if pattern else b"unsubscribe"
+        targets = list(names) if names else sorted(current)
+        if not targets:
+            return self._subscription_reply(kind, None)
+        out = []
+        for name in targets:
+            self.server.unsubscribe(self, name, pattern)
+            out.append(self._subscription_reply(kind, name))
+        return b"".join(out)
+
+    @command("UNSUBSCRIBE")
+    def cmd_unsubscribe(self, *channels: bytes) -> bytes:
+        """Stop receiving messages of some (or all) channels."""
+        return self._unsubscribe(channels, False)
+
+    @command("PUNSUBSCRIBE")
+    def cmd_punsubscribe(self, *patterns: bytes) -> bytes:
+        """Stop receiving messages of some (or all) patterns."""
+        return self._unsubscribe(patterns, True)
+
+    @command("PUBLISH")
+    def cmd_publish(self, channel: bytes, message: bytes) -> bytes:
+        """Send a message to a channel; return how many subscribers got it."""
+        return integer(self.server.publish(channel, message))
+
+
+NIL_ARRAY_BYTES = b"*-1\r\n"
+# Commands that take no key (COMMAND reports no key positions for them).
+NO_KEY_COMMANDS = frozenset(
+    [
+        "PING",
+        "ECHO",
+        "QUIT",
+        "RESET",
+        "HELLO",
+        "CLIENT",
+        "TIME",
+        "INFO",
+        "CONFIG",
+        "COMMAND",
+        "SELECT",
+        "DBSIZE",
+        "FLUSHDB",
+        "FLUSHALL",
+        "KEYS",
+        "SCAN",
+        "RANDOMKEY",
+        "SUBSCRIBE",
+        "UNSUBSCRIBE",
+        "PSUBSCRIBE",
+        "PUNSUBSCRIBE",
+        "PUBLISH",
+    ]
+)

@@ -1,0 +1,290 @@
+"""The Redis service: settings, the shared keyspace, pub/sub, expiry and the append-only file."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from framework.reactor import Timer
+from framework.service import Service, ServiceSettings
+from services.redis.aof import AppendOnlyFile, TruncatedAOFError, read_commands
+from services.redis.commands import KeyspaceCommands
+from services.redis.protocol import SERVER_VERSION, RedisProtocol
+from services.redis.resp import RespError, array, glob_match
+from services.redis.store import Database
+
+__all__ = ["RedisService", "RedisSettings"]
+
+
+class RedisSettings(ServiceSettings):
+    """Settings of the Redis service (Redis's own names in comments)."""
+
+    port: int = Field(6380, ge=0, le=65535, description="TCP port (6380 so a real Redis can keep 6379)")
+    idle_timeout: float | None = Field(None, gt=0, description="seconds before an idle client is closed (timeout)")
+    max_line: int = Field(64 * 1024, ge=16, description="longest inline command in bytes")
+    databases: int = Field(16, ge=1, le=1024, description="number of databases (databases)")
+    maxclients: int = Field(10000, ge=1, description="clients served before new ones are refused (maxclients)")
+    max_bulk_len: int = Field(512 * 1024 * 1024, ge=1, description="largest bulk string (proto-max-bulk-len)")
+    max_multibulk_len: int = Field(1024 * 1024, ge=1, description="most arguments in one command")
+    appendonly: bool = Field(True, description="log writes to the append-only file (appendonly)")
+    appendfsync: Literal["always", "everysec", "no"] = Field("everysec", description="fsync policy (appendfsync)")
+    aof_path: Path | None = Field(None, description="append-only file; default <data_dir>/redis/appendonly.aof")
+    hz: int = Field(10, ge=1, le=500, description="active expiry cycles per second (hz)")
+
+
+class _Replayer(KeyspaceCommands):
+    """Runs the commands of the append-only file against the keyspace, without a connection."""
+
+    def __init__(self, server: RedisService) -> None:
+        self.server = server
+        self.dbindex = 0
+        self.db = server.dbs[0]
+        self.argv = []
+
+    def run(self, argv: list[bytes]) -> None:
+        """Apply one recorded command; commands that fail are logged and skipped."""
+        name = argv[0].decode("latin-1").upper()
+        spec = RedisProtocol._commands.get(name)
+        args = argv[1:]
+        if spec is None or len(args) < spec.min_args or (spec.max_args is not None and len(args) > spec.max_args):
+            self.server.log.warning("aof_command_skipped", command=name, reason="unknown or bad arity")
+            return
+        self.argv = argv
+        try:
+            spec.func(self, *args)
+        except RespError as exc:
+            self.server.log.warning("aof_command_failed", command=name, error=str(exc))
+
+
+class RedisService(Service):
+    """An in-memory data store speaking the Redis protocol (RESP2 and inline)."""
+
+    name = "redis"
+    Settings = RedisSettings
+    protocol = RedisProtocol
+    description = "a Redis-compatible key-value store (RESP2, pub/sub, expiry, append-only file)"
+
+    settings: RedisSettings
+
+    def __init__(self, settings: ServiceSettings, app: Any = None, reactor: Any = None) -> None:
+        super().__init__(settings, app, reactor)
+        self.loading = False
+        self.dbs = [Database(i, self._db_clock, self._key_expired) for i in range(self.settings.databases)]
+        self.aof: AppendOnlyFile | None = None
+        self.subscribers: dict[bytes, set[RedisProtocol]] = {}
+        self.pattern_subscribers: dict[bytes, set[RedisProtocol]] = {}
+        self.commands_processed = 0
+        self.expired_keys = 0
+        self.started = time.time()
+        # Deadlines are Unix times (they go to the AOF); the reactor clock is
+        # monotonic (and fake in tests), so keep the offset between the two.
+        self._epoch_offset = time.time() - self.reactor.time()
+        self._expiry_timer: Timer | None = None
+
+    # ------------------------------------------------------------------ time
+
+    def now_ms(self) -> int:
+        """The current Unix time in milliseconds, following the reactor's clock."""
+        return int((self.reactor.time() + self._epoch_offset) * 1000)
+
+    def now_us(self) -> int:
+        """The current Unix time in microseconds, following the reactor's clock."""
+        return int((self.reactor.time() + self._epoch_offset) * 1_000_000)
+
+    def _db_clock(self) -> int:
+        # While the AOF is replayed nothing expires: later records may still
+        # touch a key whose deadline has passed since (Redis does the same).
+        return 0 if self.loading else self.now_ms()
+
+    def _key_expired(self, db: Database, key: bytes) -> None:
+        self.expired_keys += 1
+        if self.aof is not None and not self.loading:
+            self.aof.append(db.index, [b"DEL", key])
+
+    def _active_expire(self) -> None:
+        """Sample keys with deadlines, as Redis does: 20 at a time, again while over 25% were dead."""
+        budget = time.perf_counter() + 0.25 / self.settings.hz  # at most a quarter of each period
+        for db in self.dbs:
+            if not db.expires:
+                continue
+            while True:
+                tested, expired = db.expire_cycle(20)
+                if tested == 0 or expired * 4 <= tested or time.perf_counter() > budget:
+                    break
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def aof_path(self) -> Path | None:
+        """Where the append-only file lives, or None when there is none."""
+        if not self.settings.appendonly:
+            return None
+        if self.settings.aof_path is not None:
+            return self.settings.aof_path
+        if self.data_dir is None:
+            return None
+        return Path(self.data_dir) / "appendonly.aof"
+
+    def start(self) -> None:
+        """Replay the append-only file, open it for appending, start the expiry timer."""
+        path = self.aof_path()
+        if path is not None:
+            self.load_aof(path)
+            self.aof = AppendOnlyFile(path, self.settings.appendfsync, self.reactor, self.log)
+        elif self.settings.appendonly:
+            self.log.warning("aof_disabled", reason="no data directory and no aof_path")
+        self._expiry_timer = self.reactor.call_every(1.0 / self.settings.hz, self._active_expire)
+
+    def stop(self) -> None:
+        """Flush and close the append-only file; stop the timer."""
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
+        if self.aof is not None:
+            self.aof.close()
+            self.aof = None
+
+    def load_aof(self, path: Path) -> int:
+        """Replay the commands in *path*; a cut last record is dropped (and cut from the file)."""
+        if not path.exists():
+            return 0
+        data = path.read_bytes()
+        replayer = _Replayer(self)
+        count = 0
+        self.loading = True
+        try:
+            for argv, _end in read_commands(data):
+                replayer.run(argv)
+                count += 1
+        except TruncatedAOFError as cut:
+            self.log.warning(
+                "aof_truncated", path=str(path), valid_bytes=cut.valid, dropped_bytes=len(data) - cut.valid
+            )
+            # New records must follow a complete one, or the file stays unreadable.
+            os.truncate(path, cut.valid)
+        except ValueError as exc:
+            raise RuntimeError(f"the append-only file {path} is corrupt: {exc}") from None
+        finally:
+            self.loading = False
+        self.log.info("aof_loaded", path=str(path), commands=count)
+        return count
+
+    # ------------------------------------------------------------------ pub/sub
+
+    def subscribe(self, client: RedisProtocol, name: bytes, pattern: bool) -> None:
+        """Add a channel (or pattern) subscription of *client*."""
+        table = self.pattern_subscribers if pattern else self.subscribers
+        table.setdefault(name, set()).add(client)
+        (client.patterns if pattern else client.channels).add(name)
+
+    def unsubscribe(self, client: RedisProtocol, name: bytes, pattern: bool) -> None:
+        """Remove one subscription of *client* (if it has it)."""
+        table = self.pattern_subscribers if pattern else self.subscribers
+        members = table.get(name)
+        if members is not None:
+            members.discard(client)
+            if not members:
+                del table[name]
+        (client.patterns if pattern else client.channels).discard(name)
+
+    def unsubscribe_all(self, client: RedisProtocol) -> None:
+        """Remove every subscription of *client*."""
+        for name in list(client.channels):
+            self.unsubscribe(client, name, False)
+        for name in list(client.patterns):
+            self.unsubscribe(client, name, True)
+
+    def publish(self, channel: bytes, message: bytes) -> int:
+        """Push *message* to the subscribers of *channel* and of matching patterns; return how many."""
+        receivers = 0
+        members = self.subscribers.get(channel)
+        if members:
+            payload = array([b"message", channel, message])
+            for client in list(members):
+                client.send(payload)
+                receivers += 1
+        for pattern, clients in list(self.pattern_subscribers.items()):
+            if glob_match(pattern, channel):
+                payload = array([b"pmessage", pattern, channel, message])
+                for client in list(clients):
+                    client.send(payload)
+                    receivers += 1
+        return receivers
+
+    # ------------------------------------------------------------------ introspection
+
+    def clients(self) -> list[RedisProtocol]:
+        """The connected clients."""
+        return [channel.protocol for channel in self.connections]  # type: ignore[misc]
+
+    def config_table(self) -> dict[bytes, bytes]:
+        """Our settings under the names of Redis's configuration parameters (for CONFIG GET)."""
+        s = self.settings
+        path = self.aof_path()
+        return {
+            b"save": b"",
+            b"appendonly": b"yes" if self.aof is not None else b"no",
+            b"appendfsync": s.appendfsync.encode(),
+            b"appendfilename": (path.name if path else "appendonly.aof").encode(),
+            b"dir": str(path.parent if path else Path.cwd()).encode(),
+            b"databases": b"%d" % s.databases,
+            b"maxclients": b"%d" % s.maxclients,
+            b"timeout": b"%d" % int(s.idle_timeout or 0),
+            b"port": b"%d" % s.port,
+            b"bind": s.host.encode(),
+            b"proto-max-bulk-len": b"%d" % s.max_bulk_len,
+            b"hz": b"%d" % s.hz,
+            b"maxmemory": b"0",
+            b"maxmemory-policy": b"noeviction",
+        }
+
+    def info(self, sections: list[str]) -> bytes:
+        """The text of INFO for the given sections (all when none or "all"/"everything")."""
+        wanted = set(sections) or {"default"}
+        every = bool(wanted & {"all", "everything", "default"})
+        uptime = int(time.time() - self.started)
+        parts: list[str] = []
+
+        def section(name: str, fields: dict[str, Any]) -> None:
+            if every or name.lower() in wanted:
+                parts.append(f"# {name}\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields.items()))
+
+        section(
+            "Server",
+            {
+                "redis_version": SERVER_VERSION.decode(),
+                "redis_mode": "standalone",
+                "server_name": "linechat",
+                "process_id": os.getpid(),
+                "tcp_port": self.settings.port,
+                "uptime_in_seconds": uptime,
+                "uptime_in_days": uptime // 86400,
+                "hz": self.settings.hz,
+            },
+        )
+        section("Clients", {"connected_clients": len(self.connections), "maxclients": self.settings.maxclients})
+        section(
+            "Persistence",
+            {
+                "loading": int(self.loading),
+                "aof_enabled": int(self.aof is not None),
+                "aof_fsync": self.settings.appendfsync,
+            },
+        )
+        section(
+            "Stats",
+            {
+                "total_commands_processed": self.commands_processed,
+                "expired_keys": self.expired_keys,
+                "pubsub_channels": len(self.subscribers),
+                "pubsub_patterns": len(self.pattern_subscribers),
+            },
+        )
+        keyspace = {
+            f"db{db.index}": f"keys={len(db)},expires={len(db.expires)},avg_ttl=0" for db in self.dbs if len(db)
+        }
+        section("Keyspace", keyspace)
+        return "\r\n".join(parts).encode()

@@ -1,0 +1,131 @@
+"""The keyspace: databases of typed values, deadlines, lazy and active expiry."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["Database", "type_name"]
+
+_TYPE_NAMES: dict[type, bytes] = {bytes: b"string", deque: b"list", dict: b"hash", set: b"set"}
+
+
+def type_name(value: Any) -> bytes:
+    """The name TYPE reports for a stored value."""
+    return _TYPE_NAMES.get(type(value), b"none")
+
+
+class Database:
+    """One numbered database: values by key, plus deadlines (ms since the epoch) for some keys.
+
+    Values are ``bytes`` (strings), ``deque`` (lists), ``dict`` (hashes) and
+    ``set`` (sets).  Keys with a deadline are also kept in a list so the
+    active expiry cycle can sample them at random in O(1).
+    """
+
+    __slots__ = ("_clock", "_on_expire", "_sample_keys", "_sample_pos", "data", "expires", "index")
+
+    def __init__(self, index: int, clock: Callable[[], int], on_expire: Callable[[Database, bytes], None]) -> None:
+        self.index = index
+        self.data: dict[bytes, Any] = {}
+        self.expires: dict[bytes, int] = {}
+        self._sample_keys: list[bytes] = []
+        self._sample_pos: dict[bytes, int] = {}
+        self._clock = clock
+        self._on_expire = on_expire
+
+    # ------------------------------------------------------------------ access
+
+    def get(self, key: bytes) -> Any:
+        """Return the live value of *key* or None, expiring it first if its time has come."""
+        if self.expires and key in self.expires and self.expires[key] <= self._clock():
+            self._expire(key)
+            return None
+        return self.data.get(key)
+
+    def exists(self, key: bytes) -> bool:
+        """True if *key* holds a live value."""
+        return self.get(key) is not None
+
+    def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
+        """Store *value* under *key*; any deadline is dropped unless *keep_ttl*."""
+        self.data[key] = value
+        if not keep_ttl and self.expires and key in self.expires:
+            self.persist(key)
+
+    def delete(self, key: bytes) -> bool:
+        """Remove *key*; True if it held a live value."""
+        if self.get(key) is None:
+            return False
+        del self.data[key]
+        if key in self.expires:
+            self.persist(key)
+        return True
+
+    def clear(self) -> None:
+        """Remove every key."""
+        self.data.clear()
+        self.expires.clear()
+        self._sample_keys.clear()
+        self._sample_pos.clear()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def live_keys(self) -> Iterator[bytes]:
+        """Iterate over the keys that have not expired (without deleting the others)."""
+        now = self._clock()
+        expires = self.expires
+        for key in list(self.data):
+            deadline = expires.get(key)
+            if deadline is None or deadline > now:
+                yield key
+
+    # ------------------------------------------------------------------ deadlines
+
+    def deadline(self, key: bytes) -> int | None:
+        """The deadline of *key* in ms since the epoch, or None."""
+        return self.expires.get(key)
+
+    def set_deadline(self, key: bytes, when_ms: int) -> None:
+        """Give an existing key a deadline."""
+        if key not in self.expires:
+            self._sample_pos[key] = len(self._sample_keys)
+            self._sample_keys.append(key)
+        self.expires[key] = when_ms
+
+    def persist(self, key: bytes) -> bool:
+        """Drop the deadline of *key*; True if it had one."""
+        if self.expires.pop(key, None) is None:
+            return False
+        # Swap-remove from the sampling list.
+        pos = self._sample_pos.pop(key)
+        last = self._sample_keys.pop()
+        if last != key:
+            self._sample_keys[pos] = last
+            self._sample_pos[last] = pos
+        return True
+
+    def _expire(self, key: bytes) -> None:
+        self.data.pop(key, None)
+        self.persist(key)
+        self._on_expire(self, key)
+
+    def expire_cycle(self, samples: int = 20) -> tuple[int, int]:
+        """Test up to *samples* random keys with a deadline; expire the dead. Return (tested, expired)."""
+        keys = self._sample_keys
+        if not keys:
+            return 0, 0
+        now = self._clock()
+        tested = min(samples, len(keys))
+        expired = 0
+        for _ in range(tested):
+            if not keys:
+                break
+            key = keys[random.randrange(len(keys))]
+            if self.expires[key] <= now:
+                self._expire(key)
+                expired += 1
+        return tested, expired
