@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from framework import Protocol, Reply
@@ -87,6 +88,8 @@ class ChatSession(Protocol):
             self.flood = FloodGate(settings.flood_rate, settings.flood_burst, settings.flood_kick, self.last_seen)
         self._flood_timer: Timer | None = None
         self._hard_limit = self.channel.out_hard_limit
+        if settings.send_buffer is not None and isinstance(self.channel.socket, socket.socket):
+            self.channel.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings.send_buffer)
 
     @property
     def backplane(self) -> Backplane:
