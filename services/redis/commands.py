@@ -11,7 +11,7 @@ import heapq
 import random
 import re
 from collections import deque
-from decimal import Context, Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from framework.service import command
@@ -92,10 +92,50 @@ WRITE_COMMANDS = frozenset(
 )
 
 _FLOAT_TEXT = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-# Redis computes INCRBYFLOAT in long double and prints 17 decimals with the
-# trailing zeros cut; exact decimal arithmetic gives the same text for the
-# human-scale numbers this command is used with.
-_DECIMAL = Context(prec=40)
+# Redis does INCRBYFLOAT in x87 long double (64-bit mantissa) and prints it
+# with "%.17Lf", trailing zeros cut.  Exact fractions rounded to 64 bits give
+# the very same digits, artefacts included (10.6 - 5 + 5000 -> 5005.60000000000000009).
+_MANTISSA_BITS = 64
+
+
+def _to_long_double(value: Fraction) -> Fraction:
+    """Round *value* to the nearest number with a 64-bit binary mantissa (ties to even)."""
+    if value == 0:
+        return value
+    sign = -1 if value < 0 else 1
+    magnitude = abs(value)
+    exponent = magnitude.numerator.bit_length() - magnitude.denominator.bit_length() - _MANTISSA_BITS
+    while True:
+        scaled = magnitude / Fraction(2) ** exponent
+        if scaled >= 2**_MANTISSA_BITS:
+            exponent += 1
+        elif scaled < 2 ** (_MANTISSA_BITS - 1):
+            exponent -= 1
+        else:
+            break
+    mantissa = round(scaled)  # round() on a Fraction rounds half to even
+    return sign * mantissa * Fraction(2) ** exponent
+
+
+def _parse_float(value: bytes) -> Fraction:
+    if _FLOAT_TEXT.fullmatch(value) is None:
+        if value.lower().lstrip(b"+-") in (b"inf", b"infinity"):
+            # strtold takes it; any sum with it is infinite or NaN.
+            raise RespError("ERR increment would produce NaN or Infinity")
+        raise RespError(NOT_FLOAT)
+    number = Fraction(value.decode("ascii"))
+    if abs(number) > _LONG_DOUBLE_MAX:
+        raise RespError(NOT_FLOAT)
+    return _to_long_double(number)
+
+
+def _format_float(value: Fraction) -> bytes:
+    digits = str(round(abs(value) * 10**17)).rjust(18, "0")
+    text = (digits[:-17] + "." + digits[-17:]).rstrip("0").rstrip(".")
+    return (("-" if value < 0 else "") + text).encode("ascii")
+
+
+_LONG_DOUBLE_MAX = Fraction(2) ** 16384
 
 
 def _int(value: bytes, message: str = NOT_INTEGER) -> int:
@@ -103,21 +143,6 @@ def _int(value: bytes, message: str = NOT_INTEGER) -> int:
     if number is None:
         raise RespError(message)
     return number
-
-
-def _decimal(value: bytes) -> Decimal:
-    if _FLOAT_TEXT.fullmatch(value) is None:
-        raise RespError(NOT_FLOAT)
-    return Decimal(value.decode("ascii"))
-
-
-def _format_decimal(value: Decimal) -> bytes:
-    text = f"{value:.17f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    if text == "-0":
-        text = "0"
-    return text.encode("ascii")
 
 
 def _range(start: int, end: int, length: int) -> tuple[int, int] | None:
@@ -437,11 +462,11 @@ class KeyspaceCommands:
     def cmd_incrbyfloat(self, key: bytes, increment: bytes) -> bytes:
         """Add a decimal number to a numeric string."""
         old = self._typed(key, bytes)
-        current = Decimal(0) if old is None else _decimal(old)
-        result = _DECIMAL.add(current, _decimal(increment))
-        if not result.is_finite():
+        current = Fraction(0) if old is None else _parse_float(old)
+        result = _to_long_double(current + _parse_float(increment))
+        if abs(result) > _LONG_DOUBLE_MAX:
             raise RespError("ERR increment would produce NaN or Infinity")
-        text = _format_decimal(result)
+        text = _format_float(result)
         self.db.set(key, text, keep_ttl=True)
         # Replay must not depend on float arithmetic: record the result.
         self._propagate([b"SET", key, text, b"KEEPTTL"])
@@ -675,8 +700,8 @@ class KeyspaceCommands:
     def _pop(self, key: bytes, count: bytes | None, left: bool) -> bytes:
         wanted = None
         if count is not None:
-            wanted = _int(count)
-            if wanted < 0:
+            wanted = parse_int(count)
+            if wanted is None or wanted < 0:
                 raise RespError("ERR value is out of range, must be positive")
         items = self._typed(key, deque)
         if items is None:

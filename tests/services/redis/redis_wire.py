@@ -1,0 +1,128 @@
+"""Shared helpers for the Redis service tests: RESP encoding, reply splitting, a raw client, a real redis-server."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def cmd(*args: bytes | str | int) -> bytes:
+    """Encode one command as a RESP multibulk."""
+    parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+
+def reply_end(data: bytes, pos: int = 0) -> int | None:
+    """Offset just past the reply starting at *pos*, or None if *data* holds only part of it."""
+    nl = data.find(b"\r\n", pos)
+    if nl < 0:
+        return None
+    kind = data[pos : pos + 1]
+    if kind in (b"+", b"-", b":"):
+        return nl + 2
+    count = int(data[pos + 1 : nl])
+    if kind == b"$":
+        if count < 0:
+            return nl + 2
+        end = nl + 2 + count + 2
+        return end if end <= len(data) else None
+    if kind == b"*":
+        at: int | None = nl + 2
+        for _ in range(max(count, 0)):
+            assert at is not None
+            at = reply_end(data, at)
+            if at is None:
+                return None
+        return at
+    raise ValueError(f"not RESP: {data[pos : pos + 40]!r}")
+
+
+def split_replies(data: bytes) -> list[bytes]:
+    """Cut a byte string holding whole replies into one byte string per reply."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        end = reply_end(data, pos)
+        assert end is not None, f"partial reply: {data[pos:]!r}"
+        out.append(data[pos:end])
+        pos = end
+    return out
+
+
+class RawClient:
+    """A blocking socket client that returns each reply as raw RESP bytes."""
+
+    def __init__(self, address: tuple[str, int], timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.buf = b""
+
+    def send(self, data: bytes) -> None:
+        """Send raw bytes."""
+        self.sock.sendall(data)
+
+    def reply(self) -> bytes:
+        """Read one whole reply."""
+        while True:
+            end = reply_end(self.buf) if self.buf else None
+            if end is not None:
+                out, self.buf = self.buf[:end], self.buf[end:]
+                return out
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed with {self.buf!r} buffered")
+            self.buf += chunk
+
+    def call(self, *args: bytes | str | int) -> bytes:
+        """Send a command, return its raw reply."""
+        self.send(cmd(*args))
+        return self.reply()
+
+    def closed_by_peer(self) -> bool:
+        """True if the server closed the connection (after any buffered data)."""
+        try:
+            return self.sock.recv(1) == b""
+        except (TimeoutError, ConnectionError):
+            return True
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.sock.close()
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def real_redis(tmp: Path) -> Iterator[tuple[str, int]]:
+    """Run a throw-away redis-server on a free loopback port (no persistence)."""
+    exe = shutil.which("redis-server")
+    assert exe is not None
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        yield ("127.0.0.1", port)
+    finally:
+        proc.terminate()
+        proc.wait(10)
