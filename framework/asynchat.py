@@ -533,7 +533,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         if not isinstance(data, _BYTES_TYPES):
             raise TypeError(f"data argument must be byte-ish ({type(data).__name__!r})")
         size = data.nbytes if isinstance(data, memoryview) else len(data)
-        if size:
+        if size and not self._closed:  # output for a closed channel would only pile up
             self._ofifo.append(data)
             self._out_bytes += size
             self._check_output_limits()
@@ -541,6 +541,10 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def push_with_producer(self, producer: Producer | bytes) -> None:
         """Queue a producer (or a byte string) whose output is sent in order."""
+        if self._closed:
+            if isinstance(producer, file_producer):
+                producer.done()
+            return
         self._ofifo.append(producer)
         if isinstance(producer, _BYTES_TYPES):
             self._out_bytes += producer.nbytes if isinstance(producer, memoryview) else len(producer)
@@ -549,6 +553,8 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def push_many(self, items: Iterable[bytes]) -> None:
         """Queue several byte strings at once (one send attempt for all)."""
+        if self._closed:
+            return
         fifo = self._ofifo
         total = 0
         for data in items:
@@ -712,6 +718,12 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Enter the channel map; in a reactor's map, also register interest."""
         super().add_channel(map)
         self._update_interest()
+
+    def set_socket(self, sock: socket.socket, map: dict[int, Any] | None = None) -> None:  # noqa: A002
+        """Adopt *sock* (a channel may be given a new socket after a close, to reconnect)."""
+        self._closed = False
+        self._gen += 1
+        super().set_socket(sock, map)
 
     def listen(self, num: int) -> None:
         """Start accepting connections (then only read readiness is watched)."""

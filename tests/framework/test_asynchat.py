@@ -547,6 +547,30 @@ def test_backlog_drained_by_flush_does_not_recurse(pair: tuple[socket.socket, so
     assert chan.connected
 
 
+def test_push_after_close_is_dropped_and_reconnect_frames_again(
+    pair: tuple[socket.socket, socket.socket], tmp_path: Path
+) -> None:
+    chan_map: dict[int, Any] = {}
+    chan = Lines(pair[0], chan_map)
+    chan.close()
+    chan.push(b"late reply")
+    chan.push_many([b"more", b"replies"])
+    path = tmp_path / "f"
+    path.write_bytes(b"data")
+    handle = path.open("rb")
+    chan.push_with_producer(file_producer(handle))
+    assert not chan.producer_fifo and chan.out_buffered == 0
+    assert handle.closed
+    # The same channel object given a fresh socket works again.
+    local, peer = socket.socketpair()
+    chan.set_socket(local, chan_map)
+    chan.connected = True
+    peer.sendall(b"again\r\n")
+    run_until(chan_map, lambda: chan.frames == [b"again"])
+    chan.close()
+    peer.close()
+
+
 def test_socketless_channel_frames_fed_input() -> None:
     chan = Lines.__new__(Lines)
     async_chat.__init__(chan)
