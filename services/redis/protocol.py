@@ -222,7 +222,8 @@ class RedisProtocol(KeyspaceCommands, Protocol):
             message = "too big mbulk count string"
         else:
             message = "too big inline request"
-        self.send(self._protocol_error(message))
+        # Send before returning False: the framework then closes after it.
+        self.send(error(f"ERR Protocol error: {message}"))
         return False
 
     def _protocol_error(self, message: str) -> bytes:
