@@ -408,6 +408,9 @@ class Protocol:
 
     def handle_line(self, line: bytes) -> Reply:
         """Dispatch one command line; the built-in command rule calls this."""
+        # Reset first: an unknown, empty or undecodable line must not be
+        # accounted under the previous command's name.
+        self.command_name = None
         if line[-1:] == b"\r":
             line = line[:-1]
         try:
