@@ -16,6 +16,7 @@ from framework import ListenerSpec, Service, ServiceSettings
 from services.chat.backplane import Backplane, Event, LocalBackplane, Member, RoomInfo
 from services.chat.irc import IrcSession
 from services.chat.plain import PlainSession
+from services.chat.session import ChatSession
 
 if TYPE_CHECKING:
     from framework.app import App
@@ -77,7 +78,19 @@ class ChatService(Service):
     def __init__(self, settings: ServiceSettings, app: App | None = None, reactor: Reactor | None = None) -> None:
         super().__init__(settings, app=app, reactor=reactor)
         self.backplane: Backplane = self.make_backplane()
+        self._dirty: list[ChatSession] = []  # sessions with room traffic to push this turn
         self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+
+    def flush_soon(self, session: ChatSession) -> None:
+        """Have *session*'s queued room traffic pushed at the end of this reactor turn."""
+        if not self._dirty:
+            self.reactor.call_soon(self._flush)
+        self._dirty.append(session)
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for session in dirty:
+            session.flush()
 
     def make_backplane(self) -> Backplane:
         """Build the room registry (override to spread rooms over processes)."""

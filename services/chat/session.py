@@ -88,6 +88,7 @@ class ChatSession(Protocol):
             self.flood = FloodGate(settings.flood_rate, settings.flood_burst, settings.flood_kick, self.last_seen)
         self._flood_timer: Timer | None = None
         self._hard_limit = self.channel.out_hard_limit
+        self._outq: list[bytes] = []
         if settings.send_buffer is not None and isinstance(self.channel.socket, socket.socket):
             self.channel.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings.send_buffer)
 
@@ -99,16 +100,49 @@ class ChatSession(Protocol):
     # ------------------------------------------------------------------ the member side
 
     def deliver(self, event: Event) -> None:
-        """Queue *event* for this user, rendered once per dialect."""
+        """Queue *event* for this user, rendered once per dialect; it goes out at the end of the turn."""
         data = event.encoded(self.render)
         if data is None or self.left:
             return
+        # Fan-out is deferred: everything a turn says to this user leaves in
+        # one push (one send), however many messages the turn carried.
+        outq = self._outq
+        if not outq:
+            self.service.flush_soon(self)
+        outq.append(data)
+
+    def flush(self) -> None:
+        """Push what :meth:`deliver` queued (the service calls this once per turn)."""
+        outq = self._outq
+        if not outq:
+            return
+        self._outq = []
+        if self.left:
+            return
+        data = outq[0] if len(outq) == 1 else b"".join(outq)
         channel = self.channel
         if self._hard_limit is not None and channel.out_buffered + len(data) > self._hard_limit:
             # The push below passes the output cap and the framework cuts the
             # peer off; say why to the rooms it leaves.
             self.quit_reason = "Slow reader: output limit reached"
+        elif not channel.producer_fifo and channel.connected:
+            # Nothing queued before us: hand the bytes to the socket straight
+            # away, as push would, without its queue bookkeeping (the hot path
+            # of a fan-out).  Whatever the socket does not take is queued.
+            try:
+                sent = channel.socket.send(data)
+            except OSError:
+                sent = 0  # push below meets the same error and handles it
+            if sent == len(data):
+                return
+            data = data[sent:]
         channel.push(data)
+
+    def send(self, reply: Reply) -> None:
+        """Send a reply after whatever room traffic is already queued for this user."""
+        if self._outq:
+            self.flush()
+        super().send(reply)
 
     def event(self, kind: str, target: str, text: str = "") -> Event:
         """An event from this user."""
@@ -130,7 +164,10 @@ class ChatSession(Protocol):
                 # Delay what follows: input stays in the socket until the bucket refills.
                 self.pause("flood")
                 self._flood_timer = self.reactor.call_later(hold, self._flood_over)
-        return super().handle_line(line)
+        reply = super().handle_line(line)
+        if self._outq:
+            self.flush()  # what the handler caused reaches us before its reply
+        return reply
 
     def _flood_over(self) -> None:
         self._flood_timer = None
