@@ -9,11 +9,14 @@ next (a quiet room: no server can batch messages together).
 
 Each server runs in its own process: ours (the chat service's plain-text
 dialect) and ``bench/peers/asyncio_chat.py`` (asyncio streams, written the
-straightforward way).  One client process opens ``--members`` connections that
-sit in one room and read, plus one talker that sends ``--messages`` lines at
-once.  The figure is (messages x members) / the time from the first line sent
-until every member has received every message.  Both servers get the same
-client, machine and run; the ratio is what counts.
+straightforward way: one ``StreamWriter.write`` per member and message).
+One client process opens ``--members`` connections per server that sit in one
+room and read, plus one talker.  The figure is (messages x members) / the
+time from the first line sent until every member has received every message.
+All servers run at once and the rounds alternate between them, so they share
+the machine's background load; the ratio is what counts.  The server's own
+CPU time per delivery (from /proc) is printed too: on a shared machine it
+says more about the server than wall-clock rates, which include the client.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -51,8 +54,8 @@ def serve_ours() -> None:
 
 
 @contextmanager
-def server(kind: str) -> Iterator[int]:
-    """Start a server process; yield its port."""
+def server(kind: str) -> Iterator[tuple[int, int]]:
+    """Start a server process; yield its port and pid."""
     if kind == "linechat":
         cmd = [sys.executable, os.path.abspath(__file__), "--serve"]
     else:
@@ -65,7 +68,7 @@ def server(kind: str) -> Iterator[int]:
         line = proc.stdout.readline()
         if not line.startswith("port "):
             raise RuntimeError(f"{kind} server did not start: {line!r}")
-        yield int(line.split()[1])
+        yield int(line.split()[1]), proc.pid
     finally:
         if proc.stdin is not None:
             proc.stdin.close()
@@ -103,82 +106,117 @@ def drain(selector: selectors.BaseSelector, expected: int) -> None:
             received += len(chunk)
 
 
-def run_room(port: int, members: int, messages: int, rounds: int) -> dict[str, list[float]]:
-    """Fill a room, then time *rounds* of each mode; return deliveries per second per mode."""
-    address = ("127.0.0.1", port)
-    socks: list[socket.socket] = []
-    for n in range(members):
-        sock = socket.create_connection(address, timeout=DEADLINE)
-        sock.sendall(f"m{n}\r\n".encode())
-        socks.append(sock)
-    talker = socket.create_connection(address, timeout=DEADLINE)
-    talker.sendall(b"talker\r\n")
-    read_until(talker, b"You are in #bench")
-    for sock in socks:  # the room is full and quiet once everyone saw the talker come in
-        rest = read_until(sock, b"*** talker joined #bench\r\n")
-        assert not rest, rest
-        sock.setblocking(False)
-    selector = selectors.DefaultSelector()
-    for sock in socks:
-        selector.register(sock, selectors.EVENT_READ)
-    line = b"0123456789 abcdefghijklmnopqrstuvwxyz\r\n"
-    per_member = len(b"<talker> " + line)
-    rates: dict[str, list[float]] = {"burst": [], "single": []}
-    try:
-        for _ in range(rounds):
-            # burst: all messages sent at once, as a busy room or a paste does.
-            started = time.perf_counter()
-            talker.sendall(line * messages)
-            drain(selector, per_member * messages * members)
-            rates["burst"].append(messages * members / (time.perf_counter() - started))
-            # single: the next message only once everyone has the last one,
-            # so no server can batch messages together.
-            count = max(messages // 10, 1)
-            started = time.perf_counter()
-            for _ in range(count):
-                talker.sendall(line)
-                drain(selector, per_member * members)
-            rates["single"].append(count * members / (time.perf_counter() - started))
-    finally:
-        selector.close()
-        talker.close()
-        for sock in socks:
+class Room:
+    """A full room on one server, seen from the client: members, a talker, a selector."""
+
+    LINE = b"0123456789 abcdefghijklmnopqrstuvwxyz\r\n"
+
+    def __init__(self, port: int, pid: int, members: int) -> None:
+        address = ("127.0.0.1", port)
+        self.pid = pid
+        self.cpu: dict[str, float] = {"burst": 0.0, "single": 0.0}  # server CPU seconds per mode
+        self.deliveries: dict[str, int] = {"burst": 0, "single": 0}
+        self.socks: list[socket.socket] = []
+        for n in range(members):
+            sock = socket.create_connection(address, timeout=DEADLINE)
+            sock.sendall(f"m{n}\r\n".encode())
+            self.socks.append(sock)
+        self.talker = socket.create_connection(address, timeout=DEADLINE)
+        self.talker.sendall(b"talker\r\n")
+        read_until(self.talker, b"You are in #bench")
+        self.selector = selectors.DefaultSelector()
+        for sock in self.socks:  # the room is full and quiet once everyone saw the talker come in
+            rest = read_until(sock, b"*** talker joined #bench\r\n")
+            assert not rest, rest
+            sock.setblocking(False)
+            self.selector.register(sock, selectors.EVENT_READ)
+        self.per_member = len(b"<talker> " + self.LINE)
+
+    def server_cpu(self) -> float:
+        """CPU seconds (user + system) the server process has used so far."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def burst(self, messages: int) -> float:
+        """All messages sent at once, as a busy room or a paste does; deliveries per second."""
+        cpu = self.server_cpu()
+        started = time.perf_counter()
+        self.talker.sendall(self.LINE * messages)
+        drain(self.selector, self.per_member * messages * len(self.socks))
+        elapsed = time.perf_counter() - started
+        self.cpu["burst"] += self.server_cpu() - cpu
+        self.deliveries["burst"] += messages * len(self.socks)
+        return messages * len(self.socks) / elapsed
+
+    def single(self, messages: int) -> float:
+        """Each message only once everyone has the last one (nothing to batch); deliveries per second."""
+        cpu = self.server_cpu()
+        started = time.perf_counter()
+        for _ in range(messages):
+            self.talker.sendall(self.LINE)
+            drain(self.selector, self.per_member * len(self.socks))
+        elapsed = time.perf_counter() - started
+        self.cpu["single"] += self.server_cpu() - cpu
+        self.deliveries["single"] += messages * len(self.socks)
+        return messages * len(self.socks) / elapsed
+
+    def close(self) -> None:
+        """Close every client socket."""
+        self.selector.close()
+        self.talker.close()
+        for sock in self.socks:
             sock.close()
-    return rates
 
 
 def main() -> None:
-    """Run both servers in the same run and print the figures."""
+    """Run every server in the same run, alternating rounds, and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--members", type=int, default=1000)
-    parser.add_argument("--messages", type=int, default=200, help="messages per timed burst")
-    parser.add_argument("--rounds", type=int, default=5, help="timed bursts per server (median reported)")
+    parser.add_argument("--messages", type=int, default=200, help="messages per burst (single mode sends a tenth)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per server and mode (median reported)")
     parser.add_argument("--uvloop", action="store_true", help="also measure the asyncio peer on uvloop")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve_ours()
         return
+    kinds = ["linechat", "asyncio"] + (["asyncio+uvloop"] if args.uvloop else [])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = args.members * 2 + 256
+    wanted = (args.members + 64) * len(kinds) + 256
     if soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
-    kinds = ["linechat", "asyncio"] + (["asyncio+uvloop"] if args.uvloop else [])
     print(
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
-        f"{args.members} members, bursts of {args.messages} messages, median of {args.rounds}"
+        f"{args.members} members, bursts of {args.messages} messages, median of {args.rounds} alternating rounds"
     )
-    results: dict[str, dict[str, float]] = {}
-    for kind in kinds:
-        with server(kind) as port:
-            rates = run_room(port, args.members, args.messages, args.rounds)
-        results[kind] = {mode: statistics.median(values) for mode, values in rates.items()}
-        for mode, values in rates.items():
+    rates: dict[str, dict[str, list[float]]] = {kind: {"burst": [], "single": []} for kind in kinds}
+    with ExitStack() as stack:
+        rooms = {kind: Room(*stack.enter_context(server(kind)), args.members) for kind in kinds}
+        for room in rooms.values():
+            stack.callback(room.close)
+        # Rounds alternate between the servers so each sees the same background load.
+        for _ in range(args.rounds):
+            for kind, room in rooms.items():
+                rates[kind]["burst"].append(room.burst(args.messages))
+                rates[kind]["single"].append(room.single(max(args.messages // 10, 1)))
+    medians = {
+        kind: {mode: statistics.median(values) for mode, values in modes.items()} for kind, modes in rates.items()
+    }
+    for kind, modes in rates.items():
+        for mode, values in modes.items():
             spread = f"{min(values):,.0f} .. {max(values):,.0f}"
-            print(f"{kind:>16} {mode:>6}: {results[kind][mode]:>12,.0f} deliveries/s  (rounds: {spread})")
+            room = rooms[kind]
+            per = room.cpu[mode] / room.deliveries[mode] * 1e6
+            print(
+                f"{kind:>16} {mode:>6}: {medians[kind][mode]:>12,.0f} deliveries/s  (rounds: {spread}); "
+                f"server CPU {per:.2f} us/delivery"
+            )
     for kind in kinds:
         if kind != "asyncio":
-            ratios = ", ".join(f"{mode} {results[kind][mode] / results['asyncio'][mode]:.2f}x" for mode in rates)
+            ratios = ", ".join(
+                f"{mode} {medians[kind][mode] / medians['asyncio'][mode]:.2f}x" for mode in ("burst", "single")
+            )
             print(f"{kind} / asyncio: {ratios}")
 
 

@@ -125,7 +125,7 @@ class ChatSession(Protocol):
             # The push below passes the output cap and the framework cuts the
             # peer off; say why to the rooms it leaves.
             self.quit_reason = "Slow reader: output limit reached"
-        elif not channel.producer_fifo and channel.connected:
+        elif not channel.producer_fifo and channel.connected and channel.socket is not None:
             # Nothing queued before us: hand the bytes to the socket straight
             # away, as push would, without its queue bookkeeping (the hot path
             # of a fan-out).  Whatever the socket does not take is queued.
