@@ -1,5 +1,6 @@
 """linechat: a multi-service line-protocol framework on a trustworthy asynchat."""
 
+from framework.plugins import Plugin, PluginSettings
 from framework.service import (
     CommandError,
     ListenerSpec,
@@ -13,7 +14,6 @@ from framework.service import (
     command,
     terminator,
 )
-from framework.plugins import Plugin, PluginSettings
 
 __version__ = "0.1.0"
 
@@ -29,7 +29,7 @@ __all__ = [
     "Service",
     "ServiceChannel",
     "ServiceSettings",
+    "__version__",
     "command",
     "terminator",
-    "__version__",
 ]

@@ -182,7 +182,7 @@ class App:
             # Request/response protocols: never hold a reply back for Nagle.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            ServiceChannel(sock, service, spec.protocol, map=self.reactor.map, peer=peer)
+            ServiceChannel(sock, service, spec.protocol, map=self.reactor.map, peer=peer, listener=spec)
         except Exception:
             self.log.exception("connection_setup_failed", service=service.name)
             sock.close()

@@ -603,6 +603,25 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     def initiate_send(self) -> None:
         """Send as much queued output as the socket takes now."""
         fifo = self._ofifo
+        if len(fifo) == 1 and fifo[0].__class__ is bytes and self.connected:
+            # Request/response traffic mostly queues one reply per turn: send
+            # it without building a buffer list (same outcome as below).
+            data: bytes = fifo[0]  # type: ignore[assignment]
+            sock: Any = self.socket
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self._send_failed(exc)
+                return
+            if sent == len(data):
+                fifo.clear()
+            elif sent:
+                fifo[0] = memoryview(data)[sent:]
+            self._out_bytes -= sent
+            self._after_send()
+            return
         while fifo and self.connected:
             first = fifo[0]
             if first is None:

@@ -123,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     services, bad_services = _usable(service_items, Service)
     plugins, bad_plugins = _usable(plugin_items, Plugin)
     try:
-        model = build_settings_model(services, plugins)
+        unloaded = [f"services.{item.name}" for item in bad_services] + [f"plugins.{item.name}" for item in bad_plugins]
+        model = build_settings_model(services, plugins, unloaded)
         settings = load_settings(model, _config_path(args), _flags(args))
     except SettingsError as exc:
         return _fail(str(exc), sys.stderr)

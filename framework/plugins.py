@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from framework.service import Protocol, Service
 
 __all__ = ["PLUGIN_GROUP", "SERVICE_GROUP", "Discovered", "Hooks", "Plugin", "PluginSettings", "discover"]
+
+_log = structlog.get_logger("linechat.plugins")
 
 SERVICE_GROUP = "linechat.services"
 PLUGIN_GROUP = "linechat.plugins"
@@ -80,34 +83,49 @@ class Hooks:
             ]
         self.wants_commands = bool(self._impls["command_handled"])
 
+    def _run(self, hook: str, *args: Any) -> list[Any]:
+        """Call *hook* on every implementing plugin; a plugin that raises is logged, not fatal."""
+        results: list[Any] = []
+        for impl in self._impls[hook]:
+            try:
+                results.append(impl(*args))
+            except Exception:
+                _log.exception("plugin_hook_failed", hook=hook, plugin=getattr(impl.__self__, "name", "?"))
+                results.append(_FAILED)
+        return results
+
     def server_started(self, app: App) -> None:
         """Run ``server_started`` on every plugin."""
-        for impl in self._impls["server_started"]:
-            impl(app)
+        self._run("server_started", app)
 
     def server_stopping(self, app: App) -> None:
         """Run ``server_stopping`` on every plugin."""
-        for impl in self._impls["server_stopping"]:
-            impl(app)
+        self._run("server_stopping", app)
 
     def connection_accepted(self, service: Service, peer: tuple[str, int]) -> bool:
-        """True unless some plugin refuses the connection."""
-        return all(impl(service, peer) is not False for impl in self._impls["connection_accepted"])
+        """True unless some plugin refuses the connection (or fails while deciding: fail closed)."""
+        if not self._impls["connection_accepted"]:
+            return True
+        return all(
+            result is not False and result is not _FAILED for result in self._run("connection_accepted", service, peer)
+        )
 
     def connection_opened(self, protocol: Protocol) -> None:
         """Run ``connection_opened`` on every plugin."""
-        for impl in self._impls["connection_opened"]:
-            impl(protocol)
+        if self._impls["connection_opened"]:
+            self._run("connection_opened", protocol)
 
     def connection_closed(self, protocol: Protocol) -> None:
         """Run ``connection_closed`` on every plugin."""
-        for impl in self._impls["connection_closed"]:
-            impl(protocol)
+        if self._impls["connection_closed"]:
+            self._run("connection_closed", protocol)
 
     def command_handled(self, protocol: Protocol, name: str | None, status: str, size: int, duration: float) -> None:
         """Run ``command_handled`` on every plugin."""
-        for impl in self._impls["command_handled"]:
-            impl(protocol, name, status, size, duration)
+        self._run("command_handled", protocol, name, status, size, duration)
+
+
+_FAILED = object()
 
 
 @dataclass

@@ -65,7 +65,9 @@ class ServiceSettings(BaseModel):
     port: int = Field(0, ge=0, le=65535, description="TCP port (0: any free port)")
     max_line: int = Field(4096, ge=16, description="longest command line in bytes")
     max_connections: int = Field(10000, ge=1, description="connections served at once")
-    idle_timeout: float | None = Field(300.0, gt=0, description="seconds of silence before a peer is dropped")
+    idle_timeout: float | None = Field(
+        300.0, ge=0, description="seconds of silence before a peer is dropped (0 or null: never)"
+    )
     out_high_water: int = Field(1 << 20, ge=1024, description="queued output that pauses reading from a peer")
     out_low_water: int = Field(256 << 10, ge=0, description="queued output that resumes reading")
     out_hard_limit: int = Field(16 << 20, ge=1024, description="queued output that disconnects a slow peer")
@@ -106,6 +108,11 @@ def terminator(
     *stream* is true.  ``count=True`` frames by a byte count given to
     :meth:`Protocol.switch`.
     """
+
+    if delimiter is None and not count and not stream:
+        raise TypeError(f"rule {name!r}: without a delimiter or a count, frames never end: use stream=True")
+    if delimiter is not None and not delimiter:
+        raise TypeError(f"rule {name!r}: the delimiter must not be empty")
 
     def decorate(func: F) -> F:
         func.__linechat_rule__ = Rule(  # type: ignore[attr-defined]
@@ -316,6 +323,8 @@ class Protocol:
         self.settings = service.settings
         self.id: int = channel.conn_id
         self.peer: tuple[str, int] | None = channel.peer
+        #: The listener this connection arrived on (None when built by hand).
+        self.listener: ListenerSpec | None = channel.listener
         self.log: Any = channel.logger
         self.state: str = self.initial_state
         self.rule: Rule = self._rules[self.initial_rule]
@@ -465,7 +474,7 @@ class Protocol:
                 continue
             try:
                 out.append(conv(value))
-            except (ValueError, TypeError, UnicodeError) as exc:
+            except (ValueError, TypeError, UnicodeError, ArithmeticError) as exc:
                 raise _BadArgumentError(param, value, exc) from None
         return out
 
@@ -566,13 +575,15 @@ class ServiceChannel(async_chat):
         protocol_cls: type[Protocol],
         map: dict[int, Any] | None = None,  # noqa: A002
         peer: tuple[str, int] | None = None,
+        listener: ListenerSpec | None = None,
     ) -> None:
         settings = service.settings
         self.service = service
+        self.listener = listener
         self.conn_id = next(_conn_ids)
         self.peer = peer
         self.max_line = settings.max_line
-        self.idle_timeout = settings.idle_timeout
+        self.idle_timeout = settings.idle_timeout or None
         self.out_high_water = settings.out_high_water
         # A low mark at or above the high mark would resume at once.
         self.out_low_water = min(settings.out_low_water, settings.out_high_water // 2)
@@ -617,8 +628,10 @@ class ServiceChannel(async_chat):
         """Switch the framing to the named rule of the protocol."""
         rule = self.protocol._rules[name]
         if rule.count:
-            if count is None:
-                raise ValueError(f"rule {name!r} frames by a byte count: pass count=")
+            if count is None or count < 1:
+                raise ValueError(f"rule {name!r} frames by a byte count: pass count= (at least 1)")
+            if rule.max_size is not None and count > rule.max_size:
+                return self._refuse_count(rule, count)
             self.set_terminator(count)
         else:
             self.set_terminator(rule.delimiter)
@@ -635,6 +648,30 @@ class ServiceChannel(async_chat):
         self._rule = rule
         return rule
 
+    def _refuse_count(self, rule: Rule, count: int) -> Rule:
+        """A counted frame over the rule's max_size: skip its bytes, or close."""
+        self.logger.warning("frame_too_long", rule=rule.name, size=count, limit=rule.max_size)
+        keep = False
+        try:
+            keep = self.protocol.on_frame_too_long(rule, count)
+        except Exception:
+            self.logger.exception("handler_error", command="<frame_too_long>")
+        if not keep:
+            self.close_after_reply()
+            return rule
+        # Skip exactly `count` bytes without holding them, then read commands again.
+        self.set_terminator(count)
+        self.max_frame_size = None
+        self._stream = True
+        self._on_frame = self._skip_chunk
+        self._chunks.clear()
+        self._rule = rule
+        return rule
+
+    def _skip_chunk(self, chunk: bytes, end: bool) -> None:
+        if end:
+            self.protocol.rule = self.use_rule("command")
+
     def collect_incoming_data(self, data: bytes) -> None:
         """Keep a piece of the current frame (or stream it to the handler)."""
         if self._stream:
@@ -644,22 +681,27 @@ class ServiceChannel(async_chat):
 
     def found_terminator(self) -> None:
         """A frame is complete: hand it to the current rule's handler."""
+        rule = self._rule
         if self._stream:
             self._deliver(self._on_frame, b"", True)
-            return
-        chunks = self._chunks
-        if not chunks:
-            frame = b""
-        elif len(chunks) == 1:
-            frame = chunks[0]
-            chunks.clear()
         else:
-            frame = b"".join(chunks)
-            chunks.clear()
-        if self._on_frame is self._command_frame:
-            self._command_frame(frame)
-        else:
+            chunks = self._chunks
+            if not chunks:
+                frame = b""
+            elif len(chunks) == 1:
+                frame = chunks[0]
+                chunks.clear()
+            else:
+                frame = b"".join(chunks)
+                chunks.clear()
+            if self._on_frame is self._command_frame:
+                self._command_frame(frame)
+                return
             self._deliver(self._on_frame, frame)
+        if rule is not None and rule.count and self._rule is rule and self.terminator == 0 and not self.closed:
+            # A counted frame whose handler chose no next rule: read commands again
+            # rather than let a zero count swallow everything that follows.
+            self.protocol.rule = self.use_rule("command")
 
     def close_after_reply(self) -> None:
         """Close when the reply being built is queued (now, outside a handler)."""
@@ -755,7 +797,7 @@ class ServiceChannel(async_chat):
             return self._send_many(reply)
         if isinstance(reply, bytearray | memoryview):
             self.push(reply)
-            return len(reply)
+            return reply.nbytes if isinstance(reply, memoryview) else len(reply)
         if hasattr(reply, "more"):
             self.push_with_producer(reply)
             return 0

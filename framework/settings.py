@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,27 +41,43 @@ class SettingsError(Exception):
 
 
 def build_settings_model(
-    services: dict[str, type[Service]], plugins: dict[str, type[Plugin]] | None = None
+    services: dict[str, type[Service]],
+    plugins: dict[str, type[Plugin]] | None = None,
+    unloaded: Iterable[str] = (),
 ) -> type[BaseSettings]:
-    """Build the root settings model with one nested model per service and plugin."""
+    """Build the root settings model with one nested model per service and plugin.
+
+    *unloaded* names ("services.x", "plugins.y") entry points that failed to
+    load: their tables are accepted as they are, so a broken plugin does not
+    also make the configuration invalid.
+    """
     plugins = plugins or {}
     forbid = ConfigDict(extra="forbid")
+    loose = {name.split(".", 1)[1]: name.split(".", 1)[0] for name in unloaded}
+    service_fields: dict[str, Any] = {
+        name: (dict[str, Any], Field(default_factory=dict)) for name, group in loose.items() if group == "services"
+    }
+    service_fields.update({name: (cls.Settings, Field(default_factory=cls.Settings)) for name, cls in services.items()})
+    plugin_fields: dict[str, Any] = {
+        name: (dict[str, Any], Field(default_factory=dict)) for name, group in loose.items() if group == "plugins"
+    }
+    plugin_fields.update({name: (cls.Settings, Field(default_factory=cls.Settings)) for name, cls in plugins.items()})
     services_model = create_model(  # type: ignore[call-overload]
-        "ServicesSettings",
-        __config__=forbid,
-        **{name: (cls.Settings, Field(default_factory=cls.Settings)) for name, cls in sorted(services.items())},
+        "ServicesSettings", __config__=forbid, **dict(sorted(service_fields.items()))
     )
     plugins_model = create_model(  # type: ignore[call-overload]
-        "PluginsSettings",
-        __config__=forbid,
-        **{name: (cls.Settings, Field(default_factory=cls.Settings)) for name, cls in sorted(plugins.items())},
+        "PluginsSettings", __config__=forbid, **dict(sorted(plugin_fields.items()))
     )
 
     class LinechatSettings(BaseSettings):
         """The whole configuration of a linechat process."""
 
         model_config = SettingsConfigDict(
-            env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+            env_prefix=ENV_PREFIX,
+            env_nested_delimiter="__",
+            env_parse_none_str="null",
+            extra="forbid",
+            validate_default=True,
         )
 
         data_dir: Path = Field(Path("data"), description="local data folder for embedded storage")

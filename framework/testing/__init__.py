@@ -98,11 +98,13 @@ class _MemoryChannel(ServiceChannel):
 class MemoryClient:
     """One in-memory connection: feed it bytes, read what the service sent."""
 
-    def __init__(self, harness: ServiceHarness, protocol: type, peer: tuple[str, int]) -> None:
+    def __init__(self, harness: ServiceHarness, spec: ListenerSpec, peer: tuple[str, int]) -> None:
         self.harness = harness
         self._sock = _MemorySocket(peer)
         self._map: dict[int, Any] = {}
-        self.channel = _MemoryChannel(self._sock, harness.service, protocol, map=self._map, peer=peer)
+        self.channel = _MemoryChannel(
+            self._sock, harness.service, spec.protocol, map=self._map, peer=peer, listener=spec
+        )
         self.channel._reactor_attach(harness.reactor)
         self.protocol = self.channel.protocol
 
@@ -172,7 +174,7 @@ class ServiceHarness:
     def connect(self, listener: str = "main", peer: tuple[str, int] | None = None) -> MemoryClient:
         """Open an in-memory connection to one of the service's listeners."""
         spec = self._spec(listener)
-        return MemoryClient(self, spec.protocol, peer or ("127.0.0.1", next(self._ports)))
+        return MemoryClient(self, spec, peer or ("127.0.0.1", next(self._ports)))
 
     def _spec(self, name: str) -> ListenerSpec:
         for spec in self.service.listeners():
