@@ -90,7 +90,9 @@ class Hooks:
             try:
                 results.append(impl(*args))
             except Exception:
-                _log.exception("plugin_hook_failed", hook=hook, plugin=getattr(impl.__self__, "name", "?"))
+                _log.exception(
+                    "plugin_hook_failed", hook=hook, plugin=getattr(getattr(impl, "__self__", None), "name", "?")
+                )
                 results.append(_FAILED)
         return results
 

@@ -590,7 +590,7 @@ class ServiceChannel(async_chat):
         self.out_hard_limit = settings.out_hard_limit
         self.max_input_buffer = max(settings.max_line, self.ac_in_buffer_size) * 4
         self._chunks: list[bytes] = []
-        self._on_frame: Callable[[bytes], Any] = self._no_frame
+        self._on_frame: Callable[..., Any] = self._no_frame
         self._stream = False
         self._rule: Rule | None = None
         self._in_handler = 0
