@@ -172,9 +172,10 @@ class KeyspaceCommands:
 
     def _propagate(self, argv: list[bytes] | None = None) -> None:
         """Record the current write (or a rewritten form of it) in the append-only file."""
-        server = self.server
-        if server.aof is not None and not server.loading:
-            server.aof.append(self.dbindex, self.argv if argv is None else argv)
+        # The file is opened after the replay, so no record is made while loading.
+        aof = self.server.aof
+        if aof is not None:
+            aof.append(self.dbindex, self.argv if argv is None else argv)
 
     def _typed(self, key: bytes, kind: type) -> Any:
         value = self.db.get(key)
@@ -250,8 +251,11 @@ class KeyspaceCommands:
         """Set a string, with EX/PX/EXAT/PXAT/KEEPTTL, NX/XX and GET."""
         db = self.db
         if not options:
-            db.set(key, value)
-            self._propagate()
+            db.data[key] = value
+            if db.expires:
+                db.persist(key)
+            if self.server.aof is not None:
+                self._propagate()
             return OK
         condition = b""
         get = keep_ttl = False

@@ -13,6 +13,7 @@ is complete the connection goes back to the ``stream`` rule.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from framework.service import CommandError, Protocol, Reply, Rule, ServiceChannel, command, terminator
@@ -42,8 +43,9 @@ SERVER_VERSION = b"7.0.0"
 _PUBSUB_ALLOWED = frozenset({"SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE", "PING", "QUIT", "RESET"})
 # Longest "$len" / "*N" line, as Redis (PROTO_INLINE_MAX_SIZE).
 _MAX_COUNT_LINE = 64 * 1024
-# Raw command name -> upper-case name, for names we know (bounded by the command table).
-_NAMES: dict[bytes, str] = {}
+# Raw command name (as sent, any case) -> (handler, least argv length, most argv length).
+_FAST: dict[bytes, tuple[Callable[..., Any], int, int]] = {}
+_UNBOUNDED = 1 << 62
 
 
 class RedisProtocol(KeyspaceCommands, Protocol):
@@ -62,6 +64,7 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         self.client_name: bytes | None = None
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
+        self._subscribed = False  # kept by the service as subscriptions come and go
         self.created = time.time()
         settings = service.settings
         self._max_bulk = settings.max_bulk_len
@@ -89,11 +92,14 @@ class RedisProtocol(KeyspaceCommands, Protocol):
     @terminator("stream", None, stream=True)
     def on_stream(self, data: bytes, end: bool) -> Reply:
         """Run every complete command in a chunk of input; hand a cut command to the frame rules."""
+        # This loop is the hot path of the service: it parses in place and
+        # calls handlers straight from a table (see _execute for the full path).
         out: list[bytes] = []
         pos = 0
         size = len(data)
         find = data.find
-        execute = self._execute
+        fast = _FAST
+        ran = 0
         while pos < size:
             if self.closing:
                 break
@@ -104,58 +110,87 @@ class RedisProtocol(KeyspaceCommands, Protocol):
                     self.unread(data[pos:])
                     self.switch("command")
                     break
-                reply = self._inline(data[pos:nl])
+                line = data[pos : nl - 1] if nl > pos and data[nl - 1] == 13 else data[pos:nl]
                 pos = nl + 1
-                if reply is not None:
-                    out.append(reply)
-                continue
-            nl = find(b"\n", pos)
-            if nl < 0:
-                self._header_pending = True
-                self.unread(data[pos:])
-                self.switch("command")
-                break
-            try:
-                count = int(data[pos + 1 : nl])
-            except ValueError:
-                count = -2
-            if count > self._max_multibulk or count == -2:
-                out.append(self._protocol_error("invalid multibulk length"))
-                break
-            pos = nl + 1
-            if count <= 0:
-                continue
-            argv: list[bytes] = []
-            while count:
-                if pos >= size:
-                    self._suspend(argv, count, b"")
-                    return b"".join(out) if out else None
-                if data[pos] != 36:  # '$'
-                    out.append(self._protocol_error(f"expected '$', got '{chr(data[pos])}'"))
-                    return b"".join(out)
+                if 34 in line or 39 in line:  # quotes: the full splitter
+                    quoted = split_inline(line)
+                    if quoted is None:
+                        out.append(self._protocol_error("unbalanced quotes in request"))
+                        break
+                    argv = quoted
+                else:
+                    argv = line.split()
+                if not argv:
+                    continue
+            else:
                 nl = find(b"\n", pos)
                 if nl < 0:
-                    self._suspend(argv, count, data[pos:])
-                    return b"".join(out) if out else None
+                    self._header_pending = True
+                    self.unread(data[pos:])
+                    self.switch("command")
+                    break
                 try:
-                    length = int(data[pos + 1 : nl])
+                    count = int(data[pos + 1 : nl])
                 except ValueError:
-                    length = -1
-                if length < 0 or length > self._max_bulk:
-                    out.append(self._protocol_error("invalid bulk length"))
-                    return b"".join(out)
-                start = nl + 1
-                stop = start + length
-                if stop + 2 > size:
-                    self._suspend(argv, count, data[start:], length + 2)
-                    return b"".join(out) if out else None
-                argv.append(data[start:stop])
-                pos = stop + 2
-                count -= 1
-            reply = execute(argv)
+                    count = -2
+                if count > self._max_multibulk or count == -2:
+                    out.append(self._protocol_error("invalid multibulk length"))
+                    break
+                pos = nl + 1
+                if count <= 0:
+                    continue
+                argv = []
+                while count:
+                    if pos >= size:
+                        self._suspend(argv, count, b"")
+                        return self._flush(out, ran)
+                    if data[pos] != 36:  # '$'
+                        out.append(self._protocol_error(f"expected '$', got '{chr(data[pos])}'"))
+                        return self._flush(out, ran)
+                    nl = find(b"\n", pos)
+                    if nl < 0:
+                        self._suspend(argv, count, data[pos:])
+                        return self._flush(out, ran)
+                    try:
+                        length = int(data[pos + 1 : nl])
+                    except ValueError:
+                        length = -1
+                    if length < 0 or length > self._max_bulk:
+                        out.append(self._protocol_error("invalid bulk length"))
+                        return self._flush(out, ran)
+                    start = nl + 1
+                    stop = start + length
+                    if stop + 2 > size:
+                        self._suspend(argv, count, data[start:], length + 2)
+                        return self._flush(out, ran)
+                    argv.append(data[start:stop])
+                    pos = stop + 2
+                    count -= 1
+            ran += 1
+            entry = fast.get(argv[0])
+            if entry is None or self._subscribed or not entry[1] <= len(argv) <= entry[2]:
+                reply = self._execute(argv)
+            else:
+                self.argv = argv
+                try:
+                    reply = entry[0](self, *argv[1:])
+                except RespError as exc:
+                    reply = error(str(exc))
+                except Exception as exc:
+                    reply = self._crashed(exc)
             if reply is not None:
                 out.append(reply)
-        return b"".join(out) if out else None
+        return self._flush(out, ran)
+
+    def _flush(self, out: list[bytes], ran: int) -> bytes | None:
+        self.server.commands_processed += ran
+        if not out:
+            return None
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def _crashed(self, exc: Exception) -> bytes:
+        self.log.error("handler_error", command=self.argv[0][:64].decode("latin-1"), exc_info=exc)
+        return error("ERR internal error")
 
     def _suspend(self, argv: list[bytes], remaining: int, tail: bytes, bulk_size: int | None = None) -> None:
         """A multibulk is cut: frame its remaining bulks one rule at a time."""
@@ -186,6 +221,7 @@ class RedisProtocol(KeyspaceCommands, Protocol):
             self.switch("bulklen")
             return None
         self.switch("stream")
+        self.server.commands_processed += 1
         return self._inline(line)
 
     @terminator("bulklen", b"\n", max_size=_MAX_COUNT_LINE)
@@ -212,6 +248,7 @@ class RedisProtocol(KeyspaceCommands, Protocol):
             return None
         argv, self._partial = self._partial, []
         self.switch("stream")
+        self.server.commands_processed += 1
         return self._execute(argv)
 
     def on_frame_too_long(self, rule: Rule, size: int) -> bool:
@@ -243,16 +280,20 @@ class RedisProtocol(KeyspaceCommands, Protocol):
     # ------------------------------------------------------------------ dispatch
 
     def _execute(self, argv: list[bytes]) -> bytes | None:
-        """Run one command given as its words; return its RESP reply."""
+        """Run one command given as its words through the framework's dispatch; return its RESP reply.
+
+        This full path runs the framework's checks and hooks (unknown command,
+        arity, pub/sub context).  A name seen here with a plain handler is
+        entered in the fast table, which on_stream uses for later commands.
+        """
         raw = argv[0]
-        name = _NAMES.get(raw)
-        if name is None:
-            name = raw.decode("latin-1").upper()
-            if name in self._commands:
-                _NAMES[raw] = name
+        name = raw.decode("latin-1").upper()
+        spec = self._commands.get(name)
+        if spec is not None and spec.plain and spec.states is None and len(_FAST) < 4096:
+            top = _UNBOUNDED if spec.max_args is None else spec.max_args + 1
+            _FAST[raw] = (spec.func, spec.min_args + 1, top)
         self.argv = argv
-        self.server.commands_processed += 1
-        if self.channels or self.patterns:
+        if self._subscribed:
             blocked = self._pubsub_check(name, argv)
             if blocked is not None:
                 return blocked
@@ -308,7 +349,7 @@ class RedisProtocol(KeyspaceCommands, Protocol):
     @command("PING")
     def cmd_ping(self, message: bytes | None = None) -> bytes:
         """PONG, or the message back."""
-        if self.channels or self.patterns:
+        if self._subscribed:
             return b"*2\r\n$4\r\npong\r\n" + bulk(message or b"")
         return b"+PONG\r\n" if message is None else bulk(message)
 

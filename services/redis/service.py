@@ -179,6 +179,7 @@ class RedisService(Service):
         table = self.pattern_subscribers if pattern else self.subscribers
         table.setdefault(name, set()).add(client)
         (client.patterns if pattern else client.channels).add(name)
+        client._subscribed = True
 
     def unsubscribe(self, client: RedisProtocol, name: bytes, pattern: bool) -> None:
         """Remove one subscription of *client* (if it has it)."""
@@ -189,6 +190,7 @@ class RedisService(Service):
             if not members:
                 del table[name]
         (client.patterns if pattern else client.channels).discard(name)
+        client._subscribed = bool(client.channels or client.patterns)
 
     def unsubscribe_all(self, client: RedisProtocol) -> None:
         """Remove every subscription of *client*."""
