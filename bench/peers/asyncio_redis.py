@@ -1,0 +1,94 @@
+"""A minimal Redis server (PING, SET, GET; RESP and inline) on asyncio, optionally on uvloop.
+
+Written the straightforward fast way for asyncio: a Protocol whose
+``data_received`` parses every complete command in the buffer and writes
+all their replies at once.  Run: ``python bench/peers/asyncio_redis.py PORT [--uvloop]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+
+STORE: dict[bytes, bytes] = {}
+
+
+def execute(args: list[bytes]) -> bytes:
+    """Run one command; return its RESP reply."""
+    name = args[0].upper()
+    if name == b"PING":
+        return b"+PONG\r\n" if len(args) == 1 else b"$%d\r\n%s\r\n" % (len(args[1]), args[1])
+    if name == b"SET" and len(args) == 3:
+        STORE[args[1]] = args[2]
+        return b"+OK\r\n"
+    if name == b"GET" and len(args) == 2:
+        value = STORE.get(args[1])
+        return b"$-1\r\n" if value is None else b"$%d\r\n%s\r\n" % (len(value), value)
+    if name in (b"CONFIG", b"COMMAND"):
+        return b"*0\r\n"
+    return b"-ERR unknown command\r\n"
+
+
+def parse(buf: bytes, pos: int) -> tuple[list[bytes] | None, int]:
+    """Parse one command at *pos*; return (args, next position), args None if incomplete."""
+    nl = buf.find(b"\r\n", pos)
+    if nl < 0:
+        return None, pos
+    if buf[pos] != 42:  # inline
+        return buf[pos:nl].split(), nl + 2
+    count = int(buf[pos + 1 : nl])
+    at = nl + 2
+    args = []
+    for _ in range(count):
+        nl = buf.find(b"\r\n", at)
+        if nl < 0:
+            return None, pos
+        size = int(buf[at + 1 : nl])
+        start = nl + 2
+        if start + size + 2 > len(buf):
+            return None, pos
+        args.append(buf[start : start + size])
+        at = start + size + 2
+    return args, at
+
+
+class RedisProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        pos = 0
+        out = []
+        while pos < len(buf):
+            args, pos = parse(buf, pos)
+            if args is None:
+                break
+            if args:
+                out.append(execute(args))
+        self.buf = buf[pos:]
+        if out:
+            self.transport.write(b"".join(out))
+
+
+async def main(port: int) -> None:
+    """Serve forever."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(RedisProtocol, "127.0.0.1", port, backlog=1024)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    if "--uvloop" in sys.argv:
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(main(int(sys.argv[1])))
