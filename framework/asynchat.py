@@ -533,10 +533,31 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         if not isinstance(data, _BYTES_TYPES):
             raise TypeError(f"data argument must be byte-ish ({type(data).__name__!r})")
         size = data.nbytes if isinstance(data, memoryview) else len(data)
-        if size and not self._closed:  # output for a closed channel would only pile up
+        if not size or self._closed:  # output for a closed channel would only pile up
+            self._send_soon()
+            return
+        if not self._ofifo and not self._dispatching and self.connected:
+            # Nothing queued and no batch being framed (a broadcast, a timer):
+            # hand the bytes to the socket now and queue only what it refuses.
+            try:
+                sent = self.socket.send(data)  # type: ignore[union-attr]
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self._send_failed(exc)
+                return
+            if sent == size:
+                return
+            data = memoryview(data)[sent:]
+            size -= sent
             self._ofifo.append(data)
             self._out_bytes += size
             self._check_output_limits()
+            self._update_interest()
+            return
+        self._ofifo.append(data)
+        self._out_bytes += size
+        self._check_output_limits()
         self._send_soon()
 
     def push_with_producer(self, producer: Producer | bytes) -> None:

@@ -125,17 +125,6 @@ class ChatSession(Protocol):
             # The push below passes the output cap and the framework cuts the
             # peer off; say why to the rooms it leaves.
             self.quit_reason = "Slow reader: output limit reached"
-        elif not channel.producer_fifo and channel.connected and channel.socket is not None:
-            # Nothing queued before us: hand the bytes to the socket straight
-            # away, as push would, without its queue bookkeeping (the hot path
-            # of a fan-out).  Whatever the socket does not take is queued.
-            try:
-                sent = channel.socket.send(data)
-            except OSError:
-                sent = 0  # push below meets the same error and handles it
-            if sent == len(data):
-                return
-            data = data[sent:]
         channel.push(data)
 
     def send(self, reply: Reply) -> None:
