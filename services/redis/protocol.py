@@ -46,6 +46,9 @@ _MAX_COUNT_LINE = 64 * 1024
 # Raw command name (as sent, any case) -> (handler, least argv length, most argv length).
 _FAST: dict[bytes, tuple[Callable[..., Any], int, int]] = {}
 _UNBOUNDED = 1 << 62
+# Commands that can close the connection or change its pub/sub state always
+# take the full path, so the fast loop need not re-check either per command.
+_NEVER_FAST = frozenset({"QUIT", "RESET", "HELLO", "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE"})
 
 
 class RedisProtocol(KeyspaceCommands, Protocol):
@@ -100,9 +103,11 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         find = data.find
         fast = _FAST
         ran = 0
+        subscribed = self._subscribed
+        # One scan per chunk instead of two per line: without quotes anywhere,
+        # every inline line splits on whitespace (which also drops its CR).
+        quotes = 34 in data or 39 in data
         while pos < size:
-            if self.closing:
-                break
             if data[pos] != 42:  # not '*': an inline command
                 nl = find(b"\n", pos)
                 if nl < 0:
@@ -110,16 +115,16 @@ class RedisProtocol(KeyspaceCommands, Protocol):
                     self.unread(data[pos:])
                     self.switch("command")
                     break
-                line = data[pos : nl - 1] if nl > pos and data[nl - 1] == 13 else data[pos:nl]
-                pos = nl + 1
-                if 34 in line or 39 in line:  # quotes: the full splitter
-                    quoted = split_inline(line)
+                if quotes:
+                    line = data[pos : nl - 1] if nl > pos and data[nl - 1] == 13 else data[pos:nl]
+                    quoted = split_inline(line) if 34 in line or 39 in line else line.split()
                     if quoted is None:
                         out.append(self._protocol_error("unbalanced quotes in request"))
                         break
                     argv = quoted
                 else:
-                    argv = line.split()
+                    argv = data[pos:nl].split()
+                pos = nl + 1
                 if not argv:
                     continue
             else:
@@ -168,18 +173,23 @@ class RedisProtocol(KeyspaceCommands, Protocol):
                     count -= 1
             ran += 1
             entry = fast.get(argv[0])
-            if entry is None or self._subscribed or not entry[1] <= len(argv) <= entry[2]:
-                reply = self._execute(argv)
-            else:
-                self.argv = argv
+            if entry is not None and not subscribed and entry[1] <= len(argv) <= entry[2]:
+                self.argv = argv  # the append-only file logs the command from here
                 try:
-                    reply = entry[0](self, *argv[1:])
+                    reply = entry[0](self, *argv[1:]) if len(argv) > 1 else entry[0](self)
                 except RespError as exc:
                     reply = error(str(exc))
                 except Exception as exc:
                     reply = self._crashed(exc)
+                if reply is not None:
+                    out.append(reply)
+                continue
+            reply = self._execute(argv)
             if reply is not None:
                 out.append(reply)
+            if self.closing:
+                break
+            subscribed = self._subscribed
         return self._flush(out, ran)
 
     def _flush(self, out: list[bytes], ran: int) -> bytes | None:
@@ -289,7 +299,7 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         raw = argv[0]
         name = raw.decode("latin-1").upper()
         spec = self._commands.get(name)
-        if spec is not None and spec.plain and spec.states is None and len(_FAST) < 4096:
+        if spec is not None and spec.plain and spec.states is None and name not in _NEVER_FAST and len(_FAST) < 4096:
             top = _UNBOUNDED if spec.max_args is None else spec.max_args + 1
             _FAST[raw] = (spec.func, spec.min_args + 1, top)
         self.argv = argv
