@@ -28,6 +28,8 @@ class DataReader:
         self.limit = limit
         self.size = 0
         self.too_big = False
+        #: A spooling failure (disk full...): the rest is read and dropped, the client hears 4xx.
+        self.error: OSError | None = None
         self._carry = b""
         self._skip = len(INJECTED)
         self._file: IO[bytes] | None = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - owned until close()
@@ -82,7 +84,7 @@ class DataReader:
             if not data:
                 return
         self.size += len(data)
-        if self.too_big:
+        if self.too_big or self.error is not None:
             return
         if self.size > self.limit:
             # Keep counting and reading, but never hold more than the limit.
@@ -90,4 +92,8 @@ class DataReader:
             self.close()
             return
         assert self._file is not None
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.error = exc
+            self.close()

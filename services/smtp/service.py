@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 import socket
 import uuid
@@ -149,7 +150,11 @@ class SmtpProtocol(Protocol):
         return "501 5.5.4 Syntax error in parameters or arguments"
 
     def on_handler_error(self, name: str | None, exc: BaseException) -> str:
-        self._drop_data()
+        if self.rule.name == "data":
+            # Mid-message we cannot tell where the client's data ends any more:
+            # answer and hang up rather than read message lines as commands.
+            self._drop_data()
+            self.close()
         return "451 4.3.0 Error: local error in processing"
 
     def on_frame_too_long(self, rule: Rule, size: int) -> bool:
@@ -351,6 +356,11 @@ class SmtpProtocol(Protocol):
         if reader.too_big:
             reader.close()
             return "552 5.3.4 Error: message size exceeds fixed maximum message size"
+        if reader.error is not None:
+            self.log.error("spool_failed", error=str(reader.error))
+            if reader.error.errno == errno.ENOSPC:
+                return "452 4.3.1 Error: insufficient system storage"
+            return "451 4.3.0 Error: local error in processing"
         assert mail_from is not None and self.helo is not None
         envelope = Envelope(
             id=uuid.uuid4().hex[:16].upper(),

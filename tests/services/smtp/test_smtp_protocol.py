@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -426,3 +428,30 @@ def test_large_message_memory_stays_bounded(make: Any, tmp_path: Path) -> None:
         while chunk := stored.read(1 << 20):
             check.update(chunk)
     assert check.hexdigest() == digest.hexdigest()
+
+
+class FullDisk(io.BytesIO):
+    def write(self, data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_spool_failure_answers_4xx_after_the_data(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.smtp.data.tempfile.SpooledTemporaryFile", lambda **kw: FullDisk())
+    client = session(make())
+    client.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+    assert codes(client) == ["250", "250", "354"]
+    client.send(b"RCPT TO:<c@example.org>\r\n")  # message text, not a command
+    assert client.read() == b""
+    client.send(b".\r\nNOOP\r\n")
+    assert client.read_lines() == ["452 4.3.1 Error: insufficient system storage", "250 2.0.0 OK"]
+
+
+def test_unexpected_error_mid_data_answers_451_and_hangs_up(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Any, chunk: bytes) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("services.smtp.data.DataReader.feed", broken)
+    client = session(make())
+    client.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nRCPT TO:<c@example.org>\r\n")
+    assert client.read_lines()[-1] == "451 4.3.0 Error: local error in processing"
+    assert client.closed
