@@ -80,6 +80,11 @@ class Envelope:
         return self.file.read()
 
 
+def _valid_helo(arg: str) -> bool:
+    # The name ends up in our Received: header: no spaces, no control characters.
+    return bool(arg) and arg.isprintable() and " " not in arg
+
+
 def format_reply(code: int, text: str) -> str:
     """Build a reply line (or lines, for text with newlines), adding an enhanced status code if absent."""
     if not 200 <= code <= 599:
@@ -194,7 +199,7 @@ class SmtpProtocol(Protocol):
     @command("HELO")
     def helo_command(self, arg: str = "") -> str:
         """HELO domain: start a plain SMTP session."""
-        if not arg or " " in arg:
+        if not _valid_helo(arg):
             return "501 5.5.4 Syntax: HELO hostname"
         self.helo = arg
         self.esmtp = False
@@ -204,7 +209,7 @@ class SmtpProtocol(Protocol):
     @command("EHLO")
     def ehlo_command(self, arg: str = "") -> list[str]:
         """EHLO domain: start an ESMTP session and list the extensions."""
-        if not arg or " " in arg:
+        if not _valid_helo(arg):
             return ["501 5.5.4 Syntax: EHLO hostname"]
         self.helo = arg
         self.esmtp = True

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from smtp_helpers import maildir_files, stored_messages
 
 from framework.testing import MemoryClient, ServiceHarness
@@ -455,3 +457,35 @@ def test_unexpected_error_mid_data_answers_451_and_hangs_up(make: Any, monkeypat
     client.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nRCPT TO:<c@example.org>\r\n")
     assert client.read_lines()[-1] == "451 4.3.0 Error: local error in processing"
     assert client.closed
+
+
+@pytest.mark.parametrize("name", [b"a b", b"a\rb", b"a\x00b"])
+def test_helo_name_must_be_one_printable_word(make: Any, name: bytes) -> None:
+    client = make().connect()
+    client.read()
+    client.send(b"EHLO " + name + b"\r\nHELO " + name + b"\r\n")
+    assert codes(client) == ["501", "501"]
+
+
+TOKENS = [
+    b"EHLO x\r\n", b"HELO x\r\n", b"MAIL FROM:<a@b.c>\r\n", b"MAIL FROM:<>", b" SIZE=", b"RCPT TO:<d@e.f>\r\n",
+    b"DATA\r\n", b"RSET\r\n", b"NOOP\r\n", b"\r\n", b"\r", b"\n", b".", b"\r\n.\r\n", b"<", b">", b":", b"\xff",
+    b"\xc3\xa9", b"\x00", b"x" * 700, b"SMTPUTF8", b" BODY=8BITMIME", b"VRFY", b"HELP\r\n",
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(st.sampled_from(TOKENS) | st.binary(max_size=20), max_size=25))
+def test_random_input_never_wedges_a_session(make: Any, pieces: list[bytes]) -> None:
+    harness = make(service=CapturingService, max_message_size=2000)
+    client = harness.connect()
+    for piece in pieces:
+        if client.closed:
+            return
+        client.send(piece)
+    if client.closed:
+        return
+    client.read()
+    # Whatever state the junk left: end a line, end a possible DATA, reset, and ask.
+    client.send(b"\r\n.\r\nRSET\r\nNOOP\r\n")
+    assert client.closed or client.read_lines()[-1] == "250 2.0.0 OK"
