@@ -489,3 +489,16 @@ def test_random_input_never_wedges_a_session(make: Any, pieces: list[bytes]) -> 
     # Whatever state the junk left: end a line, end a possible DATA, reset, and ask.
     client.send(b"\r\n.\r\nRSET\r\nNOOP\r\n")
     assert client.closed or client.read_lines()[-1] == "250 2.0.0 OK"
+
+
+def test_per_recipient_folder_names_stay_inside_the_maildir(make: Any, tmp_path: Path) -> None:
+    harness = make(delivery="per_recipient", maildir=tmp_path / "boxes")
+    client = session(harness)
+    client.send(
+        b'MAIL FROM:<a@example.org>\r\nRCPT TO:<"../../evil"@example.org>\r\nRCPT TO:<.hidden@example.org>\r\n'
+        b"RCPT TO:<Bob@Example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nhi\r\n.\r\n"
+    )
+    assert codes(client) == ["250"] * 5 + ["354", "250"]
+    names = sorted(path.name for path in (tmp_path / "boxes").iterdir())
+    assert names == ['".._.._evil"@example.org', "_.hidden@example.org", "bob@example.org"]
+    assert stored_messages(tmp_path / "boxes" / "bob@example.org") == [b"hi\r\n"]  # one copy for both spellings
