@@ -56,7 +56,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     )
     (broken / "linechat_broken_example.py").write_text("raise ImportError('this plugin cannot load')\n")
     # --no-build-isolation: build with the setuptools of the test extras, offline.
-    pip("install", "--no-deps", "--no-build-isolation", str(ROOT / "examples" / "linechat-hello"), str(broken))
+    # Build from a copy: pip leaves build/ and egg-info behind in the source.
+    example = tmp_path_factory.mktemp("example") / "linechat-hello"
+    shutil.copytree(ROOT / "examples" / "linechat-hello", example)
+    pip("install", "--no-deps", "--no-build-isolation", str(example), str(broken))
     try:
         yield
     finally:
