@@ -650,13 +650,7 @@ class ServiceChannel(async_chat):
 
     def _refuse_count(self, rule: Rule, count: int) -> Rule:
         """A counted frame over the rule's max_size: skip its bytes, or close."""
-        self.logger.warning("frame_too_long", rule=rule.name, size=count, limit=rule.max_size)
-        keep = False
-        try:
-            keep = self.protocol.on_frame_too_long(rule, count)
-        except Exception:
-            self.logger.exception("handler_error", command="<frame_too_long>")
-        if not keep:
+        if not self._keep_after_too_long(rule, count, rule.max_size):
             self.close_after_reply()
             return rule
         # Skip exactly `count` bytes without holding them, then read commands again.
@@ -764,15 +758,18 @@ class ServiceChannel(async_chat):
         """Ask the protocol whether to skip the over-long frame or close."""
         rule = self._rule
         assert rule is not None
-        self.logger.warning("frame_too_long", rule=rule.name, size=size, limit=self.max_frame_size)
         self._chunks.clear()
-        keep = False
+        if not self._keep_after_too_long(rule, size, self.max_frame_size):
+            self.close_when_done()
+
+    def _keep_after_too_long(self, rule: Rule, size: int, limit: int | None) -> bool:
+        """Log an over-long frame and ask the protocol whether to skip it (True) or close."""
+        self.logger.warning("frame_too_long", rule=rule.name, size=size, limit=limit)
         try:
-            keep = self.protocol.on_frame_too_long(rule, size)
+            return bool(self.protocol.on_frame_too_long(rule, size))
         except Exception:
             self.logger.exception("handler_error", command="<frame_too_long>")
-        if not keep:
-            self.close_when_done()
+            return False
 
     # ------------------------------------------------------------------ replies
 

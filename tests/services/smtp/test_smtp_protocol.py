@@ -6,7 +6,7 @@ import errno
 import hashlib
 import io
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +32,13 @@ class CapturingService(SmtpService):
 
 
 @pytest.fixture
-def make(tmp_path: Path) -> Iterator[Any]:
-    harnesses: list[ServiceHarness] = []
-
+def make(linechat_harness: Callable[..., ServiceHarness]) -> Callable[..., ServiceHarness]:
     def factory(service: type[SmtpService] = SmtpService, **settings: Any) -> ServiceHarness:
         settings.setdefault("delivery_threads", 0)  # store inline: the fake clock drives everything
         settings.setdefault("hostname", "mx.test")
-        harness = ServiceHarness(service, data_dir=tmp_path / "data", **settings)
-        harnesses.append(harness)
-        return harness
+        return linechat_harness(service, **settings)
 
-    yield factory
-    for harness in harnesses:
-        harness.close()
+    return factory
 
 
 def session(harness: ServiceHarness, ehlo: bool = True) -> MemoryClient:
