@@ -1,4 +1,4 @@
-"""A Redis-compatible service: RESP2 and inline commands, pub/sub, expiry, an append-only file."""
+"""A Redis-compatible service: RESP2, RESP3 and inline commands, pub/sub, expiry, an append-only file."""
 
 from services.redis.protocol import RedisProtocol
 from services.redis.service import RedisService, RedisSettings

@@ -23,7 +23,9 @@ from services.redis.resp import (
     NIL_ARRAY,
     OK,
     ONE,
+    RESP2,
     ZERO,
+    Dialect,
     RespError,
     array,
     bulk,
@@ -167,6 +169,11 @@ class KeyspaceCommands:
     db: Database
     dbindex: int
     argv: list[bytes]
+    # Reply shapes of the connection's protocol (RESP2 unless HELLO 3 changed
+    # them); the null replies are copied out of the dialect for the hot paths.
+    dialect: Dialect = RESP2
+    null: bytes = NIL
+    null_array: bytes = NIL_ARRAY
 
     # ------------------------------------------------------------------ helpers
 
@@ -241,7 +248,7 @@ class KeyspaceCommands:
         """Value of a string key."""
         value = self.db.get(key)
         if value is None:
-            return NIL
+            return self.null
         if type(value) is not bytes:
             raise RespError(WRONGTYPE)
         return b"$%d\r\n%s\r\n" % (len(value), value)
@@ -293,7 +300,7 @@ class KeyspaceCommands:
         if get and old is not None and type(old) is not bytes:
             raise RespError(WRONGTYPE)
         if (condition == b"NX" and old is not None) or (condition == b"XX" and old is None):
-            return bulk(old) if get else NIL
+            return bulk(old, self.null) if get else self.null
         db.set(key, value, keep_ttl=keep_ttl)
         record = [b"SET", key, value]
         if deadline is not None:
@@ -302,7 +309,7 @@ class KeyspaceCommands:
         elif keep_ttl:
             record.append(b"KEEPTTL")
         self._propagate(record)
-        return bulk(old) if get else OK
+        return bulk(old, self.null) if get else OK
 
     @command("SETNX")
     def cmd_setnx(self, key: bytes, value: bytes) -> bytes:
@@ -338,7 +345,7 @@ class KeyspaceCommands:
         old = self._typed(key, bytes)
         self.db.set(key, value)
         self._propagate([b"SET", key, value])
-        return bulk(old)
+        return bulk(old, self.null)
 
     @command("GETDEL")
     def cmd_getdel(self, key: bytes) -> bytes:
@@ -347,7 +354,7 @@ class KeyspaceCommands:
         if old is not None:
             self.db.delete(key)
             self._propagate([b"DEL", key])
-        return bulk(old)
+        return bulk(old, self.null)
 
     @command("MGET")
     def cmd_mget(self, key: bytes, *keys: bytes) -> bytes:
@@ -357,7 +364,7 @@ class KeyspaceCommands:
         for k in (key, *keys):
             value = get(k)
             values.append(value if type(value) is bytes else None)
-        return array(values)
+        return array(values, self.null)
 
     @command("MSET")
     def cmd_mset(self, key: bytes, value: bytes, *pairs: bytes) -> bytes:
@@ -671,11 +678,11 @@ class KeyspaceCommands:
         db = self.db
         for _ in range(100):
             if not db.data:
-                return NIL
+                return self.null
             key = random.choice(list(db.data))
             if db.get(key) is not None:
                 return bulk(key)
-        return NIL
+        return self.null
 
     # ------------------------------------------------------------------ lists
 
@@ -709,7 +716,7 @@ class KeyspaceCommands:
                 raise RespError("ERR value is out of range, must be positive")
         items = self._typed(key, deque)
         if items is None:
-            return NIL if wanted is None else NIL_ARRAY
+            return self.null if wanted is None else self.null_array
         pop = items.popleft if left else items.pop
         if wanted is None:
             value = pop()
@@ -758,11 +765,11 @@ class KeyspaceCommands:
         where = _int(index)
         items = self._typed(key, deque)
         if items is None:
-            return NIL
+            return self.null
         if where < 0:
             where += len(items)
         if not 0 <= where < len(items):
-            return NIL
+            return self.null
         return bulk(items[where])
 
     @command("LSET")
@@ -860,13 +867,13 @@ class KeyspaceCommands:
     def cmd_hget(self, key: bytes, field: bytes) -> bytes:
         """Value of a hash field."""
         fields = self._typed(key, dict)
-        return NIL if fields is None else bulk(fields.get(field))
+        return self.null if fields is None else bulk(fields.get(field), self.null)
 
     @command("HMGET")
     def cmd_hmget(self, key: bytes, field: bytes, *more: bytes) -> bytes:
         """Values of several hash fields."""
         fields = self._typed(key, dict) or {}
-        return array([fields.get(f) for f in (field, *more)])
+        return array([fields.get(f) for f in (field, *more)], self.null)
 
     @command("HDEL")
     def cmd_hdel(self, key: bytes, field: bytes, *more: bytes) -> bytes:
@@ -888,7 +895,7 @@ class KeyspaceCommands:
     def cmd_hgetall(self, key: bytes) -> bytes:
         """Every field and value of a hash."""
         fields = self._typed(key, dict) or {}
-        return array([item for pair in fields.items() for item in pair])
+        return self.dialect.map_reply([item for pair in fields.items() for item in pair])
 
     @command("HLEN")
     def cmd_hlen(self, key: bytes) -> bytes:
@@ -962,7 +969,7 @@ class KeyspaceCommands:
     @command("SMEMBERS")
     def cmd_smembers(self, key: bytes) -> bytes:
         """Every member of a set."""
-        return array(list(self._typed(key, set) or ()))
+        return self.dialect.set_reply(self._typed(key, set) or ())
 
     @command("SISMEMBER")
     def cmd_sismember(self, key: bytes, member: bytes) -> bytes:

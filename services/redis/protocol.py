@@ -1,5 +1,12 @@
 """One Redis connection: RESP2 multibulk and inline framing, dispatch, pub/sub, server commands.
 
+Requests are RESP2 multibulks or inline lines whatever the protocol; replies
+are RESP2 until ``HELLO 3`` switches the connection to RESP3 (nulls, maps,
+sets, verbatim text and push messages then take their RESP3 forms).  The
+handlers never test the version: they take those reply shapes from the
+connection's dialect (``self.dialect``, ``self.null``, ``self.null_array``),
+set once per switch.
+
 Framing has a fast path and a frame-by-frame path.  In the ``stream`` rule
 every chunk read from the socket comes here whole, and all the complete
 commands in it are parsed in one loop (pipelines cost one call per read).
@@ -21,6 +28,9 @@ from services.redis.commands import WRITE_COMMANDS, KeyspaceCommands
 from services.redis.resp import (
     EMPTY_ARRAY,
     OK,
+    RESP2,
+    RESP3,
+    Dialect,
     RespError,
     array,
     bulk,
@@ -39,7 +49,7 @@ __all__ = ["SERVER_VERSION", "RedisProtocol"]
 #: The Redis version we answer like (HELLO, INFO).
 SERVER_VERSION = b"7.0.0"
 
-# Only these may run while a connection is subscribed (RESP2 rule).
+# Only these may run while a RESP2 connection is subscribed (RESP3 ones may run anything).
 _PUBSUB_ALLOWED = frozenset({"SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE", "PING", "QUIT", "RESET"})
 # Longest "$len" / "*N" line, as Redis (PROTO_INLINE_MAX_SIZE).
 _MAX_COUNT_LINE = 64 * 1024
@@ -52,7 +62,7 @@ _NEVER_FAST = frozenset({"QUIT", "RESET", "HELLO", "SUBSCRIBE", "PSUBSCRIBE", "U
 
 
 class RedisProtocol(KeyspaceCommands, Protocol):
-    """A client connection speaking RESP2 (and inline commands) on one port."""
+    """A client connection speaking RESP2 or RESP3 (and inline commands) on one port."""
 
     encoding = None  # arguments stay bytes
     line_delimiter = b"\n"
@@ -75,6 +85,13 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         self._partial: list[bytes] = []  # bulks of a command being framed frame by frame
         self._remaining = 0
         self._header_pending = False  # the cut line is a "*N" header, not an inline command
+        self._use(RESP2)
+
+    def _use(self, dialect: Dialect) -> None:
+        """Switch the connection's replies to a protocol version (HELLO, RESET)."""
+        self.dialect = dialect
+        self.null = dialect.null
+        self.null_array = dialect.null_array
 
     # ------------------------------------------------------------------ connection hooks
 
@@ -303,7 +320,7 @@ class RedisProtocol(KeyspaceCommands, Protocol):
             top = _UNBOUNDED if spec.max_args is None else spec.max_args + 1
             _FAST[raw] = (spec.func, spec.min_args + 1, top)
         self.argv = argv
-        if self._subscribed:
+        if self._subscribed and self.dialect is RESP2:
             blocked = self._pubsub_check(name, argv)
             if blocked is not None:
                 return blocked
@@ -359,7 +376,7 @@ class RedisProtocol(KeyspaceCommands, Protocol):
     @command("PING")
     def cmd_ping(self, message: bytes | None = None) -> bytes:
         """PONG, or the message back."""
-        if self._subscribed:
+        if self._subscribed and self.dialect is RESP2:
             return b"*2\r\n$4\r\npong\r\n" + bulk(message or b"")
         return b"+PONG\r\n" if message is None else bulk(message)
 
@@ -376,8 +393,9 @@ class RedisProtocol(KeyspaceCommands, Protocol):
 
     @command("RESET")
     def cmd_reset(self) -> bytes:
-        """Back to a fresh connection state: database 0, no subscriptions, no name."""
+        """Back to a fresh connection state: RESP2, database 0, no subscriptions, no name."""
         self.server.unsubscribe_all(self)
+        self._use(RESP2)
         self.dbindex = 0
         self.db = self.server.dbs[0]
         self.client_name = None
@@ -385,12 +403,21 @@ class RedisProtocol(KeyspaceCommands, Protocol):
 
     @command("HELLO")
     def cmd_hello(self, *args: bytes) -> bytes:
-        """Handshake: RESP2 only, so a request for RESP3 gets NOPROTO and clients fall back."""
+        """Handshake: choose RESP2 or RESP3 (AUTH, SETNAME on the way); reply with the server's details.
+
+        Options take effect in order, as in Redis: a name set before a failing
+        option stays set.  The protocol changes only when every option passed.
+        """
+        dialect = self.dialect
         if args:
             version = parse_int(args[0])
             if version is None:
                 raise RespError("ERR Protocol version is not an integer or out of range")
-            if version != 2:
+            if version == 2:
+                dialect = RESP2
+            elif version == 3:
+                dialect = RESP3
+            else:
                 raise RespError("NOPROTO unsupported protocol version")
             rest = args[1:]
             while rest:
@@ -399,17 +426,19 @@ class RedisProtocol(KeyspaceCommands, Protocol):
                     self._set_name(rest[1])
                     rest = rest[2:]
                 elif opt == b"AUTH" and len(rest) >= 3:
-                    rest = rest[3:]  # no authentication configured: any credentials do
+                    self._authenticate(rest[1])
+                    rest = rest[3:]
                 else:
                     raise RespError(f"ERR Syntax error in HELLO option '{rest[0].decode('latin-1')}'")
+        self._use(dialect)
         return (
-            b"*14\r\n"
+            dialect.map_header(7)
             + bulk(b"server")
             + bulk(b"redis")
             + bulk(b"version")
             + bulk(SERVER_VERSION)
             + bulk(b"proto")
-            + integer(2)
+            + integer(dialect.version)
             + bulk(b"id")
             + integer(self.id)
             + bulk(b"mode")
@@ -419,6 +448,25 @@ class RedisProtocol(KeyspaceCommands, Protocol):
             + bulk(b"modules")
             + EMPTY_ARRAY
         )
+
+    def _authenticate(self, user: bytes) -> None:
+        # No password is configured: like Redis then, the "default" user
+        # logs in with any password and there is no other user.
+        if user != b"default":
+            raise RespError("WRONGPASS invalid username-password pair or user is disabled.")
+
+    @command("AUTH")
+    def cmd_auth(self, first: bytes, *rest: bytes) -> bytes:
+        """AUTH [user] password: accepted for the default user, since no password is configured."""
+        if len(rest) > 1:
+            raise RespError("ERR syntax error")
+        if not rest:
+            raise RespError(
+                "ERR AUTH <password> called without any password configured for the default user. "
+                "Are you sure your configuration is correct?"
+            )
+        self._authenticate(first)
+        return OK
 
     def _set_name(self, name: bytes) -> None:
         if any(c < 33 or c > 126 for c in name):
@@ -438,7 +486,7 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         if upper == b"ID":
             return integer(self.id)
         if upper == b"GETNAME":
-            return bulk(self.client_name)
+            return bulk(self.client_name, self.null)
         if upper == b"SETNAME":
             self._set_name(args[0])
             return OK
@@ -447,8 +495,8 @@ class RedisProtocol(KeyspaceCommands, Protocol):
                 raise RespError(f"ERR Unrecognized option '{args[0].decode('latin-1')}'")
             return OK
         if upper == b"INFO":
-            return bulk(self.client_info() + b"\n")
-        return bulk(b"".join(p.client_info() + b"\n" for p in self.server.clients()))
+            return self.dialect.verbatim(self.client_info() + b"\n")
+        return self.dialect.verbatim(b"".join(p.client_info() + b"\n" for p in self.server.clients()))
 
     def client_info(self) -> bytes:
         """One line describing this client, in the style of CLIENT LIST."""
@@ -456,7 +504,8 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         return (
             f"id={self.id} addr={peer} name={(self.client_name or b'').decode('latin-1')} "
             f"age={int(time.time() - self.created)} db={self.dbindex} sub={len(self.channels)} "
-            f"psub={len(self.patterns)} cmd={(self.argv[0] if self.argv else b'NULL').lower().decode('latin-1')}"
+            f"psub={len(self.patterns)} cmd={(self.argv[0] if self.argv else b'NULL').lower().decode('latin-1')} "
+            f"resp={self.dialect.version}"
         ).encode("latin-1")
 
     # ------------------------------------------------------------------ server commands
@@ -470,7 +519,7 @@ class RedisProtocol(KeyspaceCommands, Protocol):
     @command("INFO")
     def cmd_info(self, *sections: bytes) -> bytes:
         """Server information in Redis's INFO text format."""
-        return bulk(self.server.info([s.lower().decode("latin-1") for s in sections]))
+        return self.dialect.verbatim(self.server.info([s.lower().decode("latin-1") for s in sections]))
 
     @command("CONFIG")
     def cmd_config(self, sub: bytes, *args: bytes) -> bytes:
@@ -483,7 +532,7 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         for name, value in self.server.config_table().items():
             if any(glob_match(p.lower(), name) for p in args):
                 found[name] = value
-        return array([item for pair in found.items() for item in pair])
+        return self.dialect.map_reply([item for pair in found.items() for item in pair])
 
     @command("COMMAND")
     def cmd_command(self, *args: bytes) -> bytes:
@@ -499,16 +548,16 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         if sub == b"INFO":
             names = [a.decode("latin-1").upper() for a in args[1:]] or sorted(specs)
             return b"*%d\r\n" % len(names) + b"".join(
-                self._command_info(n) if n in specs else NIL_ARRAY_BYTES for n in names
+                self._command_info(n) if n in specs else self.null_array for n in names
             )
         if sub == b"DOCS":
             names = [a.decode("latin-1").upper() for a in args[1:]] or sorted(specs)
             names = [n for n in names if n in specs]
-            out = [b"*%d\r\n" % (2 * len(names))]
+            out = [self.dialect.map_header(len(names))]
             for n in names:
                 out.append(bulk(n.lower().encode()))
                 out.append(
-                    b"*4\r\n"
+                    self.dialect.map_header(2)
                     + bulk(b"summary")
                     + bulk(specs[n].help.encode("utf-8"))
                     + bulk(b"group")
@@ -528,18 +577,23 @@ class RedisProtocol(KeyspaceCommands, Protocol):
             b"*10\r\n"
             + bulk(name.lower().encode())
             + integer(arity)
-            + b"*%d\r\n" % len(flags)
+            + self.dialect.set_head % len(flags)
             + b"".join(b"+%s\r\n" % f for f in flags)
             + integer(first)
             + integer(last)
             + integer(1 if keyed else 0)
-            + EMPTY_ARRAY * 4
+            + self.dialect.set_head % 0 * 4
         )
 
     # ------------------------------------------------------------------ pub/sub
 
     def _subscription_reply(self, kind: bytes, name: bytes | None) -> bytes:
-        return b"*3\r\n" + bulk(kind) + bulk(name) + integer(len(self.channels) + len(self.patterns))
+        return (
+            self.dialect.push_head % 3
+            + bulk(kind)
+            + bulk(name, self.null)
+            + integer(len(self.channels) + len(self.patterns))
+        )
 
     @command("SUBSCRIBE")
     def cmd_subscribe(self, channel: bytes, *more: bytes) -> bytes:
@@ -587,7 +641,6 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         return integer(self.server.publish(channel, message))
 
 
-NIL_ARRAY_BYTES = b"*-1\r\n"
 # Commands that take no key (COMMAND reports no key positions for them).
 NO_KEY_COMMANDS = frozenset(
     [
@@ -596,6 +649,7 @@ NO_KEY_COMMANDS = frozenset(
         "QUIT",
         "RESET",
         "HELLO",
+        "AUTH",
         "CLIENT",
         "TIME",
         "INFO",

@@ -1,4 +1,4 @@
-"""RESP2 encoding helpers, the inline-command splitter and Redis-style glob patterns."""
+"""RESP2/RESP3 encoding helpers, the inline-command splitter and Redis-style glob patterns."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ __all__ = [
     "EMPTY_ARRAY",
     "NIL",
     "NIL_ARRAY",
+    "NULL",
     "OK",
     "ONE",
+    "RESP2",
+    "RESP3",
     "WRONGTYPE",
     "ZERO",
+    "Dialect",
     "RespError",
     "array",
     "bulk",
@@ -32,6 +36,7 @@ OK = b"+OK\r\n"
 NIL = b"$-1\r\n"
 NIL_ARRAY = b"*-1\r\n"
 EMPTY_ARRAY = b"*0\r\n"
+NULL = b"_\r\n"  # RESP3's one null, for both the null bulk and the null array
 ZERO = b":0\r\n"
 ONE = b":1\r\n"
 WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
@@ -44,10 +49,10 @@ class RespError(CommandError):
     """A command failed; the message is the whole error line, code included (``ERR ...``)."""
 
 
-def bulk(value: bytes | None) -> bytes:
-    """Encode a bulk string (None: the null bulk)."""
+def bulk(value: bytes | None, null: bytes = NIL) -> bytes:
+    """Encode a bulk string (None: *null*, the null bulk of the connection's protocol)."""
     if value is None:
-        return NIL
+        return null
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
@@ -70,13 +75,64 @@ def error(message: str) -> bytes:
     return b"-" + message.replace("\r", " ").replace("\n", " ").encode("latin-1", "replace") + b"\r\n"
 
 
-def array(items: Iterable[bytes | None]) -> bytes:
-    """Encode an array of bulk strings (None items become null bulks)."""
+def array(items: Iterable[bytes | None], null: bytes = NIL, head: bytes = b"*%d\r\n") -> bytes:
+    """Encode an aggregate of bulk strings (None items become *null*); *head* formats its count."""
     parts = [b""]
     for item in items:
-        parts.append(NIL if item is None else b"$%d\r\n%s\r\n" % (len(item), item))
-    parts[0] = b"*%d\r\n" % (len(parts) - 1)
+        parts.append(null if item is None else b"$%d\r\n%s\r\n" % (len(item), item))
+    parts[0] = head % (len(parts) - 1)
     return b"".join(parts)
+
+
+class Dialect:
+    """The reply shapes that depend on a connection's protocol version (RESP2 here, RESP3 below).
+
+    A connection holds one of the two instances and switches on ``HELLO``, so
+    no reply checks the version: it asks its dialect for the bytes.
+    """
+
+    version = 2
+    null = NIL  # null bulk string
+    null_array = NIL_ARRAY
+    set_head = b"*%d\r\n"  # a set's header, by member count
+    push_head = b"*%d\r\n"  # an out-of-band (pub/sub) message's header, by element count
+
+    def map_header(self, pairs: int) -> bytes:
+        """Header of a map of *pairs* key/value pairs."""
+        return b"*%d\r\n" % (2 * pairs)
+
+    def verbatim(self, text: bytes) -> bytes:
+        """A text blob meant for humans (INFO, CLIENT LIST)."""
+        return b"$%d\r\n%s\r\n" % (len(text), text)
+
+    def map_reply(self, flat: list[bytes]) -> bytes:
+        """A map of bulk strings given as ``[key, value, key, value, ...]``."""
+        return array(flat)
+
+    def set_reply(self, members: Iterable[bytes]) -> bytes:
+        """A set of bulk strings."""
+        return array(members, head=self.set_head)
+
+
+class _Resp3(Dialect):
+    version = 3
+    null = NULL
+    null_array = NULL
+    set_head = b"~%d\r\n"
+    push_head = b">%d\r\n"
+
+    def map_header(self, pairs: int) -> bytes:
+        return b"%%%d\r\n" % pairs
+
+    def verbatim(self, text: bytes) -> bytes:
+        return b"=%d\r\ntxt:%s\r\n" % (len(text) + 4, text)
+
+    def map_reply(self, flat: list[bytes]) -> bytes:
+        return b"%%%d\r\n" % (len(flat) // 2) + b"".join(b"$%d\r\n%s\r\n" % (len(item), item) for item in flat)
+
+
+RESP2 = Dialect()
+RESP3 = _Resp3()
 
 
 def encode_command(argv: Iterable[bytes]) -> bytes:

@@ -14,7 +14,7 @@ from framework.service import Service, ServiceSettings
 from services.redis.aof import AppendOnlyFile, TruncatedAOFError, read_commands
 from services.redis.commands import KeyspaceCommands
 from services.redis.protocol import SERVER_VERSION, RedisProtocol
-from services.redis.resp import RespError, array, glob_match
+from services.redis.resp import RESP3, RespError, array, glob_match
 from services.redis.store import Database
 
 __all__ = ["RedisService", "RedisSettings"]
@@ -61,12 +61,12 @@ class _Replayer(KeyspaceCommands):
 
 
 class RedisService(Service):
-    """An in-memory data store speaking the Redis protocol (RESP2 and inline)."""
+    """An in-memory data store speaking the Redis protocol (RESP2, RESP3 and inline)."""
 
     name = "redis"
     Settings = RedisSettings
     protocol = RedisProtocol
-    description = "a Redis-compatible key-value store (RESP2, pub/sub, expiry, append-only file)"
+    description = "a Redis-compatible key-value store (RESP2/RESP3, pub/sub, expiry, append-only file)"
 
     settings: RedisSettings
 
@@ -204,17 +204,20 @@ class RedisService(Service):
         receivers = 0
         members = self.subscribers.get(channel)
         if members:
-            payload = array([b"message", channel, message])
-            for client in list(members):
-                client.send(payload)
-                receivers += 1
+            receivers += self._push(members, array([b"message", channel, message]))
         for pattern, clients in list(self.pattern_subscribers.items()):
             if glob_match(pattern, channel):
-                payload = array([b"pmessage", pattern, channel, message])
-                for client in list(clients):
-                    client.send(payload)
-                    receivers += 1
+                receivers += self._push(clients, array([b"pmessage", pattern, channel, message]))
         return receivers
+
+    @staticmethod
+    def _push(clients: set[RedisProtocol], payload: bytes) -> int:
+        """Send a message built as a RESP2 array; RESP3 clients get it as a push (same bytes but the first)."""
+        pushed = b">" + payload[1:]
+        targets = list(clients)  # a send may close a client, which leaves the set
+        for client in targets:
+            client.send(pushed if client.dialect is RESP3 else payload)
+        return len(targets)
 
     # ------------------------------------------------------------------ introspection
 

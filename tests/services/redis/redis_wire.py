@@ -1,4 +1,4 @@
-"""Shared helpers for the Redis service tests: RESP encoding, reply splitting, a raw client, a real redis-server."""
+"""Helpers for the Redis service tests: RESP encoding, RESP2/RESP3 reply splitting, a raw client, a real server."""
 
 from __future__ import annotations
 
@@ -18,26 +18,29 @@ def cmd(*args: bytes | str | int) -> bytes:
 
 
 def reply_end(data: bytes, pos: int = 0) -> int | None:
-    """Offset just past the reply starting at *pos*, or None if *data* holds only part of it."""
+    """Offset just past the RESP2 or RESP3 reply starting at *pos*, or None if *data* holds only part of it."""
     nl = data.find(b"\r\n", pos)
     if nl < 0:
         return None
     kind = data[pos : pos + 1]
-    if kind in (b"+", b"-", b":"):
+    if kind in (b"+", b"-", b":", b"_", b",", b"#", b"("):
         return nl + 2
     count = int(data[pos + 1 : nl])
-    if kind == b"$":
+    if kind in (b"$", b"=", b"!"):
         if count < 0:
             return nl + 2
         end = nl + 2 + count + 2
         return end if end <= len(data) else None
-    if kind == b"*":
+    if kind in (b"*", b"~", b">", b"%", b"|"):
+        elements = 2 * count if kind in (b"%", b"|") else count
         at: int | None = nl + 2
-        for _ in range(max(count, 0)):
+        for _ in range(max(elements, 0)):
             assert at is not None
             at = reply_end(data, at)
             if at is None:
                 return None
+        if kind == b"|" and at is not None:
+            return reply_end(data, at)  # an attribute comes before the reply it annotates
         return at
     raise ValueError(f"not RESP: {data[pos : pos + 40]!r}")
 

@@ -122,12 +122,170 @@ def test_error_texts(harness: ServiceHarness) -> None:
     ]
 
 
-def test_hello_3_refused_so_clients_fall_back(harness: ServiceHarness) -> None:
+def _hello(proto: int, client_id: int) -> bytes:
+    header = b"%7\r\n" if proto == 3 else b"*14\r\n"
+    return (
+        header
+        + b"$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n$5\r\nproto\r\n:%d\r\n" % proto
+        + b"$2\r\nid\r\n:%d\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n" % client_id
+        + b"$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"
+    )
+
+
+def test_hello_switches_the_protocol(harness: ServiceHarness) -> None:
     client = harness.connect()
-    replies = talk(client, cmd("HELLO", "3") + cmd("HELLO", "2"))
-    assert replies[0] == b"-NOPROTO unsupported protocol version\r\n"
-    assert replies[1].startswith(b"*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n")
-    assert b"$5\r\nproto\r\n:2\r\n" in replies[1]
+    assert client.channel is not None
+    cid = client.channel.protocol.id  # type: ignore[attr-defined]
+    replies = talk(
+        client,
+        cmd("HELLO")
+        + cmd("GET", "nokey")
+        + cmd("HELLO", "3")
+        + cmd("GET", "nokey")
+        + cmd("HELLO")
+        + cmd("HELLO", "4")
+        + cmd("HELLO", "x")
+        + cmd("GET", "nokey")
+        + cmd("HELLO", "2")
+        + cmd("GET", "nokey"),
+    )
+    assert replies == [
+        _hello(2, cid),
+        b"$-1\r\n",
+        _hello(3, cid),
+        b"_\r\n",
+        _hello(3, cid),
+        b"-NOPROTO unsupported protocol version\r\n",
+        b"-ERR Protocol version is not an integer or out of range\r\n",
+        b"_\r\n",  # a refused HELLO leaves the protocol as it was
+        _hello(2, cid),
+        b"$-1\r\n",
+    ]
+
+
+def test_hello_options_apply_in_order(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    replies = talk(
+        client,
+        cmd("HELLO", "3", "SETNAME", "first", "AUTH", "bob", "pw")  # the name stays, the protocol does not change
+        + cmd("CLIENT", "GETNAME")
+        + cmd("GET", "nokey")
+        + cmd("HELLO", "3", "AUTH", "default", "anything", "SETNAME", "second")
+        + cmd("CLIENT", "GETNAME")
+        + cmd("HELLO", "3", "SETNAME", "")
+        + cmd("CLIENT", "GETNAME")
+        + cmd("HELLO", "3", "AUTH", "default")
+        + cmd("AUTH", "pw")
+        + cmd("AUTH", "default", "pw")
+        + cmd("AUTH", "bob", "pw"),
+    )
+    assert replies[:3] == [
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+        b"$5\r\nfirst\r\n",
+        b"$-1\r\n",
+    ]
+    assert replies[3].startswith(b"%7\r\n")
+    assert replies[4:] == [
+        b"$6\r\nsecond\r\n",
+        replies[3],
+        b"_\r\n",
+        b"-ERR Syntax error in HELLO option 'AUTH'\r\n",
+        b"-ERR AUTH <password> called without any password configured for the default user. "
+        b"Are you sure your configuration is correct?\r\n",
+        b"+OK\r\n",
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    ]
+
+
+def test_resp3_reply_shapes(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    talk(client, cmd("HELLO", "3"))
+    replies = talk(
+        client,
+        cmd("SET", "s", "v")
+        + cmd("SET", "s", "w", "NX", "GET")
+        + cmd("SET", "t", "w", "XX")
+        + cmd("GETSET", "nokey", "x")
+        + cmd("GETDEL", "none")
+        + cmd("MGET", "s", "none")
+        + cmd("LPOP", "none")
+        + cmd("LPOP", "none", "2")
+        + cmd("LINDEX", "none", "0")
+        + cmd("HSET", "h", "f", "1", "g", "2")
+        + cmd("HGETALL", "h")
+        + cmd("HGETALL", "none")
+        + cmd("HGET", "h", "zz")
+        + cmd("HMGET", "h", "f", "zz")
+        + cmd("HKEYS", "h")
+        + cmd("SADD", "st", "m")
+        + cmd("SMEMBERS", "st")
+        + cmd("SMEMBERS", "none")
+        + cmd("CONFIG", "GET", "databases")
+        + cmd("CLIENT", "GETNAME")
+        + cmd("INCRBYFLOAT", "fl", "1.5")
+        + cmd("FLUSHDB")
+        + cmd("RANDOMKEY"),
+    )
+    assert replies == [
+        b"+OK\r\n",
+        b"$1\r\nv\r\n",
+        b"_\r\n",
+        b"_\r\n",
+        b"_\r\n",
+        b"*2\r\n$1\r\nv\r\n_\r\n",
+        b"_\r\n",
+        b"_\r\n",
+        b"_\r\n",
+        b":2\r\n",
+        b"%2\r\n$1\r\nf\r\n$1\r\n1\r\n$1\r\ng\r\n$1\r\n2\r\n",
+        b"%0\r\n",
+        b"_\r\n",
+        b"*2\r\n$1\r\n1\r\n_\r\n",
+        b"*2\r\n$1\r\nf\r\n$1\r\ng\r\n",
+        b":1\r\n",
+        b"~1\r\n$1\r\nm\r\n",
+        b"~0\r\n",
+        b"%1\r\n$9\r\ndatabases\r\n$2\r\n16\r\n",
+        b"_\r\n",
+        b"$3\r\n1.5\r\n",  # a bulk string in RESP3 too, as in Redis 7
+        b"+OK\r\n",
+        b"_\r\n",
+    ]
+
+
+def test_resp3_text_and_command_replies(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    talk(client, cmd("HELLO", "3"))
+    info, client_info, docs, command_info = talk(
+        client,
+        cmd("INFO", "server")
+        + cmd("CLIENT", "INFO")
+        + cmd("COMMAND", "DOCS", "get")
+        + cmd("COMMAND", "INFO", "get", "nosuch"),
+    )
+    body = info.split(b"\r\n", 1)[1]
+    assert info.startswith(b"=%d\r\ntxt:# Server\r\n" % (len(body) - 2))
+    assert client_info.startswith(b"=") and client_info.endswith(b" resp=3\n\r\n")
+    assert docs.startswith(b"%1\r\n$3\r\nget\r\n%2\r\n$7\r\nsummary\r\n")
+    assert command_info.startswith(b"*2\r\n*10\r\n$3\r\nget\r\n:2\r\n~1\r\n+readonly\r\n")
+    assert command_info.endswith(b"~0\r\n~0\r\n~0\r\n~0\r\n_\r\n")
+
+
+def test_resp3_pipeline_split_everywhere(harness: ServiceHarness) -> None:
+    """Framing does not depend on the protocol: the same pipeline, cut anywhere, under RESP3."""
+    expected = [*PIPELINE_REPLIES[:-1], b"*3\r\n$1\r\n1\r\n$0\r\n\r\n_\r\n"]
+    for size in (1, 3, 7):
+        client = harness.connect()
+        talk(client, cmd("HELLO", "3"))
+        for start in range(0, len(PIPELINE), size):
+            client.send(PIPELINE[start : start + size])
+        assert split_replies(client.read()) == expected
+
+
+def test_reset_goes_back_to_resp2(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    replies = talk(client, cmd("HELLO", "3") + cmd("SUBSCRIBE", "c") + cmd("RESET") + cmd("GET", "x") + cmd("PING"))
+    assert replies[1:] == [b">3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n", b"+RESET\r\n", b"$-1\r\n", b"+PONG\r\n"]
 
 
 @pytest.mark.parametrize(
@@ -285,6 +443,35 @@ def test_pubsub_in_memory(harness: ServiceHarness) -> None:
     assert talk(sub, cmd("GET", "x")) == [b"$-1\r\n"]
     sub.close()
     assert talk(pub, cmd("PUBLISH", "news", "hi")) == [b":0\r\n"]
+
+
+def test_pubsub_resp3_pushes_and_any_command(harness: ServiceHarness) -> None:
+    sub3, sub2, pub = harness.connect(), harness.connect(), harness.connect()
+    talk(sub3, cmd("HELLO", "3"))
+    assert talk(sub3, cmd("SUBSCRIBE", "news") + cmd("PSUBSCRIBE", "n*")) == [
+        b">3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n",
+        b">3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:2\r\n",
+    ]
+    talk(sub2, cmd("SUBSCRIBE", "news"))
+    assert talk(pub, cmd("PUBLISH", "news", "hi")) == [b":3\r\n"]
+    # One message, framed per subscriber: a push for RESP3, an array for RESP2.
+    assert split_replies(sub3.read()) == [
+        b">3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n",
+        b">4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n",
+    ]
+    assert split_replies(sub2.read()) == [b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"]
+    # Under RESP3 a subscribed connection runs any command, and PING is the plain one.
+    assert talk(sub3, cmd("SET", "k", "v") + cmd("GET", "k") + cmd("GET", "k") + cmd("PING")) == [
+        b"+OK\r\n",
+        b"$1\r\nv\r\n",
+        b"$1\r\nv\r\n",
+        b"+PONG\r\n",
+    ]
+    assert talk(sub3, cmd("UNSUBSCRIBE") + cmd("PUNSUBSCRIBE") + cmd("UNSUBSCRIBE")) == [
+        b">3\r\n$11\r\nunsubscribe\r\n$4\r\nnews\r\n:1\r\n",
+        b">3\r\n$12\r\npunsubscribe\r\n$2\r\nn*\r\n:0\r\n",
+        b">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n",
+    ]
 
 
 # --------------------------------------------------------------------------- append-only file
