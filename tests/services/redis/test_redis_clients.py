@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis_wire import RawClient
 
 from framework.testing import RunningServer, serve
@@ -22,14 +24,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield srv
 
 
-@pytest.fixture
-def r(server: RunningServer) -> Iterator[redis.Redis]:
+@pytest.fixture(params=["default", "resp2"])
+def r(server: RunningServer, request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+    """redis-py as users make it (RESP3 since redis-py 8, via HELLO 3), and asking for RESP2."""
     host, port = server.address()
-    # RESP2 only: redis-py 8 asks for RESP3 by default and does not fall back on NOPROTO.
-    client = redis.Redis(host=host, port=port, socket_timeout=10, protocol=2)
+    if request.param == "default":
+        client = redis.Redis(host=host, port=port, socket_timeout=10)
+    else:
+        client = redis.Redis(host=host, port=port, socket_timeout=10, protocol=2)
     client.flushall()
     yield client
     client.close()
+
+
+def _proto(client: redis.Redis) -> int:
+    """The protocol of the client's connection, as HELLO reports it (a dict under RESP3, a flat list under RESP2)."""
+    reply = client.execute_command("HELLO")
+    fields = reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2], strict=True))
+    return int(fields[b"proto"])
 
 
 # --------------------------------------------------------------------------- redis-py
@@ -65,6 +77,38 @@ def test_redis_py_types(r: redis.Redis) -> None:
         r.execute_command("GET")
     info = r.info()
     assert info["redis_mode"] == "standalone"
+    assert r.config_get("databases") == {"databases": "16"}
+    assert r.client_info()["name"] == "me"
+    assert r.get("nokey") is None and r.hget("h", "nokey") is None and r.lpop("nokey", 2) is None
+    assert r.hgetall("nokey") == {} and r.smembers("nokey") == set()
+
+
+def test_redis_py_default_is_resp3(server: RunningServer) -> None:
+    host, port = server.address()
+    with redis.Redis(host=host, port=port, socket_timeout=10) as client:
+        assert _proto(client) == 3
+        assert client.client_info()["resp"] == "3"
+    with redis.Redis(host=host, port=port, socket_timeout=10, protocol=2) as client:
+        assert _proto(client) == 2
+        assert client.client_info()["resp"] == "2"
+
+
+def test_redis_py_credentials(server: RunningServer) -> None:
+    """No password is configured: as with Redis, the default user gets in with any password (via HELLO 3 AUTH)."""
+    host, port = server.address()
+    with redis.Redis(host=host, port=port, socket_timeout=10, password="any", client_name="named") as client:
+        assert client.ping() is True
+        assert client.client_getname() == "named"
+    with redis.Redis(host=host, port=port, socket_timeout=10, username="default", password="pw") as client:
+        assert client.ping() is True
+    with (
+        # No retries: redis-py retries a refused login with back-off (the same against Redis).
+        redis.Redis(
+            host=host, port=port, socket_timeout=10, username="bob", password="pw", retry=Retry(NoBackoff(), 0)
+        ) as client,
+        pytest.raises(redis.AuthenticationError),
+    ):
+        client.ping()
 
 
 def test_redis_py_pipeline(r: redis.Redis) -> None:
@@ -91,6 +135,10 @@ def test_redis_py_pubsub(r: redis.Redis) -> None:
     pubsub = r.pubsub()
     pubsub.subscribe("news")
     pubsub.psubscribe("sp*")
+    assert pubsub.connection is not None
+    resp3 = r.connection_pool.connection_kwargs.get("protocol") != 2
+    # The RESP3 connection made its handshake with HELLO 3, so messages come as push frames.
+    assert (pubsub.connection.handshake_metadata or {}).get(b"proto") == (3 if resp3 else None)
     received = []
     deadline = time.monotonic() + 10
     while len(received) < 2 and time.monotonic() < deadline:
@@ -156,6 +204,26 @@ def test_redis_cli_commands(server: RunningServer) -> None:
     assert _cli(server, "--no-raw", "GET", "nokey") == "(nil)\n"
     assert "WRONGTYPE" in _cli(server, "GET", "cl")
     assert _cli(server, "COMMAND", "COUNT").strip().isdigit()
+
+
+def _cli_speaks_resp3() -> bool:
+    done = subprocess.run(["redis-cli", "--help"], capture_output=True, text=True, timeout=20, check=False)
+    return "\n  -3 " in done.stdout + done.stderr
+
+
+@needs_cli
+def test_redis_cli_resp3(server: RunningServer) -> None:
+    if not _cli_speaks_resp3():
+        pytest.skip("this redis-cli has no -3 (RESP3) option")
+    # Expected outputs as redis-cli 7.0 prints them for a real redis-server.
+    assert _cli(server, "-3", "HSET", "cli3", "f1", "1", "f2", "2") == "2\n"
+    assert _cli(server, "-3", "--no-raw", "HGETALL", "cli3") == '1# "f1" => "1"\n2# "f2" => "2"\n'
+    assert _cli(server, "-3", "SADD", "cli3s", "a") == "1\n"
+    assert _cli(server, "-3", "--no-raw", "SMEMBERS", "cli3s") == '1~ "a"\n'
+    assert _cli(server, "-3", "--no-raw", "GET", "nokey") == "(nil)\n"
+    assert _cli(server, "-3", "--no-raw", "CONFIG", "GET", "databases") == '1# "databases" => "16"\n'
+    assert _cli(server, "-3", "--no-raw", "HELLO", "3").startswith('1# "server" => "redis"\n')
+    assert "# Server" in _cli(server, "-3", "INFO", "server")
 
 
 @needs_cli
