@@ -221,6 +221,8 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         self._idle_timer: Timer | None = None
         self._last_input = 0.0
         self._plain_get_terminator = type(self).get_terminator is async_chat.get_terminator
+        # A subclass may wrap recv (TLS, say): then always go through it.
+        self._plain_recv = type(self).recv is asyncore.dispatcher.recv
         self.logger: Any = _log  # services bind connection context onto it
         super().__init__(sock, map)
         self._update_interest()
@@ -268,15 +270,25 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     def handle_read(self) -> None:
         """Read once from the socket and run the framing over what arrived."""
         try:
-            data = self.recv(self.ac_in_buffer_size)
+            if self._plain_recv:
+                # asyncore's recv, one call shallower: this runs once per read.
+                data = self.socket.recv(self.ac_in_buffer_size)  # type: ignore[union-attr]
+                if not data:
+                    self.handle_close()
+                    return
+            else:
+                data = self.recv(self.ac_in_buffer_size)
         except BlockingIOError:
             return
-        except OSError:
-            self.handle_error()
+        except OSError as exc:
+            if exc.errno in _DISCONNECTED:
+                self.handle_close()
+            else:
+                self.handle_error()
             return
         if data:
-            if self._reactor is not None:
-                self._last_input = self._reactor.time()
+            if self._idle_timer is not None:
+                self._last_input = self._reactor.time()  # type: ignore[union-attr]
             self.feed(data)
 
     def feed(self, data: bytes) -> None:
@@ -726,10 +738,13 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     def _after_send(self) -> None:
         if not self._ofifo:
             self._out_bytes = 0
-        if "backpressure" in self._pause_reasons:
-            low = self.out_low_water if self.out_low_water is not None else (self.out_high_water or 0) // 2
-            if self._out_bytes <= low:
-                self.resume_reading("backpressure")
+        if self._pause_reasons:
+            if "backpressure" in self._pause_reasons:
+                low = self.out_low_water if self.out_low_water is not None else (self.out_high_water or 0) // 2
+                if self._out_bytes <= low:
+                    self.resume_reading("backpressure")
+        elif not self._ofifo and self._events == READ:
+            return  # still wanting just READ: nothing to tell the reactor
         self._update_interest()
 
     def discard_buffers(self) -> None:
