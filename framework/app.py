@@ -181,6 +181,9 @@ class App:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # Request/response protocols: never hold a reply back for Nagle.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if service.settings.send_buffer is not None:
+            # A small kernel buffer makes out_hard_limit bite sooner on a stalled peer.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, service.settings.send_buffer)
         try:
             ServiceChannel(sock, service, spec.protocol, map=self.reactor.map, peer=peer, listener=spec)
         except Exception:

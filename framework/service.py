@@ -72,6 +72,9 @@ class ServiceSettings(BaseModel):
     out_low_water: int = Field(256 << 10, ge=0, description="queued output that resumes reading")
     out_hard_limit: int = Field(16 << 20, ge=1024, description="queued output that disconnects a slow peer")
     backlog: int = Field(512, ge=1, description="listen() backlog")
+    send_buffer: int | None = Field(
+        None, ge=4096, description="SO_SNDBUF of each accepted socket (None: the system's, which may be megabytes)"
+    )
 
 
 # --------------------------------------------------------------------------- declarations

@@ -50,7 +50,6 @@ class ChatSettings(ServiceSettings):
     out_hard_limit: int = Field(1 << 20, ge=1024, description="queued output that disconnects a slow reader")
     # The kernel's send buffer is memory a slow reader holds too; on some
     # systems it defaults to megabytes, hiding a stalled peer from out_hard_limit.
-    send_buffer: int | None = Field(None, ge=4096, description="SO_SNDBUF of each peer socket (None: the system's)")
     server_name: str = Field("linechat", min_length=1, description="the server's name in IRC prefixes")
     network: str = Field("linechat", min_length=1, description="the network name shown to users")
     motd: str = Field("", description="message of the day for IRC clients (empty: 422)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from framework import Protocol, Reply
@@ -89,8 +88,6 @@ class ChatSession(Protocol):
         self._flood_timer: Timer | None = None
         self._hard_limit = self.channel.out_hard_limit
         self._outq: list[bytes] = []
-        if settings.send_buffer is not None and isinstance(self.channel.socket, socket.socket):
-            self.channel.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings.send_buffer)
 
     @property
     def backplane(self) -> Backplane:
