@@ -287,9 +287,19 @@ def _flatten(data: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tup
 class LineClient:
     """A tiny blocking line client for loopback tests (timeouts keep tests bounded)."""
 
-    def __init__(self, address: tuple[str, int], timeout: float = 10.0) -> None:
-        self.sock = socket.create_connection(address, timeout=timeout)
-        self._buf = b""
+    def __init__(self, address: tuple[str, int] | None, timeout: float = 10.0) -> None:
+        if address is not None:
+            self.sock = socket.create_connection(address, timeout=timeout)
+        self._buf = bytearray()
+        #: True once the server closed the connection.
+        self.eof = False
+
+    @classmethod
+    def from_socket(cls, sock: socket.socket) -> LineClient:
+        """Wrap a socket the test connected itself (to set options before connect, say)."""
+        client = cls(None)
+        client.sock = sock
+        return client
 
     def send(self, data: bytes | str) -> None:
         """Send bytes (a str is encoded as UTF-8)."""
@@ -297,13 +307,18 @@ class LineClient:
 
     def read_line(self) -> bytes:
         """Read one line, without its CRLF or LF; b"" at end of stream."""
-        while b"\n" not in self._buf:
+        scanned = 0
+        while (end := self._buf.find(b"\n", scanned)) < 0:
+            scanned = len(self._buf)
             chunk = self.sock.recv(65536)
             if not chunk:
-                line, self._buf = self._buf, b""
+                self.eof = True
+                line = bytes(self._buf)
+                self._buf.clear()
                 return line
             self._buf += chunk
-        line, _, self._buf = self._buf.partition(b"\n")
+        line = bytes(self._buf[:end])
+        del self._buf[: end + 1]
         return line.rstrip(b"\r")
 
     def read_exactly(self, size: int) -> bytes:
@@ -313,7 +328,8 @@ class LineClient:
             if not chunk:
                 raise ConnectionError("closed early")
             self._buf += chunk
-        data, self._buf = self._buf[:size], self._buf[size:]
+        data = bytes(self._buf[:size])
+        del self._buf[:size]
         return data
 
     def close(self) -> None:

@@ -144,7 +144,8 @@ def test_access_plugin_denies_and_limits() -> None:
 def test_graceful_stop_flushes_queued_output() -> None:
     big = "z" * 8_000_000
     roomy = {"services": {"echo": {"max_line": 9_000_000, "out_hard_limit": 64_000_000}}}
-    with serve(EchoService, settings=roomy) as server:
+    # A grace far longer than the flush needs: the test is about order, not speed.
+    with serve(EchoService, settings=roomy, grace=60) as server:
         client = LineClient(server.address(), timeout=30)
         client.read_line()
         client.send(f"ECHO {big}\r\n".encode())

@@ -64,7 +64,7 @@ def read_until(client: LineClient, needle: bytes) -> list[bytes]:
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
         line = client.read_line()
-        if not line and not client._buf:
+        if not line and client.eof:
             raise AssertionError(f"connection closed before {needle!r}; got {lines[-5:]}")
         lines.append(line)
         if needle in line:
@@ -226,8 +226,7 @@ def test_a_stalled_reader_is_cut_off_while_the_others_keep_receiving(chat_server
     stalled_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
     stalled_sock.settimeout(DEADLINE)
     stalled_sock.connect(address)
-    stalled = LineClient.__new__(LineClient)
-    stalled.sock, stalled._buf = stalled_sock, b""
+    stalled = LineClient.from_socket(stalled_sock)
     read_until(stalled, b"nickname")
     stalled.send("stalled\r\n")
     read_until(stalled, b"You are in #flow")
