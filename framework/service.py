@@ -333,6 +333,8 @@ class Protocol:
         self.rule: Rule = self._rules[self.initial_rule]
         self.closing = False
         self.command_name: str | None = None  # the command being handled, for hooks and logs
+        #: "ok", or "error" when the last command line was answered by an error hook.
+        self.last_status = "ok"
         self._pending: Pending | None = None
 
     # ------------------------------------------------------------------ hooks
@@ -396,8 +398,8 @@ class Protocol:
         return f"ERR {message}"
 
     def reply_status(self, reply: Reply) -> str:
-        """Classify a reply for the access log (override per protocol)."""
-        return "ok"
+        """Classify a reply for the access log: "error" if an error hook answered (override per protocol)."""
+        return self.last_status
 
     # ------------------------------------------------------------------ parsing and dispatch
 
@@ -423,11 +425,13 @@ class Protocol:
         # Reset first: an unknown, empty or undecodable line must not be
         # accounted under the previous command's name.
         self.command_name = None
+        self.last_status = "ok"
         if line[-1:] == b"\r":
             line = line[:-1]
         try:
             parsed = self.parse_command(line)
         except _DecodeError:
+            self.last_status = "error"
             return self.on_decode_error(line)
         if parsed is None:
             return self.on_empty_line()
@@ -440,24 +444,30 @@ class Protocol:
             upper = name.upper()
             spec = self._commands.get(upper)
             if spec is None:
+                self.last_status = "error"
                 return self.on_unknown_command(upper, args)
             name = upper
         self.command_name = name
         if spec.states is not None and self.state not in spec.states:
+            self.last_status = "error"
             return self.on_bad_state(name, args)
         nargs = len(args)
         if nargs < spec.min_args or (spec.max_args is not None and nargs > spec.max_args):
+            self.last_status = "error"
             return self.on_arity_error(name, args)
         if not spec.plain:
             try:
                 args = self._convert(spec, args)
             except _BadArgumentError as bad:
+                self.last_status = "error"
                 return self.on_bad_argument(name, bad.param, bad.value, bad.exc)
         try:
             return spec.func(self, *args)  # type: ignore[no-any-return]
         except CommandError as exc:
+            self.last_status = "error"
             return self.on_command_error(name, exc)
         except Exception as exc:
+            self.last_status = "error"
             self.log.exception("handler_error", command=name)
             return self.on_handler_error(name, exc)
 
@@ -740,6 +750,7 @@ class ServiceChannel(async_chat):
             reply = protocol.handle_line(line)
         except Exception as exc:
             self.logger.exception("handler_error", command=protocol.command_name)
+            protocol.last_status = "error"
             reply = protocol.on_handler_error(protocol.command_name, exc)
         finally:
             self._in_handler -= 1

@@ -110,10 +110,12 @@ def test_access_log_event() -> None:
     access = {"log": {"access": True}}
     with capture_logs() as logs, serve(EchoService, settings=access) as server, LineClient(server.address()) as client:
         client.read_line()
-        client.send(b"ECHO y\r\n")
+        client.send(b"ECHO y\r\nADD 1 x\r\n")
         assert client.read_line() == b"+ y"
+        assert client.read_line() == b"- invalid value for 'b' of 'add'"
     commands = [entry for entry in logs if entry["event"] == "command"]
-    assert commands and commands[0]["command"] == "ECHO" and commands[0]["bytes"] == 5
+    assert [entry["status"] for entry in commands] == ["ok", "error"]
+    assert commands[0]["command"] == "ECHO" and commands[0]["bytes"] == 5
     assert commands[0]["service"] == "echo" and "conn" in commands[0] and "duration_ms" in commands[0]
 
 
