@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +26,16 @@ from framework.reactor import Reactor
 from framework.service import ListenerSpec, Service, ServiceChannel, ServiceSettings
 from framework.settings import build_settings_model, load_settings
 
-__all__ = ["FakeClock", "LineClient", "MemoryClient", "RunningServer", "ServiceHarness", "serve"]
+__all__ = [
+    "FakeClock",
+    "LineClient",
+    "MemoryClient",
+    "RunningServer",
+    "ServiceHarness",
+    "connect_when_listening",
+    "free_port",
+    "serve",
+]
 
 _fake_fds = itertools.count(1_000_000)
 
@@ -282,6 +292,25 @@ def _flatten(data: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tup
             yield from _flatten(value, (*prefix, key))
         else:
             yield [*prefix, key], value
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on *host* right now (for a server started in a subprocess)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def connect_when_listening(port: int, host: str = "127.0.0.1", within: float = 10.0) -> socket.socket:
+    """Connect once a server (say ``linechat serve`` in a subprocess) listens; fail after *within* seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return socket.create_connection((host, port), timeout=within)
+        except ConnectionRefusedError:
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"nothing listened on {host}:{port} within {within} s") from None
+            time.sleep(0.02)
 
 
 class LineClient:

@@ -6,13 +6,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from framework.testing import connect_when_listening, free_port
 
 LINECHAT = shutil.which("linechat", path=os.path.dirname(sys.executable)) or "linechat"
 
@@ -20,12 +20,6 @@ LINECHAT = shutil.which("linechat", path=os.path.dirname(sys.executable)) or "li
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([LINECHAT, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_services_lists_bundled(tmp_path: Path) -> None:
@@ -71,14 +65,7 @@ def test_serve_answers_and_stops_on_signal(tmp_path: Path, signum: int) -> None:
         text=True,
     )
     try:
-        sock = None
-        for _ in range(500):  # wait (bounded) for the listener
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-                break
-            except ConnectionRefusedError:
-                time.sleep(0.02)
-        assert sock is not None, "the server never listened"
+        sock = connect_when_listening(port)
         with sock, sock.makefile("rb") as reader:
             assert reader.readline() == b"+ linechat echo ready\r\n"
             sock.sendall(b"ECHO over loopback\r\n")

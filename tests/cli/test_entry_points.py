@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from framework.testing import connect_when_listening, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LINECHAT = shutil.which("linechat", path=os.path.dirname(sys.executable)) or "linechat"
@@ -82,12 +82,6 @@ def test_listed_with_origin_and_version(installed: None, tmp_path: Path) -> None
     assert "linechat-hello" in text and "1.2.3" in text
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_served_and_broken_plugin_skipped(installed: None, tmp_path: Path) -> None:
     port = free_port()
     args = [
@@ -106,14 +100,7 @@ def test_served_and_broken_plugin_skipped(installed: None, tmp_path: Path) -> No
     ]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        for _ in range(500):
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-                break
-            except ConnectionRefusedError:
-                time.sleep(0.02)
-        else:
-            raise AssertionError("the third-party service never listened")
+        sock = connect_when_listening(port)
         with sock, sock.makefile("rb") as reader:
             assert reader.readline() == b"# third party\r\n"  # the third-party plugin ran
             assert reader.readline() == b"hello service ready\r\n"

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from framework.testing import free_port
+
 
 def cmd(*args: bytes | str | int) -> bytes:
     """Encode one command as a RESP multibulk."""
@@ -95,13 +97,6 @@ class RawClient:
     def close(self) -> None:
         """Close the socket."""
         self.sock.close()
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
