@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
+import select
 import selectors
 import signal
 import socket
@@ -32,8 +34,17 @@ _log = structlog.get_logger("linechat.reactor")
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
 
+_HAS_EPOLL = hasattr(select, "epoll")
+if _HAS_EPOLL:
+    _EPOLLIN = select.EPOLLIN
+    _EPOLLOUT = select.EPOLLOUT
+
 # asyncore lets these escape its handlers; so do we.
 _ESCAPING = (asyncore.ExitNow, KeyboardInterrupt, SystemExit)
+
+
+def _epoll_mask(events: int) -> int:
+    return (_EPOLLIN if events & READ else 0) | (_EPOLLOUT if events & WRITE else 0)
 
 
 class Timer:
@@ -123,7 +134,11 @@ class Reactor:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.time = clock
         self.map: ChannelMap = ChannelMap(self)
-        self._selector = selectors.DefaultSelector()
+        # On Linux the loop talks to epoll itself: selectors would build a key
+        # object list per turn only for the loop to walk it again.
+        self._epoll: Any = select.epoll() if _HAS_EPOLL else None
+        self._selector: selectors.BaseSelector | None = None if _HAS_EPOLL else selectors.DefaultSelector()
+        self._handlers: dict[int, Any] = {}  # fd -> the object its events go to (epoll)
         self._registered: dict[int, int] = {}
         self._legacy: dict[int, Any] = {}  # dispatchers that are polled each turn
         self._timers: list[tuple[float, int, Timer]] = []
@@ -132,7 +147,7 @@ class Reactor:
         self._ready: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._threadsafe: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._waker = _Waker()
-        self._selector.register(self._waker.rsock.fileno(), READ, self._waker)
+        self._poll_register(self._waker.rsock.fileno(), READ, self._waker)
         self._running = False
         self._stopping = False
         self._stop_deadline: Timer | None = None
@@ -155,7 +170,7 @@ class Reactor:
         if fd in self._registered:
             del self._registered[fd]
             with contextlib.suppress(KeyError, ValueError, OSError):
-                self._selector.unregister(fd)
+                self._poll_unregister(fd)
         detach = getattr(obj, "_reactor_detach", None)
         if detach is not None:
             detach()
@@ -170,13 +185,31 @@ class Reactor:
             return
         if not events:
             del self._registered[fd]
-            self._selector.unregister(fd)
+            self._poll_unregister(fd)
         elif old:
             self._registered[fd] = events
-            self._selector.modify(fd, events, obj)
+            if self._epoll is not None:
+                self._handlers[fd] = obj
+                self._epoll.modify(fd, _epoll_mask(events))
+            else:
+                self._selector.modify(fd, events, obj)  # type: ignore[union-attr]
         else:
             self._registered[fd] = events
-            self._selector.register(fd, events, obj)
+            self._poll_register(fd, events, obj)
+
+    def _poll_register(self, fd: int, events: int, obj: Any) -> None:
+        if self._epoll is not None:
+            self._epoll.register(fd, _epoll_mask(events))
+            self._handlers[fd] = obj
+        else:
+            self._selector.register(fd, events, obj)  # type: ignore[union-attr]
+
+    def _poll_unregister(self, fd: int) -> None:
+        if self._epoll is not None:
+            self._handlers.pop(fd, None)
+            self._epoll.unregister(fd)
+        else:
+            self._selector.unregister(fd)  # type: ignore[union-attr]
 
     def _poll_legacy(self) -> None:
         legacy = self._legacy
@@ -296,14 +329,51 @@ class Reactor:
             if delay is not None and (timeout is None or delay < timeout):
                 timeout = delay
         channels = self.map
-        for key, mask in self._selector.select(timeout):
-            obj = key.data
-            if obj is self._waker:
-                obj.handle_read_event()
-                continue
-            if channels.get(key.fd) is not obj:
-                continue  # closed (or replaced) by an earlier handler in this turn
-            self._dispatch(obj, mask)
+        if self._epoll is not None:
+            if timeout is None:
+                timeout = -1
+            elif timeout > 0:
+                # epoll counts whole milliseconds: round up, or a timer due in
+                # 0.4 ms would spin through zero-timeout polls until it is due.
+                timeout = math.ceil(timeout * 1e3) * 1e-3
+            handlers = self._handlers
+            # Take each fd's object now: a handler may close a socket and an
+            # accept reuse its number in this same turn, and the old socket's
+            # events must not reach the new channel.
+            for obj, fd, flags in [(handlers.get(fd), fd, flags) for fd, flags in self._epoll.poll(timeout)]:
+                if obj is None:
+                    continue
+                if obj is self._waker:
+                    obj.handle_read_event()
+                    continue
+                current: Any = channels.get(fd)
+                if current is not obj:
+                    continue  # closed (or replaced) by an earlier handler in this turn
+                if flags == _EPOLLIN:  # the common case, without _dispatch's call
+                    try:
+                        obj.handle_read_event()
+                    except _ESCAPING:
+                        raise
+                    except Exception:
+                        self._handle_error(obj)
+                    continue
+                # As selectors reports them: an error or hang-up wakes both
+                # directions, limited to what the channel asked for.
+                mask = 0
+                if flags & ~_EPOLLOUT:
+                    mask |= READ
+                if flags & ~_EPOLLIN:
+                    mask |= WRITE
+                self._dispatch(obj, mask & self._registered.get(fd, 0))
+        else:
+            for key, mask in self._selector.select(timeout):  # type: ignore[union-attr]
+                obj = key.data
+                if obj is self._waker:
+                    obj.handle_read_event()
+                    continue
+                if channels.get(key.fd) is not obj:
+                    continue  # closed (or replaced) by an earlier handler in this turn
+                self._dispatch(obj, mask)
         if self._timers:
             self._run_timers()
         if self._ready or self._threadsafe:
@@ -415,14 +485,17 @@ class Reactor:
         self.map.clear()
         for fd in list(self._registered):
             with contextlib.suppress(KeyError, ValueError, OSError):
-                self._selector.unregister(fd)
+                self._poll_unregister(fd)
         self._registered.clear()
         self._legacy.clear()
 
     def close(self) -> None:
         """Release the reactor's own resources (call after :meth:`run` has returned)."""
         self.close_all()
-        self._selector.close()
+        if self._epoll is not None:
+            self._epoll.close()
+        else:
+            self._selector.close()  # type: ignore[union-attr]
         self._waker.close()
 
     @property

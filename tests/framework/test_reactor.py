@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import framework.reactor as reactor_module
 from framework._compat import asyncore
 from framework.asynchat import async_chat
 from framework.reactor import Reactor
@@ -108,8 +109,13 @@ class PlainEcho(asyncore.dispatcher):
         self.close()
 
 
-@pytest.fixture
-def reactor() -> Iterator[Reactor]:
+@pytest.fixture(params=["epoll", "selectors"])
+def reactor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Reactor]:
+    """A reactor on Linux's epoll (used when present) and on the portable selectors fallback."""
+    if request.param == "epoll" and not reactor_module._HAS_EPOLL:
+        pytest.skip("no epoll on this platform")
+    if request.param == "selectors":
+        monkeypatch.setattr(reactor_module, "_HAS_EPOLL", False)
     r = Reactor()
     yield r
     r.close()
@@ -328,6 +334,42 @@ def test_channel_closed_by_an_earlier_handler_in_the_same_turn_is_not_dispatched
     assert all(chan.logger.records == [] for chan in channels)
     for peer in peers:
         peer.close()
+
+
+def test_events_of_a_closed_socket_do_not_reach_a_new_one_on_its_fd(reactor: Reactor) -> None:
+    reads: list[str] = []
+    keep: list[socket.socket] = []
+    reused: list[bool] = []
+
+    class Named(LineChannel):
+        name = ""
+
+        def handle_read(self) -> None:
+            reads.append(self.name)
+            if self.name == "closer":
+                # Close the victim, then open a channel that takes its fd number.
+                fd = victim._fileno
+                victim.close()
+                local, peer = socket.socketpair()
+                keep.append(peer)
+                reused.append(local.fileno() == fd)
+                newcomer = Named(local, reactor.map)
+                newcomer.name = "newcomer"
+            super().handle_read()
+
+    pairs = [socket.socketpair() for _ in range(2)]
+    closer = Named(pairs[0][0], reactor.map)
+    closer.name = "closer"
+    victim = Named(pairs[1][0], reactor.map)
+    victim.name = "victim"
+    for _, peer in pairs:  # the closer's input first: it is first in the turn
+        peer.sendall(b"x\r\n")
+    reactor.run_once(5)  # both are ready in this one turn
+    reactor.run_once(0)
+    assert reads == ["closer"]
+    assert reused == [True]  # the newcomer got the victim's fd number: the case under test
+    for sock in keep + [peer for _, peer in pairs]:
+        sock.close()
 
 
 def test_idle_timeout_fires_via_timer(reactor: Reactor) -> None:
