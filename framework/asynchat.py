@@ -267,6 +267,13 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Called when the current terminator has been seen (override it)."""
         raise NotImplementedError("must be implemented in subclass")
 
+    def handle_read_event(self) -> None:
+        """Readable: read, accept or finish connecting (one call shallower for connected channels)."""
+        if self.connected and not self.accepting:
+            self.handle_read()
+        else:
+            super().handle_read_event()
+
     def handle_read(self) -> None:
         """Read once from the socket and run the framing over what arrived."""
         try:
@@ -542,9 +549,12 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def push(self, data: bytes | bytearray | memoryview) -> None:
         """Queue *data* for sending; small pushes are coalesced into one send."""
-        if not isinstance(data, _BYTES_TYPES):
+        if data.__class__ is bytes:
+            size = len(data)
+        elif isinstance(data, _BYTES_TYPES):
+            size = data.nbytes if isinstance(data, memoryview) else len(data)
+        else:
             raise TypeError(f"data argument must be byte-ish ({type(data).__name__!r})")
-        size = data.nbytes if isinstance(data, memoryview) else len(data)
         if not size or self._closed:  # output for a closed channel would only pile up
             self._send_soon()
             return

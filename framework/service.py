@@ -679,6 +679,58 @@ class ServiceChannel(async_chat):
         if end:
             self.protocol.rule = self.use_rule("command")
 
+    def feed(self, data: bytes) -> None:
+        """Frame *data*; under a plain stream rule with nothing buffered, hand it straight to the rule."""
+        if not (
+            self._stream
+            and self.terminator is None
+            and self._ipos >= len(self._ibuf)
+            and not self._pause_reasons
+            and not self._dispatching
+            and self.max_frame_size is None
+            and not self._discarding
+            and not self._closed
+        ):
+            super().feed(data)
+            return
+        # What the framing loop would do with this chunk (one stream frame,
+        # then a flush) without its per-read bookkeeping: a pipelining protocol
+        # such as Redis reads this way every time, so the saving is per request.
+        protocol = self.protocol
+        if protocol.closing:
+            return
+        self._dispatching += 1
+        self._in_handler += 1
+        try:
+            reply = self._on_frame(data, False)
+        except Exception as exc:
+            self.logger.exception("handler_error", rule=self._rule.name if self._rule else None)
+            reply = protocol.on_handler_error(protocol.command_name, exc)
+        finally:
+            self._in_handler -= 1
+            self._dispatching -= 1
+        if self._ipos < len(self._ibuf):
+            # The handler put back a cut frame and chose a rule for it: queue
+            # this reply, then let the framing loop go on (it flushes at its end).
+            self._dispatching += 1
+            try:
+                self.send_reply(reply)
+            finally:
+                self._dispatching -= 1
+            self._handled()
+            self._process_input()
+            return
+        if reply.__class__ is bytes:
+            if reply:
+                self.push(reply)  # with nothing queued, one send straight to the socket
+        elif reply is not None:
+            self.send_reply(reply)
+        if self._flush_wanted:  # the handler pushed output of its own
+            self._flush_wanted = False
+            self.initiate_send()
+        if self._close_wanted:
+            self._handled()
+
     def collect_incoming_data(self, data: bytes) -> None:
         """Keep a piece of the current frame (or stream it to the handler)."""
         if self._stream:
