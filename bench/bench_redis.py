@@ -64,11 +64,32 @@ def server_command(kind: str, port: int, python: str) -> list[str]:
     raise ValueError(kind)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # Fields 14 and 15 of stat(5) (utime, stime), counted after the ")" of the name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: CPUs for the server and for redis-benchmark (set by --pin): on a small
+#: machine, letting the scheduler move both around adds noise to every figure.
+SERVER_CPUS: set[int] | None = None
+CLIENT_CPUS: set[int] | None = None
+
+
+def _pin_client() -> None:
+    if CLIENT_CPUS is not None:
+        os.sched_setaffinity(0, CLIENT_CPUS)
+
+
 @contextmanager
-def running(kind: str, python: str) -> Iterator[int]:
-    """Start a server process, wait until it accepts, yield its port, stop it."""
+def running(kind: str, python: str) -> Iterator[tuple[int, int]]:
+    """Start a server process, wait until it accepts, yield its port and pid, stop it."""
     port = free_port()
     proc = subprocess.Popen(server_command(kind, port, python), cwd=ROOT, stdout=subprocess.DEVNULL)
+    if SERVER_CPUS is not None:
+        os.sched_setaffinity(proc.pid, SERVER_CPUS)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -79,7 +100,7 @@ def running(kind: str, python: str) -> Iterator[int]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{kind} did not start") from None
                 time.sleep(0.05)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         try:
@@ -89,62 +110,94 @@ def running(kind: str, python: str) -> Iterator[int]:
             proc.wait()
 
 
-def benchmark(port: int, requests: int, pipeline: int, clients: int) -> dict[str, float]:
-    """Run redis-benchmark once; return requests/second per test."""
+def benchmark(port: int, pid: int, test: str, requests: int, pipeline: int, clients: int) -> tuple[float, float]:
+    """Run one redis-benchmark test; return requests/second and server CPU microseconds per request."""
+    before = cpu_seconds(pid)
     done = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-t", "ping_inline,set,get", "-c", str(clients),
+        ["redis-benchmark", "-p", str(port), "-t", test.lower(), "-c", str(clients),
          "-n", str(requests), "-q", "-P", str(pipeline)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, preexec_fn=_pin_client,
     )  # fmt: skip
+    cpu = cpu_seconds(pid) - before
     if done.returncode != 0:
         raise RuntimeError(f"redis-benchmark failed: {done.stdout[-300:]!r} {done.stderr[-300:]!r}")
-    figures = {}
     for line in done.stdout.replace("\r", "\n").splitlines():
         match = re.match(r"\s*([A-Z_]+): ([0-9.]+) requests per second", line)
-        if match:
-            figures[match.group(1)] = float(match.group(2))
-    return figures
+        if match and match.group(1) == test:
+            return float(match.group(2)), cpu / requests * 1e6
+    raise RuntimeError(f"no figure for {test} in {done.stdout[-300:]!r}")
 
 
 def main() -> None:
-    """Run every server through redis-benchmark and print the table."""
+    """Run every server through redis-benchmark and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=100_000, help="requests per test without pipelining")
     parser.add_argument("--pipelined-requests", type=int, default=400_000, help="requests per test with -P 16")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--python", default=sys.executable, help="Python for ours and the peers (3.11 for asynchat)")
     parser.add_argument("--only", default="", help="comma-separated servers to run")
-    parser.add_argument("--rounds", type=int, default=2, help="runs per server; the best figure of each test counts")
+    parser.add_argument("--tests", default=",".join(TESTS), help="comma-separated redis-benchmark tests")
+    parser.add_argument("--pipelines", default="1,16", help="comma-separated pipeline depths")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per server; the best figure of each test counts")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="let the scheduler place server and client (default: one CPU each)"
+    )
     args = parser.parse_args()
+    global SERVER_CPUS, CLIENT_CPUS
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = not args.no_pin and len(cpus) >= 2
+    if pinned:
+        SERVER_CPUS, CLIENT_CPUS = {cpus[1]}, {cpus[0]}
     if shutil.which("redis-benchmark") is None:
         sys.exit("redis-benchmark is not installed")
     kinds = ["linechat", "asynchat", "asyncio", "asyncio+uvloop", "redis-server"]
     if args.only:
         kinds = [k for k in kinds if k in args.only.split(",")]
-    if shutil.which("redis-server") is None:
+    if shutil.which("redis-server") is None and "redis-server" in kinds:
         kinds.remove("redis-server")
-    results: dict[tuple[str, int], dict[str, float]] = {}
-    for pipeline, requests in ((1, args.requests), (16, args.pipelined_requests)):
+    tests = [t.strip().upper() for t in args.tests.split(",")]
+    pipelines = [int(p) for p in args.pipelines.split(",")]
+    rates: dict[tuple[str, int, str], float] = {}
+    cpus: dict[tuple[str, int, str], float] = {}
+    for pipeline in pipelines:
+        requests = args.requests if pipeline == 1 else args.pipelined_requests
         # Rounds go round-robin over the servers, so a burst of load from
         # elsewhere on the machine hits one round of each rather than one server.
         for _ in range(args.rounds):
             for kind in kinds:
-                with running(kind, args.python) as port:
-                    figures = benchmark(port, requests, pipeline, args.clients)
-                best = results.setdefault((kind, pipeline), {})
-                for test, value in figures.items():
-                    best[test] = max(best.get(test, 0.0), value)
-                print(f"# {kind} -P {pipeline}: {figures}", file=sys.stderr, flush=True)
+                with running(kind, args.python) as (port, pid):
+                    for test in tests:
+                        rate, cpu = benchmark(port, pid, test, requests, pipeline, args.clients)
+                        key = (kind, pipeline, test)
+                        rates[key] = max(rates.get(key, 0.0), rate)
+                        cpus[key] = min(cpus.get(key, cpu), cpu)
+                        print(f"# {kind} -P {pipeline} {test}: {rate:,.0f} requests/s, "
+                              f"server CPU {cpu:.2f} us/request", file=sys.stderr, flush=True)  # fmt: skip
     print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores, "
-          f"-c {args.clients}, -n {args.requests} (-P 1) / {args.pipelined_requests} (-P 16), "
-          f"best of {args.rounds}\n")  # fmt: skip
-    print("| pipeline | test | " + " | ".join(kinds) + " | " + " | ".join(f"ours/{k}" for k in kinds[1:]) + " |")
-    print("|---" * (2 + 2 * len(kinds) - 1) + "|")
-    for pipeline in (1, 16):
-        for test in TESTS:
-            row = [results[k, pipeline].get(test, 0.0) for k in kinds]
+          f"-c {args.clients}, -n {args.requests} (-P 1) / {args.pipelined_requests} (pipelined), "
+          f"best of {args.rounds}, " + ("server and client pinned to one CPU each" if pinned else "not pinned")
+          + "\n")  # fmt: skip
+    header = "| pipeline | test | " + " | ".join(kinds) + " | " + " | ".join(f"ours/{k}" for k in kinds[1:]) + " |"
+    rule = "|---" * (2 + 2 * len(kinds) - 1) + "|"
+    print("Requests per second (higher is better; ratio: ours / peer):\n")
+    print(header)
+    print(rule)
+    for pipeline in pipelines:
+        for test in tests:
+            row = [rates[k, pipeline, test] for k in kinds]
             ratios = [row[0] / value if value else 0.0 for value in row[1:]]
             print(f"| -P {pipeline} | {test} | " + " | ".join(f"{v:,.0f}" for v in row) + " | "
+                  + " | ".join(f"{r:.2f}x" for r in ratios) + " |")  # fmt: skip
+    # When the load generator, not the server, sets the pace (-P 1 here), the
+    # servers tie on requests/s; what one request costs the server still differs.
+    print("\nServer CPU microseconds per request (lower is better; ratio: peer / ours):\n")
+    print(header)
+    print(rule)
+    for pipeline in pipelines:
+        for test in tests:
+            row = [cpus[k, pipeline, test] for k in kinds]
+            ratios = [value / row[0] if row[0] else 0.0 for value in row[1:]]
+            print(f"| -P {pipeline} | {test} | " + " | ".join(f"{v:.2f}" for v in row) + " | "
                   + " | ".join(f"{r:.2f}x" for r in ratios) + " |")  # fmt: skip
 
 
