@@ -285,18 +285,21 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
                     return
             else:
                 data = self.recv(self.ac_in_buffer_size)
-        except BlockingIOError:
-            return
         except OSError as exc:
-            if exc.errno in _DISCONNECTED:
-                self.handle_close()
-            else:
-                self.handle_error()
+            self._recv_failed(exc)
             return
         if data:
             if self._idle_timer is not None:
                 self._last_input = self._reactor.time()  # type: ignore[union-attr]
             self.feed(data)
+
+    def _recv_failed(self, exc: OSError) -> None:
+        if isinstance(exc, BlockingIOError):
+            return  # a spurious wake-up: nothing to read after all
+        if exc.errno in _DISCONNECTED:
+            self.handle_close()
+        else:
+            self.handle_error()
 
     def feed(self, data: bytes) -> None:
         """Run the framing over *data* as if it had just been received."""
@@ -568,19 +571,21 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             except OSError as exc:
                 self._send_failed(exc)
                 return
-            if sent == size:
-                return
-            data = memoryview(data)[sent:]
-            size -= sent
-            self._ofifo.append(data)
-            self._out_bytes += size
-            self._check_output_limits()
-            self._update_interest()
+            if sent < size:
+                self._queue_unsent(data, sent)
             return
         self._ofifo.append(data)
         self._out_bytes += size
         self._check_output_limits()
         self._send_soon()
+
+    def _queue_unsent(self, data: bytes | bytearray | memoryview, sent: int) -> None:
+        """Queue what a direct send left of *data* and ask for a write event."""
+        rest = memoryview(data)[sent:]
+        self._ofifo.append(rest)
+        self._out_bytes += rest.nbytes
+        self._check_output_limits()
+        self._update_interest()
 
     def push_with_producer(self, producer: Producer | bytes) -> None:
         """Queue a producer (or a byte string) whose output is sent in order."""

@@ -605,6 +605,7 @@ class ServiceChannel(async_chat):
         self._chunks: list[bytes] = []
         self._on_frame: Callable[..., Any] = self._no_frame
         self._stream = False
+        self._raw = False
         self._rule: Rule | None = None
         self._in_handler = 0
         self._close_wanted = False
@@ -657,6 +658,8 @@ class ServiceChannel(async_chat):
             handler = getattr(self.protocol, rule.handler)  # type: ignore[arg-type]
             self._stream = rule.stream
             self._on_frame = handler
+        # Every chunk read goes to the handler as it is: no framing pass needed.
+        self._raw = rule.stream and rule.delimiter is None and not rule.count and rule.max_size is None
         self._chunks.clear()
         self._rule = rule
         return rule
@@ -670,6 +673,7 @@ class ServiceChannel(async_chat):
         self.set_terminator(count)
         self.max_frame_size = None
         self._stream = True
+        self._raw = False
         self._on_frame = self._skip_chunk
         self._chunks.clear()
         self._rule = rule
@@ -679,20 +683,45 @@ class ServiceChannel(async_chat):
         if end:
             self.protocol.rule = self.use_rule("command")
 
+    def handle_read_event(self) -> None:
+        """Readable: under a plain stream rule, read and hand the chunk to the rule in one step."""
+        if not (
+            self._raw
+            and self._plain_recv
+            and self.connected
+            and self.terminator is None
+            and self._ipos >= len(self._ibuf)
+            and not self._pause_reasons
+        ):
+            super().handle_read_event()
+            return
+        try:
+            data = self.socket.recv(self.ac_in_buffer_size)  # type: ignore[union-attr]
+        except OSError as exc:
+            self._recv_failed(exc)
+            return
+        if not data:
+            self.handle_close()
+            return
+        if self._idle_timer is not None:
+            self._last_input = self._reactor.time()  # type: ignore[union-attr]
+        self._deliver_chunk(data)
+
     def feed(self, data: bytes) -> None:
         """Frame *data*; under a plain stream rule with nothing buffered, hand it straight to the rule."""
-        if not (
-            self._stream
+        if (
+            self._raw
             and self.terminator is None
             and self._ipos >= len(self._ibuf)
             and not self._pause_reasons
             and not self._dispatching
-            and self.max_frame_size is None
-            and not self._discarding
             and not self._closed
         ):
+            self._deliver_chunk(data)
+        else:
             super().feed(data)
-            return
+
+    def _deliver_chunk(self, data: bytes) -> None:
         # What the framing loop would do with this chunk (one stream frame,
         # then a flush) without its per-read bookkeeping: a pipelining protocol
         # such as Redis reads this way every time, so the saving is per request.
@@ -720,9 +749,17 @@ class ServiceChannel(async_chat):
             self._handled()
             self._process_input()
             return
-        if reply.__class__ is bytes:
-            if reply:
-                self.push(reply)  # with nothing queued, one send straight to the socket
+        if reply.__class__ is bytes and not self._ofifo and not self._closed:
+            # Nothing queued before it: straight to the socket, as push would.
+            try:
+                sent = self.socket.send(reply)  # type: ignore[union-attr]
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self._send_failed(exc)
+                return
+            if sent < len(reply):
+                self._queue_unsent(reply, sent)
         elif reply is not None:
             self.send_reply(reply)
         if self._flush_wanted:  # the handler pushed output of its own
