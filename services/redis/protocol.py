@@ -56,6 +56,8 @@ _MAX_COUNT_LINE = 64 * 1024
 # Raw command name (as sent, any case) -> (handler, least argv length, most argv length).
 _FAST: dict[bytes, tuple[Callable[..., Any], int, int]] = {}
 _UNBOUNDED = 1 << 62
+# "$0" ... "$1023": the bulk headers the multibulk parser checks by lookup.
+_BULK_HEADERS = tuple(b"$%d" % size for size in range(1024))
 # Commands that can close the connection or change its pub/sub state always
 # take the full path, so the fast loop need not re-check either per command.
 _NEVER_FAST = frozenset({"QUIT", "RESET", "HELLO", "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE"})
@@ -112,82 +114,33 @@ class RedisProtocol(KeyspaceCommands, Protocol):
     @terminator("stream", None, stream=True)
     def on_stream(self, data: bytes, end: bool) -> Reply:
         """Run every complete command in a chunk of input; hand a cut command to the frame rules."""
-        # This loop is the hot path of the service: it parses in place and
-        # calls handlers straight from a table (see _execute for the full path).
-        out: list[bytes] = []
-        pos = 0
-        size = len(data)
-        find = data.find
-        fast = _FAST
-        ran = 0
-        subscribed = self._subscribed
-        # One scan per chunk instead of two per line: without quotes anywhere,
-        # every inline line splits on whitespace (which also drops its CR).
+        # This is the hot path of the service.  Parsing comes first and
+        # yields the commands' words; then one loop runs them, calling
+        # handlers straight from a table (see _execute for the full path).
         quotes = 34 in data or 39 in data
-        while pos < size:
-            if data[pos] != 42:  # not '*': an inline command
-                nl = find(b"\n", pos)
-                if nl < 0:
-                    self._header_pending = False
-                    self.unread(data[pos:])
-                    self.switch("command")
-                    break
-                if quotes:
-                    line = data[pos : nl - 1] if nl > pos and data[nl - 1] == 13 else data[pos:nl]
-                    quoted = split_inline(line) if 34 in line or 39 in line else line.split()
-                    if quoted is None:
-                        out.append(self._protocol_error("unbalanced quotes in request"))
-                        break
-                    argv = quoted
-                else:
-                    argv = data[pos:nl].split()
-                pos = nl + 1
-                if not argv:
-                    continue
-            else:
-                nl = find(b"\n", pos)
-                if nl < 0:
-                    self._header_pending = True
-                    self.unread(data[pos:])
-                    self.switch("command")
-                    break
-                try:
-                    count = int(data[pos + 1 : nl])
-                except ValueError:
-                    count = -2
-                if count > self._max_multibulk or count == -2:
-                    out.append(self._protocol_error("invalid multibulk length"))
-                    break
-                pos = nl + 1
-                if count <= 0:
-                    continue
-                argv = []
-                while count:
-                    if pos >= size:
-                        self._suspend(argv, count, b"")
-                        return self._flush(out, ran)
-                    if data[pos] != 36:  # '$'
-                        out.append(self._protocol_error(f"expected '$', got '{chr(data[pos])}'"))
-                        return self._flush(out, ran)
-                    nl = find(b"\n", pos)
-                    if nl < 0:
-                        self._suspend(argv, count, data[pos:])
-                        return self._flush(out, ran)
-                    try:
-                        length = int(data[pos + 1 : nl])
-                    except ValueError:
-                        length = -1
-                    if length < 0 or length > self._max_bulk:
-                        out.append(self._protocol_error("invalid bulk length"))
-                        return self._flush(out, ran)
-                    start = nl + 1
-                    stop = start + length
-                    if stop + 2 > size:
-                        self._suspend(argv, count, data[start:], length + 2)
-                        return self._flush(out, ran)
-                    argv.append(data[start:stop])
-                    pos = stop + 2
-                    count -= 1
+        failure: str | None = None
+        if data[0] == 42:  # '*': what clients send
+            commands, failure = self._parse_multibulks(data, quotes)
+        elif 42 in data or quotes:
+            commands, failure = self._parse(data, quotes, 0)
+        else:
+            # No "*" and no quotes anywhere: every line is an inline command
+            # that splits on whitespace (which also drops its CR).  One split
+            # of the chunk beats a find and a slice per command.
+            lines = data.split(b"\n")
+            tail = lines.pop()
+            if tail:  # a command cut by the end of the read
+                self._header_pending = False
+                self.unread(tail)
+                self.switch("command")
+            commands = [line.split() for line in lines]
+        out: list[bytes] = []
+        ran = 0
+        fast = _FAST
+        subscribed = self._subscribed
+        for argv in commands:
+            if not argv:
+                continue
             ran += 1
             entry = fast.get(argv[0])
             if entry is not None and not subscribed and entry[1] <= len(argv) <= entry[2]:
@@ -207,17 +160,129 @@ class RedisProtocol(KeyspaceCommands, Protocol):
             if self.closing:
                 break
             subscribed = self._subscribed
-        # _flush inlined: this is the exit taken on every read.
+        if failure is not None and not self.closing:
+            out.append(self._protocol_error(failure))
         self.server.commands_processed += ran
         if not out:
             return None
         return out[0] if len(out) == 1 else b"".join(out)
 
-    def _flush(self, out: list[bytes], ran: int) -> bytes | None:
-        self.server.commands_processed += ran
-        if not out:
-            return None
-        return out[0] if len(out) == 1 else b"".join(out)
+    def _parse_multibulks(self, data: bytes, quotes: bool) -> tuple[list[list[bytes]], str | None]:
+        """Parse a chunk of multibulks by splitting it at every CRLF at once, checking each length.
+
+        Values rarely hold a CRLF, so the split lines are usually the
+        headers and values themselves: a command's words are then one slice
+        of that list.  Each ``$len`` header must equal its value's length
+        (from a table of the common ones); at the first thing that does not
+        fit (a value with a CRLF, an inline command, a cut or odd command)
+        the byte-by-byte parser takes over from there.
+        """
+        lines = data.split(b"\r\n")
+        last = len(lines) - 1  # lines[last] has no CRLF after it
+        headers = _BULK_HEADERS
+        top = len(headers)
+        max_count = self._max_multibulk
+        commands: list[list[bytes]] = []
+        i = 0
+        while i < last:
+            head = lines[i]
+            if head[:1] != b"*":
+                break
+            try:
+                count = int(head[1:])
+            except ValueError:
+                break
+            following = i + 1 + 2 * count
+            if count <= 0 or count > max_count or following > last:
+                break
+            argv = lines[i + 2 : following : 2]
+            for value, header in zip(argv, lines[i + 1 : following : 2], strict=True):
+                size = len(value)
+                if size >= top or headers[size] != header:
+                    break
+            else:
+                commands.append(argv)
+                i = following
+                continue
+            break
+        if i == last and not lines[last]:
+            return commands, None  # every byte parsed
+        # Where line i starts: the lengths before it plus their CRLFs.
+        offset = sum(map(len, lines[:i])) + 2 * i
+        rest, failure = self._parse(data, quotes, offset)
+        commands += rest
+        return commands, failure
+
+    def _parse(self, data: bytes, quotes: bool, pos: int) -> tuple[list[list[bytes]], str | None]:
+        """Split a chunk from *pos* into the words of its complete commands, and a protocol error that ends it.
+
+        A command cut by the end of the chunk is put back and framed by the
+        frame-by-frame rules.  Empty commands (a blank line, ``*0``) are
+        returned as empty lists and skipped by the caller.
+        """
+        commands: list[list[bytes]] = []
+        size = len(data)
+        find = data.find
+        while pos < size:
+            if data[pos] != 42:  # not '*': an inline command
+                nl = find(b"\n", pos)
+                if nl < 0:
+                    self._header_pending = False
+                    self.unread(data[pos:])
+                    self.switch("command")
+                    break
+                if quotes:
+                    line = data[pos : nl - 1] if nl > pos and data[nl - 1] == 13 else data[pos:nl]
+                    quoted = split_inline(line) if 34 in line or 39 in line else line.split()
+                    if quoted is None:
+                        return commands, "unbalanced quotes in request"
+                    commands.append(quoted)
+                else:
+                    commands.append(data[pos:nl].split())
+                pos = nl + 1
+                continue
+            nl = find(b"\n", pos)
+            if nl < 0:
+                self._header_pending = True
+                self.unread(data[pos:])
+                self.switch("command")
+                break
+            try:
+                count = int(data[pos + 1 : nl])
+            except ValueError:
+                count = -2
+            if count > self._max_multibulk or count == -2:
+                return commands, "invalid multibulk length"
+            pos = nl + 1
+            if count <= 0:
+                continue
+            argv: list[bytes] = []
+            while count:
+                if pos >= size:
+                    self._suspend(argv, count, b"")
+                    return commands, None
+                if data[pos] != 36:  # '$'
+                    return commands, f"expected '$', got '{chr(data[pos])}'"
+                nl = find(b"\n", pos)
+                if nl < 0:
+                    self._suspend(argv, count, data[pos:])
+                    return commands, None
+                try:
+                    length = int(data[pos + 1 : nl])
+                except ValueError:
+                    length = -1
+                if length < 0 or length > self._max_bulk:
+                    return commands, "invalid bulk length"
+                start = nl + 1
+                stop = start + length
+                if stop + 2 > size:
+                    self._suspend(argv, count, data[start:], length + 2)
+                    return commands, None
+                argv.append(data[start:stop])
+                pos = stop + 2
+                count -= 1
+            commands.append(argv)
+        return commands, None
 
     def _crashed(self, exc: Exception) -> bytes:
         self.log.error("handler_error", command=self.argv[0][:64].decode("latin-1"), exc_info=exc)
