@@ -64,12 +64,13 @@ def server_command(kind: str, port: int, python: str) -> list[str]:
     raise ValueError(kind)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used so far (Linux /proc)."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time a process has used so far (Linux /proc)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     # Fields 14 and 15 of stat(5) (utime, stime), counted after the ")" of the name.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 #: CPUs for the server and for redis-benchmark (set by --pin): on a small
@@ -110,21 +111,22 @@ def running(kind: str, python: str) -> Iterator[tuple[int, int]]:
             proc.wait()
 
 
-def benchmark(port: int, pid: int, test: str, requests: int, pipeline: int, clients: int) -> tuple[float, float]:
-    """Run one redis-benchmark test; return requests/second and server CPU microseconds per request."""
-    before = cpu_seconds(pid)
+def benchmark(port: int, pid: int, test: str, requests: int, pipeline: int, clients: int) -> tuple[float, float, float]:
+    """Run one redis-benchmark test; return requests/second and the server's user and system CPU us per request."""
+    user_before, sys_before = cpu_seconds(pid)
     done = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-t", test.lower(), "-c", str(clients),
          "-n", str(requests), "-q", "-P", str(pipeline)],
         capture_output=True, text=True, timeout=600, preexec_fn=_pin_client,
     )  # fmt: skip
-    cpu = cpu_seconds(pid) - before
+    user_after, sys_after = cpu_seconds(pid)
     if done.returncode != 0:
         raise RuntimeError(f"redis-benchmark failed: {done.stdout[-300:]!r} {done.stderr[-300:]!r}")
     for line in done.stdout.replace("\r", "\n").splitlines():
         match = re.match(r"\s*([A-Z_]+): ([0-9.]+) requests per second", line)
         if match and match.group(1) == test:
-            return float(match.group(2)), cpu / requests * 1e6
+            scale = 1e6 / requests
+            return float(match.group(2)), (user_after - user_before) * scale, (sys_after - sys_before) * scale
     raise RuntimeError(f"no figure for {test} in {done.stdout[-300:]!r}")
 
 
@@ -138,7 +140,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated servers to run")
     parser.add_argument("--tests", default=",".join(TESTS), help="comma-separated redis-benchmark tests")
     parser.add_argument("--pipelines", default="1,16", help="comma-separated pipeline depths")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per server; the best figure of each test counts")
+    parser.add_argument("--rounds", type=int, default=5, help="runs per server; the best figure of each test counts")
     parser.add_argument(
         "--no-pin", action="store_true", help="let the scheduler place server and client (default: one CPU each)"
     )
@@ -158,7 +160,8 @@ def main() -> None:
     tests = [t.strip().upper() for t in args.tests.split(",")]
     pipelines = [int(p) for p in args.pipelines.split(",")]
     rates: dict[tuple[str, int, str], float] = {}
-    cpus: dict[tuple[str, int, str], float] = {}
+    users: dict[tuple[str, int, str], float] = {}
+    systems: dict[tuple[str, int, str], float] = {}
     for pipeline in pipelines:
         requests = args.requests if pipeline == 1 else args.pipelined_requests
         # Rounds go round-robin over the servers, so a burst of load from
@@ -167,12 +170,14 @@ def main() -> None:
             for kind in kinds:
                 with running(kind, args.python) as (port, pid):
                     for test in tests:
-                        rate, cpu = benchmark(port, pid, test, requests, pipeline, args.clients)
+                        rate, user, system = benchmark(port, pid, test, requests, pipeline, args.clients)
                         key = (kind, pipeline, test)
                         rates[key] = max(rates.get(key, 0.0), rate)
-                        cpus[key] = min(cpus.get(key, cpu), cpu)
-                        print(f"# {kind} -P {pipeline} {test}: {rate:,.0f} requests/s, "
-                              f"server CPU {cpu:.2f} us/request", file=sys.stderr, flush=True)  # fmt: skip
+                        users[key] = min(users.get(key, user), user)
+                        systems[key] = min(systems.get(key, system), system)
+                        print(f"# {kind} -P {pipeline} {test}: {rate:,.0f} requests/s, server CPU "
+                              f"{user:.2f} us user + {system:.2f} us system per request",
+                              file=sys.stderr, flush=True)  # fmt: skip
     print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores, "
           f"-c {args.clients}, -n {args.requests} (-P 1) / {args.pipelined_requests} (pipelined), "
           f"best of {args.rounds}, " + ("server and client pinned to one CPU each" if pinned else "not pinned")
@@ -188,17 +193,20 @@ def main() -> None:
             ratios = [row[0] / value if value else 0.0 for value in row[1:]]
             print(f"| -P {pipeline} | {test} | " + " | ".join(f"{v:,.0f}" for v in row) + " | "
                   + " | ".join(f"{r:.2f}x" for r in ratios) + " |")  # fmt: skip
-    # When the load generator, not the server, sets the pace (-P 1 here), the
-    # servers tie on requests/s; what one request costs the server still differs.
-    print("\nServer CPU microseconds per request (lower is better; ratio: peer / ours):\n")
-    print(header)
-    print(rule)
-    for pipeline in pipelines:
-        for test in tests:
-            row = [cpus[k, pipeline, test] for k in kinds]
-            ratios = [value / row[0] if row[0] else 0.0 for value in row[1:]]
-            print(f"| -P {pipeline} | {test} | " + " | ".join(f"{v:.2f}" for v in row) + " | "
-                  + " | ".join(f"{r:.2f}x" for r in ratios) + " |")  # fmt: skip
+    # Requests/s of a server at full load follow from its CPU per request;
+    # user time is the server's own code, system time mostly the kernel's
+    # TCP work for its send and recv calls (the same calls for every server).
+    for label, table in (("user", users), ("system", systems)):
+        print(f"\nServer {label} CPU microseconds per request, least of the rounds "
+              "(lower is better; ratio: peer / ours):\n")  # fmt: skip
+        print(header)
+        print(rule)
+        for pipeline in pipelines:
+            for test in tests:
+                row = [table[k, pipeline, test] for k in kinds]
+                ratios = [value / row[0] if row[0] else 0.0 for value in row[1:]]
+                print(f"| -P {pipeline} | {test} | " + " | ".join(f"{v:.2f}" for v in row) + " | "
+                      + " | ".join(f"{r:.2f}x" for r in ratios) + " |")  # fmt: skip
 
 
 if __name__ == "__main__":
