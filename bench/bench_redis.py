@@ -134,7 +134,7 @@ def main() -> None:
     """Run every server through redis-benchmark and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=100_000, help="requests per test without pipelining")
-    parser.add_argument("--pipelined-requests", type=int, default=400_000, help="requests per test with -P 16")
+    parser.add_argument("--pipelined-requests", type=int, default=600_000, help="requests per test with -P 16")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--python", default=sys.executable, help="Python for ours and the peers (3.11 for asynchat)")
     parser.add_argument("--only", default="", help="comma-separated servers to run")
