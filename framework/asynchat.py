@@ -563,21 +563,25 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             return
         if not self._ofifo and not self._dispatching and self.connected:
             # Nothing queued and no batch being framed (a broadcast, a timer):
-            # hand the bytes to the socket now and queue only what it refuses.
-            try:
-                sent = self.socket.send(data)  # type: ignore[union-attr]
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
-                self._send_failed(exc)
-                return
-            if sent < size:
-                self._queue_unsent(data, sent)
+            # hand the bytes to the socket now.
+            self._send_direct(data, size)
             return
         self._ofifo.append(data)
         self._out_bytes += size
         self._check_output_limits()
         self._send_soon()
+
+    def _send_direct(self, data: bytes | bytearray | memoryview, size: int) -> None:
+        """Send *data* (*size* bytes) now, nothing being queued before it; queue only what the socket refuses."""
+        try:
+            sent = self.socket.send(data)  # type: ignore[union-attr]
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._send_failed(exc)
+            return
+        if sent < size:
+            self._queue_unsent(data, sent)
 
     def _queue_unsent(self, data: bytes | bytearray | memoryview, sent: int) -> None:
         """Queue what a direct send left of *data* and ask for a write event."""

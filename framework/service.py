@@ -751,15 +751,9 @@ class ServiceChannel(async_chat):
             return
         if reply.__class__ is bytes and not self._ofifo and not self._closed:
             # Nothing queued before it: straight to the socket, as push would.
-            try:
-                sent = self.socket.send(reply)  # type: ignore[union-attr]
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
-                self._send_failed(exc)
+            self._send_direct(reply, len(reply))
+            if self._closed:
                 return
-            if sent < len(reply):
-                self._queue_unsent(reply, sent)
         elif reply is not None:
             self.send_reply(reply)
         if self._flush_wanted:  # the handler pushed output of its own
