@@ -60,7 +60,11 @@ _UNBOUNDED = 1 << 62
 _BULK_HEADERS = tuple(b"$%d" % size for size in range(1024))
 # Commands that can close the connection or change its pub/sub state always
 # take the full path, so the fast loop need not re-check either per command.
-_NEVER_FAST = frozenset({"QUIT", "RESET", "HELLO", "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE"})
+_NEVER_FAST = frozenset(
+    {"QUIT", "RESET", "HELLO", "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "MULTI", "EXEC", "DISCARD"}
+)
+# Run at once inside MULTI; every other command is checked and queued until EXEC.
+_TRANSACTION_CONTROL = frozenset({"MULTI", "EXEC", "DISCARD", "QUIT", "RESET"})
 
 
 class RedisProtocol(KeyspaceCommands, Protocol):
@@ -80,6 +84,8 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
         self._subscribed = False  # kept by the service as subscriptions come and go
+        self._multi: list[list[bytes]] | None = None  # commands queued since MULTI
+        self._multi_failed = False  # a command was refused while queueing: EXEC aborts
         self.created = time.time()
         settings = service.settings
         self._max_bulk = settings.max_bulk_len
@@ -137,13 +143,14 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         out: list[bytes] = []
         ran = 0
         fast = _FAST
-        subscribed = self._subscribed
+        # Subscribed or inside MULTI: every command takes the full path.
+        slow = self._subscribed or self._multi is not None
         for argv in commands:
             if not argv:
                 continue
             ran += 1
             entry = fast.get(argv[0])
-            if entry is not None and not subscribed and entry[1] <= len(argv) <= entry[2]:
+            if entry is not None and not slow and entry[1] <= len(argv) <= entry[2]:
                 self.argv = argv  # the append-only file logs the command from here
                 try:
                     reply = entry[0](self, *argv[1:]) if len(argv) > 1 else entry[0](self)
@@ -159,7 +166,7 @@ class RedisProtocol(KeyspaceCommands, Protocol):
                 out.append(reply)
             if self.closing:
                 break
-            subscribed = self._subscribed
+            slow = self._subscribed or self._multi is not None
         if failure is not None and not self.closing:
             out.append(self._protocol_error(failure))
         self.server.commands_processed += ran
@@ -393,7 +400,22 @@ class RedisProtocol(KeyspaceCommands, Protocol):
             blocked = self._pubsub_check(name, argv)
             if blocked is not None:
                 return blocked
+        if self._multi is not None and name not in _TRANSACTION_CONTROL:
+            return self._queue(name, argv)
         return self.dispatch(name, argv[1:])  # type: ignore[return-value]
+
+    def _queue(self, name: str, argv: list[bytes]) -> bytes:
+        """Inside MULTI: check a command as Redis does before queueing it (name, arity)."""
+        spec = self._commands.get(name)
+        args: list[Any] = argv[1:]
+        if spec is None:
+            self._multi_failed = True
+            return self.on_unknown_command(name, args)  # type: ignore[return-value]
+        if len(args) < spec.min_args or (spec.max_args is not None and len(args) > spec.max_args):
+            self._multi_failed = True
+            return self.on_arity_error(name, args)  # type: ignore[return-value]
+        self._multi.append(argv)  # type: ignore[union-attr]
+        return b"+QUEUED\r\n"
 
     def _pubsub_check(self, name: str, argv: list[bytes]) -> bytes | None:
         if name in _PUBSUB_ALLOWED:
@@ -468,7 +490,41 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         self.dbindex = 0
         self.db = self.server.dbs[0]
         self.client_name = None
+        self._multi = None
+        self._multi_failed = False
         return b"+RESET\r\n"
+
+    @command("MULTI")
+    def cmd_multi(self) -> bytes:
+        """Start a transaction: later commands are queued until EXEC or DISCARD."""
+        if self._multi is not None:
+            return error("ERR MULTI calls can not be nested")
+        self._multi = []
+        self._multi_failed = False
+        return OK
+
+    @command("EXEC")
+    def cmd_exec(self) -> bytes:
+        """Run the queued commands one after another; reply with all their replies as one array."""
+        if self._multi is None:
+            return error("ERR EXEC without MULTI")
+        queued, failed = self._multi, self._multi_failed
+        self._multi = None
+        self._multi_failed = False
+        if failed:
+            return error("EXECABORT Transaction discarded because of previous errors.")
+        # One reactor turn runs them all, so no other client's command comes between.
+        replies = [self._execute(argv) or self.null for argv in queued]
+        return b"*%d\r\n%s" % (len(replies), b"".join(replies))
+
+    @command("DISCARD")
+    def cmd_discard(self) -> bytes:
+        """Drop the queued commands and leave the transaction."""
+        if self._multi is None:
+            return error("ERR DISCARD without MULTI")
+        self._multi = None
+        self._multi_failed = False
+        return OK
 
     @command("HELLO")
     def cmd_hello(self, *args: bytes) -> bytes:

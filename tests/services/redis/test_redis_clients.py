@@ -111,6 +111,25 @@ def test_redis_py_credentials(server: RunningServer) -> None:
         client.ping()
 
 
+def test_redis_py_transaction_is_the_default_pipeline(r: redis.Redis) -> None:
+    with r.pipeline() as pipe:  # transaction=True: MULTI ... EXEC
+        pipe.set("tx", 1).incr("tx").lpush("tx", "x").get("tx")
+        results = pipe.execute(raise_on_error=False)
+    assert results[:2] == [True, 2]
+    assert isinstance(results[2], redis.ResponseError) and "WRONGTYPE" in str(results[2])
+    assert results[3] == b"2"
+    with r.pipeline() as pipe:
+        pipe.set("tx", 5)
+        pipe.reset()  # nothing was sent: nothing ran
+    assert r.get("tx") == b"2"
+    with r.pipeline() as pipe:
+        pipe.execute_command("NOSUCH")
+        pipe.set("tx", 6)
+        with pytest.raises(redis.ResponseError, match=r"EXECABORT|unknown command"):
+            pipe.execute()
+    assert r.get("tx") == b"2"
+
+
 def test_redis_py_pipeline(r: redis.Redis) -> None:
     pipe = r.pipeline(transaction=False)
     for i in range(500):
