@@ -658,8 +658,15 @@ class ServiceChannel(async_chat):
             handler = getattr(self.protocol, rule.handler)  # type: ignore[arg-type]
             self._stream = rule.stream
             self._on_frame = handler
-        # Every chunk read goes to the handler as it is: no framing pass needed.
-        self._raw = rule.stream and rule.delimiter is None and not rule.count and rule.max_size is None
+        # Every chunk read goes to the handler as it is: no framing pass needed
+        # (unless a subclass computes terminators itself).
+        self._raw = (
+            rule.stream
+            and rule.delimiter is None
+            and not rule.count
+            and rule.max_size is None
+            and self._plain_get_terminator
+        )
         self._chunks.clear()
         self._rule = rule
         return rule
@@ -749,7 +756,7 @@ class ServiceChannel(async_chat):
             self._handled()
             self._process_input()
             return
-        if reply.__class__ is bytes and not self._ofifo and not self._closed:
+        if reply.__class__ is bytes and reply and not self._ofifo and not self._closed:
             # Nothing queued before it: straight to the socket, as push would.
             self._send_direct(reply, len(reply))
             if self._closed:
