@@ -139,6 +139,10 @@ class _CommandSpec:
     plain: bool  # no conversion needed at all
     help: str = ""
 
+    def accepts(self, nargs: int) -> bool:
+        """True if the handler takes *nargs* arguments."""
+        return nargs >= self.min_args and (self.max_args is None or nargs <= self.max_args)
+
 
 def command(
     *names: str,
@@ -451,8 +455,7 @@ class Protocol:
         if spec.states is not None and self.state not in spec.states:
             self.last_status = "error"
             return self.on_bad_state(name, args)
-        nargs = len(args)
-        if nargs < spec.min_args or (spec.max_args is not None and nargs > spec.max_args):
+        if not spec.accepts(len(args)):
             self.last_status = "error"
             return self.on_arity_error(name, args)
         if not spec.plain:

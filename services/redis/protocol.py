@@ -411,7 +411,7 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         if spec is None:
             self._multi_failed = True
             return self.on_unknown_command(name, args)  # type: ignore[return-value]
-        if len(args) < spec.min_args or (spec.max_args is not None and len(args) > spec.max_args):
+        if not spec.accepts(len(args)):
             self._multi_failed = True
             return self.on_arity_error(name, args)  # type: ignore[return-value]
         self._multi.append(argv)  # type: ignore[union-attr]
@@ -423,8 +423,7 @@ class RedisProtocol(KeyspaceCommands, Protocol):
         spec = self._commands.get(name)
         if spec is None:
             return None  # unknown-command error comes first, as in Redis
-        nargs = len(argv) - 1
-        if nargs < spec.min_args or (spec.max_args is not None and nargs > spec.max_args):
+        if not spec.accepts(len(argv) - 1):
             return None  # so does the arity error
         return error(
             f"ERR Can't execute '{name.lower()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "

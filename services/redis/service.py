@@ -50,7 +50,7 @@ class _Replayer(KeyspaceCommands):
         name = argv[0].decode("latin-1").upper()
         spec = RedisProtocol._commands.get(name)
         args = argv[1:]
-        if spec is None or len(args) < spec.min_args or (spec.max_args is not None and len(args) > spec.max_args):
+        if spec is None or not spec.accepts(len(args)):
             self.server.log.warning("aof_command_skipped", command=name, reason="unknown or bad arity")
             return
         self.argv = argv
