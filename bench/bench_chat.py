@@ -42,9 +42,9 @@ DEADLINE = 120.0
 
 def serve_ours() -> None:
     """Run the chat service in this process and print its plain-text port."""
-    from framework.logs import configure_logging
-    from framework.testing import serve
-    from services.chat import ChatService
+    from linechat.logs import configure_logging
+    from linechat.services.chat import ChatService
+    from linechat.testing import serve
 
     configure_logging("warning", "json")
     settings = {"services": {"chat": {"irc_port": 0, "default_room": "#bench", "flood_rate": 0, "backlog": 2048}}}

@@ -1,4 +1,4 @@
-"""Framing throughput: framework.asynchat against the standard library's asynchat.
+"""Framing throughput: linechat.asynchat against the standard library's asynchat.
 
 Run: ``.venv/bin/python bench/bench_framing.py`` (Python 3.11 for the side-by-side figures).
 
@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from framework import asynchat as ours
+from linechat import asynchat as ours
 
 LINE = b"0123456789abcd\r\n"
 CHUNK_LINES = 8192  # lines written per round (128 KiB)

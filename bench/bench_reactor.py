@@ -2,8 +2,8 @@
 
 Run: ``.venv/bin/python bench/bench_reactor.py`` (add ``--idle 2000`` on a small fd limit).
 
-A line echo server (``framework.asynchat.async_chat``) runs in this process,
-once on :class:`framework.reactor.Reactor` and once on
+A line echo server (``linechat.asynchat.async_chat``) runs in this process,
+once on :class:`linechat.reactor.Reactor` and once on
 ``asyncore.loop(use_poll=True)``.  A client process opens the idle
 connections (which then say nothing), then drives 50 active connections
 that each pipeline batches of lines and wait for the echoes.  The figure is
@@ -31,9 +31,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from framework._compat import asyncore
-from framework.asynchat import async_chat
-from framework.reactor import Reactor
+from linechat._compat import asyncore
+from linechat.asynchat import async_chat
+from linechat.reactor import Reactor
 
 LINE = b"0123456789abcd\r\n"
 BATCH = 32  # lines per pipelined batch

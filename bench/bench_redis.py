@@ -48,7 +48,7 @@ def server_command(kind: str, port: int, python: str) -> list[str]:
     peers = os.path.join(ROOT, "bench", "peers")
     if kind == "linechat":
         return [
-            python, "-m", "framework.cli", "serve", "--only", "redis", "--log-level", "warning",
+            python, "-m", "linechat", "serve", "--only", "redis", "--log-level", "warning",
             "--data-dir", f"/tmp/linechat-bench-redis-{os.getpid()}",
             "--set", f"services.redis.port={port}", "--set", "services.redis.appendonly=false",
             "--set", "services.redis.backlog=1024",

@@ -74,8 +74,8 @@ class _NullTransport:
 
 def parse_mode() -> None:
     """Print the time per read of our on_stream and of the peer's data_received."""
-    from framework.testing import ServiceHarness
-    from services.redis import RedisService
+    from linechat.services.redis import RedisService
+    from linechat.testing import ServiceHarness
 
     _quiet_logs()
     harness = ServiceHarness(RedisService, appendonly=False)
@@ -111,9 +111,9 @@ def roundtrip_mode(server: str, payload: bytes, rounds: int, connections: int) -
     pairs = [_tcp_pair() for _ in range(connections)]
     turn: Callable[[], Any]
     if server == "ours":
-        from framework.reactor import Reactor
-        from framework.service import ServiceChannel
-        from services.redis import RedisService
+        from linechat.reactor import Reactor
+        from linechat.service import ServiceChannel
+        from linechat.services.redis import RedisService
 
         _quiet_logs()
         reactor = Reactor()

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from services.smtp.maildir import MaildirWriter
+from linechat.services.smtp.maildir import MaildirWriter
 
 HOST = "127.0.0.1"
 THREADS = 4
@@ -60,10 +60,10 @@ def make_message(size: int, index: int) -> bytes:
 
 def serve_linechat(maildir: str, inline: bool) -> None:
     """Run the linechat SMTP service in this process until SIGTERM."""
-    from framework.app import App
-    from framework.logs import configure_logging
-    from framework.settings import build_settings_model, load_settings
-    from services.smtp import SmtpService
+    from linechat.app import App
+    from linechat.logs import configure_logging
+    from linechat.services.smtp import SmtpService
+    from linechat.settings import build_settings_model, load_settings
 
     configure_logging("warning", "json")
     flags: list[tuple[list[str], Any]] = [

@@ -1,7 +1,7 @@
 """linechat: a multi-service line-protocol framework on a trustworthy asynchat."""
 
-from framework.plugins import Plugin, PluginSettings
-from framework.service import (
+from linechat.plugin import Plugin, PluginSettings
+from linechat.service import (
     CommandError,
     ListenerSpec,
     Pending,

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-
-from framework._compat import asyncore
-from framework.plugins import Hooks, Plugin
-from framework.reactor import READ, Reactor
-from framework.service import ListenerSpec, Service, ServiceChannel
+from linechat._compat import asyncore
+from linechat.plugin import Hooks, Plugin
+from linechat.reactor import READ, Reactor
+from linechat.service import ListenerSpec, Service, ServiceChannel
 
 __all__ = ["App", "Listener"]
 

@@ -6,7 +6,7 @@ input is scanned with offsets (linear in the bytes received, however many
 frames a read holds), output is coalesced into few ``send``/``sendmsg``
 calls, and optional limits keep a hostile peer from growing memory.
 
-When a channel lives in a :class:`framework.reactor.Reactor` map it tells the
+When a channel lives in a :class:`linechat.reactor.Reactor` map it tells the
 reactor when its interest in reading or writing changes, so the loop never
 has to ask every channel on every turn.  Under a plain ``asyncore.loop()``
 it behaves like any dispatcher.
@@ -22,11 +22,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
-
-from framework._compat import asyncore
+from linechat._compat import asyncore
 
 if TYPE_CHECKING:
-    from framework.reactor import Reactor, Timer
+    from linechat.reactor import Reactor, Timer
 
 __all__ = [
     "READ",

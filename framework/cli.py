@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
-
-from framework import __version__
-from framework.logs import configure_logging
-from framework.plugins import PLUGIN_GROUP, SERVICE_GROUP, Discovered, discover
-from framework.settings import SettingsError, build_settings_model, load_settings, parse_assignment
+from linechat import __version__
+from linechat.logs import configure_logging
+from linechat.plugin import PLUGIN_GROUP, SERVICE_GROUP, Discovered, discover
+from linechat.settings import SettingsError, build_settings_model, load_settings, parse_assignment
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -116,8 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "services":
         return _cmd_services(args, sys.stdout)
-    from framework.plugins import Plugin
-    from framework.service import Service
+    from linechat.plugin import Plugin
+    from linechat.service import Service
 
     service_items, plugin_items = _discover()
     services, bad_services = _usable(service_items, Service)
@@ -209,7 +208,7 @@ def _to_toml(data: dict[str, Any], prefix: str = "") -> str:
 def _cmd_serve(
     args: argparse.Namespace, settings: Any, services: dict[str, type], plugins: dict[str, type], log: Any
 ) -> int:
-    from framework.app import App
+    from linechat.app import App
 
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
     if only:

@@ -1,7 +1,7 @@
 """One event loop for many services: selectors (epoll on Linux), timers, signals.
 
 The reactor owns an asyncore-compatible channel map.  Channels built on
-:class:`framework.asynchat.async_chat` report their own changes of interest,
+:class:`linechat.asynchat.async_chat` report their own changes of interest,
 so a turn of the loop costs O(ready channels).  Any other asyncore dispatcher
 put in the same map still works: it is asked ``readable()``/``writable()``
 each turn, as ``asyncore.loop`` would.
@@ -24,8 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-
-from framework._compat import asyncore
+from linechat._compat import asyncore
 
 __all__ = ["ChannelMap", "Reactor", "Timer"]
 

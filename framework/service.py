@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union, get_type_hints
 
 import structlog
+from linechat.asynchat import Producer, async_chat
 from pydantic import BaseModel, ConfigDict, Field
 
-from framework.asynchat import Producer, async_chat
-
 if TYPE_CHECKING:
-    from framework.app import App
-    from framework.reactor import Reactor, Timer
+    from linechat.app import App
+    from linechat.reactor import Reactor, Timer
 
 __all__ = [
     "CommandError",

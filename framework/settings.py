@@ -13,11 +13,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from linechat.plugin import Plugin
+from linechat.service import Service
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
-
-from framework.plugins import Plugin
-from framework.service import Service
 
 __all__ = ["LogSettings", "SettingsError", "build_settings_model", "load_settings", "parse_assignment"]
 

@@ -7,13 +7,12 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
+from linechat.plugin import Plugin, PluginSettings
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork
 
-from framework.plugins import Plugin, PluginSettings
-
 if TYPE_CHECKING:
-    from framework.app import App
-    from framework.service import Protocol, Service
+    from linechat.app import App
+    from linechat.service import Protocol, Service
 
 _log = structlog.get_logger("linechat.access")
 

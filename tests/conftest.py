@@ -7,8 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 
 import pytest
-
-from framework.logs import configure_logging
+from linechat.logs import configure_logging
 
 configure_logging("info", "console", stream=sys.stdout)
 

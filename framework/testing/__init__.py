@@ -20,11 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from framework.app import App
-from framework.plugins import Plugin
-from framework.reactor import Reactor
-from framework.service import ListenerSpec, Service, ServiceChannel, ServiceSettings
-from framework.settings import build_settings_model, load_settings
+from linechat.app import App
+from linechat.plugin import Plugin
+from linechat.reactor import Reactor
+from linechat.service import ListenerSpec, Service, ServiceChannel, ServiceSettings
+from linechat.settings import build_settings_model, load_settings
 
 __all__ = [
     "FakeClock",

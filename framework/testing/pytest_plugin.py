@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from framework.testing import RunningServer, ServiceHarness, serve
+from linechat.testing import RunningServer, ServiceHarness, serve
 
 
 @pytest.fixture

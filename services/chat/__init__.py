@@ -10,17 +10,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from linechat import ListenerSpec, Service, ServiceSettings
+from linechat.services.chat.backplane import Backplane, Event, LocalBackplane, Member, RoomInfo
+from linechat.services.chat.irc import IrcSession
+from linechat.services.chat.plain import PlainSession
+from linechat.services.chat.session import ChatSession
 from pydantic import Field
 
-from framework import ListenerSpec, Service, ServiceSettings
-from services.chat.backplane import Backplane, Event, LocalBackplane, Member, RoomInfo
-from services.chat.irc import IrcSession
-from services.chat.plain import PlainSession
-from services.chat.session import ChatSession
-
 if TYPE_CHECKING:
-    from framework.app import App
-    from framework.reactor import Reactor
+    from linechat.app import App
+    from linechat.reactor import Reactor
 
 __all__ = [
     "Backplane",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from services.chat.names import fold
+from linechat.services.chat.names import fold
 
 __all__ = ["HISTORY_KINDS", "Backplane", "Event", "LocalBackplane", "Member", "RoomInfo"]
 

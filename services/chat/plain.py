@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from framework import Reply, Rule, command
-from services.chat.backplane import Event
-from services.chat.names import clean_text, fold
-from services.chat.session import ChatSession
+from linechat import Reply, Rule, command
+from linechat.services.chat.backplane import Event
+from linechat.services.chat.names import clean_text, fold
+from linechat.services.chat.session import ChatSession
 
 __all__ = ["PlainSession", "render_plain"]
 

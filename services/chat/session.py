@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from framework import Protocol, Reply
-from framework.reactor import Timer
-from services.chat.backplane import Backplane, Event, RoomInfo
-from services.chat.names import fold, valid_nick, valid_room
+from linechat import Protocol, Reply
+from linechat.reactor import Timer
+from linechat.services.chat.backplane import Backplane, Event, RoomInfo
+from linechat.services.chat.names import fold, valid_nick, valid_room
 
 if TYPE_CHECKING:
-    from services.chat import ChatService, ChatSettings
+    from linechat.services.chat import ChatService, ChatSettings
 
 __all__ = ["ChatSession", "FloodGate"]
 

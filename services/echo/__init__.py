@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from linechat import Protocol, Service, ServiceSettings, command
 from pydantic import Field
-
-from framework import Protocol, Service, ServiceSettings, command
 
 
 class EchoSettings(ServiceSettings):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from services.redis.resp import array
+from linechat.services.redis.resp import array
 
 __all__ = ["AppendOnlyFile", "TruncatedAOFError", "read_commands"]
 

@@ -14,8 +14,8 @@ from collections import deque
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from framework.service import command
-from services.redis.resp import (
+from linechat.service import command
+from linechat.services.redis.resp import (
     EMPTY_ARRAY,
     INT64_MAX,
     INT64_MIN,
@@ -33,10 +33,10 @@ from services.redis.resp import (
     integer,
     parse_int,
 )
-from services.redis.store import Database, type_name
+from linechat.services.redis.store import Database, type_name
 
 if TYPE_CHECKING:
-    from services.redis.service import RedisService
+    from linechat.services.redis.service import RedisService
 
 __all__ = ["WRITE_COMMANDS", "KeyspaceCommands"]
 

@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from framework.service import CommandError, Protocol, Reply, Rule, ServiceChannel, command, terminator
-from services.redis.commands import WRITE_COMMANDS, KeyspaceCommands
-from services.redis.resp import (
+from linechat.service import CommandError, Protocol, Reply, Rule, ServiceChannel, command, terminator
+from linechat.services.redis.commands import WRITE_COMMANDS, KeyspaceCommands
+from linechat.services.redis.resp import (
     EMPTY_ARRAY,
     OK,
     RESP2,
@@ -42,7 +42,7 @@ from services.redis.resp import (
 )
 
 if TYPE_CHECKING:
-    from services.redis.service import RedisService
+    from linechat.services.redis.service import RedisService
 
 __all__ = ["SERVER_VERSION", "RedisProtocol"]
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from framework.service import CommandError
+from linechat.service import CommandError
 
 __all__ = [
     "EMPTY_ARRAY",

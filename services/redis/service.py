@@ -7,15 +7,14 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+from linechat.reactor import Timer
+from linechat.service import Service, ServiceSettings
+from linechat.services.redis.aof import AppendOnlyFile, TruncatedAOFError, read_commands
+from linechat.services.redis.commands import KeyspaceCommands
+from linechat.services.redis.protocol import SERVER_VERSION, RedisProtocol
+from linechat.services.redis.resp import RESP3, RespError, array, glob_match
+from linechat.services.redis.store import Database
 from pydantic import Field
-
-from framework.reactor import Timer
-from framework.service import Service, ServiceSettings
-from services.redis.aof import AppendOnlyFile, TruncatedAOFError, read_commands
-from services.redis.commands import KeyspaceCommands
-from services.redis.protocol import SERVER_VERSION, RedisProtocol
-from services.redis.resp import RESP3, RespError, array, glob_match
-from services.redis.store import Database
 
 __all__ = ["RedisService", "RedisSettings"]
 

@@ -1,5 +1,5 @@
 """The SMTP service: an ESMTP mail sink (RFC 5321) that stores accepted mail in Maildirs."""
 
-from services.smtp.service import Envelope, SmtpProtocol, SmtpService, SmtpSettings, format_reply
+from linechat.services.smtp.service import Envelope, SmtpProtocol, SmtpService, SmtpSettings, format_reply
 
 __all__ = ["Envelope", "SmtpProtocol", "SmtpService", "SmtpSettings", "format_reply"]

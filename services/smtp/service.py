@@ -13,12 +13,11 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from linechat import Pending, Protocol, Reply, Rule, Service, ServiceSettings, command, terminator
+from linechat.services.smtp.address import PathError, parse_path_argument
+from linechat.services.smtp.data import INJECTED, DataReader
+from linechat.services.smtp.maildir import MaildirWriter, safe_folder_name
 from pydantic import Field
-
-from framework import Pending, Protocol, Reply, Rule, Service, ServiceSettings, command, terminator
-from services.smtp.address import PathError, parse_path_argument
-from services.smtp.data import INJECTED, DataReader
-from services.smtp.maildir import MaildirWriter, safe_folder_name
 
 __all__ = ["Envelope", "SmtpProtocol", "SmtpService", "SmtpSettings", "format_reply"]
 

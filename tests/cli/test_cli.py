@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from framework.testing import connect_when_listening, free_port
+from linechat.testing import connect_when_listening, free_port
 
 LINECHAT = shutil.which("linechat", path=os.path.dirname(sys.executable)) or "linechat"
 

@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from framework.testing import connect_when_listening, free_port
+from linechat.testing import connect_when_listening, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LINECHAT = shutil.which("linechat", path=os.path.dirname(sys.executable)) or "linechat"

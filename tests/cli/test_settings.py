@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from framework.settings import SettingsError, build_settings_model, load_settings, parse_assignment
-from plugins.access import AccessControl
-from services.echo import EchoService
+from linechat.plugins.access import AccessControl
+from linechat.services.echo import EchoService
+from linechat.settings import SettingsError, build_settings_model, load_settings, parse_assignment
 
 MODEL = build_settings_model({"echo": EchoService}, {"access": AccessControl})
 

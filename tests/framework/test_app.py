@@ -6,12 +6,11 @@ import socket
 import time
 from typing import Any, ClassVar
 
+from linechat import Plugin, PluginSettings, Protocol, Service, command
+from linechat.plugins.access import AccessControl
+from linechat.services.echo import EchoService
+from linechat.testing import LineClient, serve
 from structlog.testing import capture_logs
-
-from framework import Plugin, PluginSettings, Protocol, Service, command
-from framework.testing import LineClient, serve
-from plugins.access import AccessControl
-from services.echo import EchoService
 
 
 def test_echo_end_to_end_pipelined() -> None:

@@ -1,4 +1,4 @@
-"""framework.asynchat over real loopback socket pairs.
+"""linechat.asynchat over real loopback socket pairs.
 
 Each test drives channels with ``asyncore.loop(count=1)`` turns (or calls
 their event handlers directly) until a condition holds, with a bound on the
@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from framework import asynchat
-from framework._compat import asyncore
-from framework.asynchat import async_chat, file_producer, simple_producer
+from linechat import asynchat
+from linechat._compat import asyncore
+from linechat.asynchat import async_chat, file_producer, simple_producer
 
 MAX_TURNS = 2000
 

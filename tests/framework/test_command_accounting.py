@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from linechat.services.echo import EchoService
+from linechat.testing import ServiceHarness
 from structlog.testing import capture_logs
-
-from framework.testing import ServiceHarness
-from services.echo import EchoService
 
 
 def test_unknown_and_empty_lines_are_not_accounted_as_the_previous_command() -> None:

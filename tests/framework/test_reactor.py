@@ -1,4 +1,4 @@
-"""framework.reactor: timers, thread-safe callbacks, mixed dispatchers, errors, stop and interest."""
+"""linechat.reactor: timers, thread-safe callbacks, mixed dispatchers, errors, stop and interest."""
 
 from __future__ import annotations
 
@@ -14,12 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import linechat.reactor as reactor_module
 import pytest
-
-import framework.reactor as reactor_module
-from framework._compat import asyncore
-from framework.asynchat import async_chat
-from framework.reactor import Reactor
+from linechat._compat import asyncore
+from linechat.asynchat import async_chat
+from linechat.reactor import Reactor
 
 MAX_TURNS = 2000
 REPO = Path(__file__).resolve().parents[2]
@@ -494,9 +493,9 @@ def test_stop_forces_close_after_grace() -> None:
 
 SIGTERM_SCRIPT = """
 import socket, sys
-from framework.asynchat import async_chat
-from framework._compat import asyncore
-from framework.reactor import Reactor
+from linechat.asynchat import async_chat
+from linechat._compat import asyncore
+from linechat.reactor import Reactor
 
 class Echo(async_chat):
     def __init__(self, sock, map):

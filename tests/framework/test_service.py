@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from framework import CommandError, Pending, Protocol, Service, ServiceSettings, command, terminator
-from framework.testing import ServiceHarness
+from linechat import CommandError, Pending, Protocol, Service, ServiceSettings, command, terminator
+from linechat.testing import ServiceHarness
 
 
 class KVProtocol(Protocol):

@@ -6,12 +6,11 @@ import time
 from typing import Any, ClassVar
 
 import pytest
+from linechat import Plugin, PluginSettings, Protocol, Service, ServiceSettings, command, terminator
+from linechat.services.echo import EchoService
+from linechat.settings import build_settings_model, load_settings, parse_assignment
+from linechat.testing import LineClient, ServiceHarness, serve
 from structlog.testing import capture_logs
-
-from framework import Plugin, PluginSettings, Protocol, Service, ServiceSettings, command, terminator
-from framework.settings import build_settings_model, load_settings, parse_assignment
-from framework.testing import LineClient, ServiceHarness, serve
-from services.echo import EchoService
 
 
 class BlobProtocol(Protocol):
@@ -146,7 +145,7 @@ class TwoPortService(Service):
     Settings = TwoPortSettings
 
     def listeners(self) -> list[Any]:
-        from framework import ListenerSpec
+        from linechat import ListenerSpec
 
         assert isinstance(self.settings, TwoPortSettings)
         return [

@@ -1,4 +1,4 @@
-"""CPython 3.11's own asynchat test suite, run against framework.asynchat.
+"""CPython 3.11's own asynchat test suite, run against linechat.asynchat.
 
 The test file is loaded from a Python 3.11 installation on this machine (it
 is not copied into the repository); only its ``asynchat`` import is swapped.
@@ -44,7 +44,7 @@ def _find_stdlib_test() -> Path | None:
 
 
 def test_cpython_asynchat_suite_passes() -> None:
-    """Every test of CPython 3.11's test_asynchat passes with framework.asynchat swapped in."""
+    """Every test of CPython 3.11's test_asynchat passes with linechat.asynchat swapped in."""
     path = _find_stdlib_test()
     if path is None:
         pytest.skip("no Python 3.11 installation with test/test_asynchat.py found (set LINECHAT_ASYNCHAT_TEST)")
@@ -54,7 +54,7 @@ def test_cpython_asynchat_suite_passes() -> None:
         pytest.skip("this Python has no 'test' package (test.support) to run the suite with")
     source = path.read_text(encoding="utf-8")
     assert source.count(IMPORT_LINE) == 1, "the 3.11 suite changed shape; update the import swap"
-    source = source.replace(IMPORT_LINE, "from framework import asynchat")
+    source = source.replace(IMPORT_LINE, "from linechat import asynchat")
     module = types.ModuleType("linechat_cpython_test_asynchat")
     module.__file__ = str(path)
     exec(compile(source, str(path), "exec"), module.__dict__)

@@ -14,9 +14,8 @@ import time
 from typing import Any
 
 import pytest
-
-from framework import Pending, Protocol, Reply, Service, terminator
-from framework.testing import LineClient, ServiceHarness, serve
+from linechat import Pending, Protocol, Reply, Service, terminator
+from linechat.testing import LineClient, ServiceHarness, serve
 
 
 class WordsProtocol(Protocol):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from linechat import Plugin, PluginSettings, Protocol, Service, ServiceSettings, command
 from pydantic import Field
-
-from framework import Plugin, PluginSettings, Protocol, Service, ServiceSettings, command
 
 
 class HelloSettings(ServiceSettings):

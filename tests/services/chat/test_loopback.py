@@ -9,9 +9,8 @@ from typing import Any
 
 import irc.client
 import pytest
-
-from framework.testing import LineClient, RunningServer
-from services.chat import ChatService
+from linechat.services.chat import ChatService
+from linechat.testing import LineClient, RunningServer
 
 DEADLINE = 20.0  # seconds any one wait may take before the test fails (never a performance bound)
 

@@ -6,9 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from framework.testing import MemoryClient, ServiceHarness
-from services.chat import ChatService, Event, LocalBackplane
+from linechat.services.chat import ChatService, Event, LocalBackplane
+from linechat.testing import MemoryClient, ServiceHarness
 
 Harness = Callable[..., ServiceHarness]
 

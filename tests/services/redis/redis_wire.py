@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from framework.testing import free_port
+from linechat.testing import free_port
 
 
 def cmd(*args: bytes | str | int) -> bytes:

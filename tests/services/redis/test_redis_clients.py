@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from linechat.services.redis import RedisService
+from linechat.testing import RunningServer, serve
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis_wire import RawClient
-
-from framework.testing import RunningServer, serve
-from services.redis import RedisService
 
 
 @pytest.fixture(scope="module")

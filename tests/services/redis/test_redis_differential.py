@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from linechat.services.redis import RedisService
+from linechat.testing import serve
 from redis_wire import RawClient, cmd, real_redis, split_replies
-
-from framework.testing import serve
-from services.redis import RedisService
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 

@@ -13,10 +13,9 @@ from itertools import pairwise
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from linechat.services.redis import RedisService
+from linechat.testing import ServiceHarness
 from redis_wire import cmd, split_replies
-
-from framework.testing import ServiceHarness
-from services.redis import RedisService
 
 # Values chosen to trip the fast parsers: CRLFs, bare LF/CR, the RESP type
 # bytes, quotes, spaces, and lengths around the header table's end.

@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from linechat.services.redis import RedisService
+from linechat.testing import MemoryClient, ServiceHarness
 from redis_wire import cmd, split_replies
-
-from framework.testing import MemoryClient, ServiceHarness
-from services.redis import RedisService
 
 
 @pytest.fixture

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from linechat.services.smtp import SmtpService
+from linechat.testing import LineClient, RunningServer, serve
 from smtp_helpers import maildir_files, stored_messages
-
-from framework.testing import LineClient, RunningServer, serve
-from services.smtp import SmtpService
 
 TIMEOUT = 20.0  # socket timeouts keep every test bounded
 
@@ -159,7 +158,7 @@ def test_killed_after_250_loses_nothing(tmp_path: Path) -> None:
     """Run the real server process, kill -9 it right after the 250: the message is in new/."""
     data_dir = tmp_path / "data"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "framework.cli", "serve", "--only", "smtp", "--data-dir", str(data_dir),
+        [sys.executable, "-m", "linechat", "serve", "--only", "smtp", "--data-dir", str(data_dir),
          "--set", "services.smtp.port=0", "--set", "services.smtp.host=127.0.0.1", "--log-format", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip

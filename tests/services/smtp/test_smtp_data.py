@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from services.smtp.data import INJECTED, DataReader
+from linechat.services.smtp.data import INJECTED, DataReader
 
 LINES = st.lists(st.sampled_from([b"", b".", b"..", b".x", b"x.", b"a\rb", b"\n", b"text", b". ."]), max_size=12)
 

@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from linechat.services.smtp import Envelope, SmtpService, format_reply
+from linechat.testing import MemoryClient, ServiceHarness
 from smtp_helpers import maildir_files, stored_messages
-
-from framework.testing import MemoryClient, ServiceHarness
-from services.smtp import Envelope, SmtpService, format_reply
 
 
 class CapturingService(SmtpService):
@@ -432,7 +431,7 @@ class FullDisk(io.BytesIO):
 
 
 def test_spool_failure_answers_4xx_after_the_data(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("services.smtp.data.tempfile.SpooledTemporaryFile", lambda **kw: FullDisk())
+    monkeypatch.setattr("linechat.services.smtp.data.tempfile.SpooledTemporaryFile", lambda **kw: FullDisk())
     client = session(make())
     client.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
     assert codes(client) == ["250", "250", "354"]
@@ -446,7 +445,7 @@ def test_unexpected_error_mid_data_answers_451_and_hangs_up(make: Any, monkeypat
     def broken(self: Any, chunk: bytes) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("services.smtp.data.DataReader.feed", broken)
+    monkeypatch.setattr("linechat.services.smtp.data.DataReader.feed", broken)
     client = session(make())
     client.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nRCPT TO:<c@example.org>\r\n")
     assert client.read_lines()[-1] == "451 4.3.0 Error: local error in processing"

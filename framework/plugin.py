@@ -11,8 +11,8 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from framework.app import App
-    from framework.service import Protocol, Service
+    from linechat.app import App
+    from linechat.service import Protocol, Service
 
 __all__ = ["PLUGIN_GROUP", "SERVICE_GROUP", "Discovered", "Hooks", "Plugin", "PluginSettings", "discover"]
 
