@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 from pathlib import Path
@@ -9,8 +10,9 @@ from typing import Any
 
 import structlog
 from linechat._compat import asyncore
+from linechat.limits import RESERVED_FDS, FdReserve, LogThrottle, raise_fd_limit
 from linechat.plugin import Hooks, Plugin
-from linechat.reactor import READ, Reactor
+from linechat.reactor import READ, Reactor, Timer
 from linechat.service import ListenerSpec, Service, ServiceChannel
 
 __all__ = ["App", "Listener"]
@@ -18,7 +20,41 @@ __all__ = ["App", "Listener"]
 _log = structlog.get_logger("linechat.app")
 
 # Errors from accept() that concern one would-be connection, not the listener.
-_ACCEPT_TRANSIENT = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.ENOBUFS, errno.ENOMEM, errno.EPERM})
+_ACCEPT_TRANSIENT = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+# Errors that mean the process (or the system) has no room for another socket
+# now: retrying at once would spin, so the listener backs off.
+_ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+#: Connections accepted per readiness event of a listener.
+ACCEPT_BUDGET = 128
+#: First and longest pause of a listener after descriptors ran out (seconds).
+BACKOFF_MIN = 0.05
+BACKOFF_MAX = 1.0
+
+
+def refusal_bytes(protocol: type[Any], service: Service) -> bytes | None:
+    """The line sent to a connection refused for lack of room (the protocol's, else the service's)."""
+    line = getattr(protocol, "refusal_line", None)
+    if line is None:
+        line = getattr(service, "refusal_line", None)
+    if line is None:
+        return None
+    if isinstance(line, str):
+        return line.encode("utf-8") + getattr(protocol, "line_ending", b"\r\n")
+    return bytes(line)
+
+
+def refuse(sock: socket.socket, line: bytes | None) -> None:
+    """Send *line* (best effort, never blocking) and close *sock*."""
+    with contextlib.suppress(OSError):
+        sock.setblocking(False)
+        if line:
+            sock.send(line)
+        sock.shutdown(socket.SHUT_WR)
+        # Unread input would turn the close into a reset that can overtake
+        # the line on its way; take what has arrived.
+        sock.recv(65536)
+    sock.close()
 
 
 class Listener(asyncore.dispatcher):
@@ -26,6 +62,9 @@ class Listener(asyncore.dispatcher):
 
     def __init__(self, app: App, service: Service, spec: ListenerSpec) -> None:
         self._reactor: Reactor | None = None
+        self.paused = False  # backing off after descriptors ran out
+        self._backoff = 0.0
+        self._resume_timer: Timer | None = None
         self.app = app
         self.service = service
         self.spec = spec
@@ -41,6 +80,7 @@ class Listener(asyncore.dispatcher):
         self.listen(service.settings.backlog)
         assert self.socket is not None
         self.address: tuple[str, int] = self.socket.getsockname()[:2]
+        self.refusal = refusal_bytes(spec.protocol, service)
 
     def _reactor_attach(self, reactor: Reactor) -> None:
         self._reactor = reactor
@@ -51,7 +91,7 @@ class Listener(asyncore.dispatcher):
     def add_channel(self, map: dict[int, Any] | None = None) -> None:  # noqa: A002
         """Enter the map and watch for incoming connections."""
         super().add_channel(map)
-        if self._reactor is not None:
+        if self._reactor is not None and not self.paused:
             self._reactor.set_interest(self, READ)
 
     def readable(self) -> bool:
@@ -63,23 +103,59 @@ class Listener(asyncore.dispatcher):
         return False
 
     def handle_accept(self) -> None:
-        """Accept every waiting connection (bounded per turn)."""
+        """Accept waiting connections (bounded per turn); refuse politely past the limits."""
         listening = self.socket
         if listening is None:
             return
-        for _ in range(128):
+        app = self.app
+        exhausted = False
+        for _ in range(ACCEPT_BUDGET):
             try:
                 sock, addr = listening.accept()
             except BlockingIOError:
-                return
+                break
             except OSError as exc:
                 if exc.errno in _ACCEPT_TRANSIENT:
                     continue
-                if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    _log.error("accept_failed", service=self.service.name, error=str(exc))
-                    return
-                raise
-            self.app.accept(self.service, self.spec, sock, addr)
+                if exc.errno not in _ACCEPT_EXHAUSTED:
+                    raise
+                exhausted = True
+                # No descriptor for the socket: use the spare one to take the
+                # connection off the backlog and tell the peer why.
+                if not app.fd_reserve.release():
+                    break
+                try:
+                    sock, addr = listening.accept()
+                except OSError:
+                    sock = None
+                if sock is not None:
+                    refuse(sock, self.refusal)
+                    app.refused(self.service, "no_descriptors", exc.strerror or str(exc))
+                if not app.fd_reserve.acquire() or sock is None:
+                    break
+                continue
+            app.accept(self.service, self.spec, sock, addr, listener=self)
+        if exhausted:
+            self.back_off()
+        else:
+            self._backoff = 0.0
+
+    def back_off(self) -> None:
+        """Stop watching the listener for a while (doubling while it keeps failing), then resume by itself."""
+        reactor = self._reactor
+        if reactor is None or self.paused:
+            return
+        self._backoff = min(max(self._backoff * 2, BACKOFF_MIN), BACKOFF_MAX)
+        self.paused = True
+        reactor.set_interest(self, 0)
+        self._resume_timer = reactor.call_later(self._backoff, self._resume)
+
+    def _resume(self) -> None:
+        self._resume_timer = None
+        self.paused = False
+        if self._reactor is not None and self.socket is not None:
+            self._reactor.set_interest(self, READ)
+            _log.debug("accept_resumed", service=self.service.name, listener=self.spec.name)
 
     def handle_error(self) -> None:
         """Log and keep listening: one bad accept must not stop the service."""
@@ -88,6 +164,13 @@ class Listener(asyncore.dispatcher):
     def handle_close(self) -> None:
         """Close the listening socket."""
         self.close()
+
+    def close(self) -> None:
+        """Stop listening (and any pending resume)."""
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
+            self._resume_timer = None
+        super().close()
 
 
 class App:
@@ -128,6 +211,12 @@ class App:
             if service is not None:
                 self.services[name] = service
         self.listeners: list[Listener] = []
+        #: Each service's connection cap after the descriptor limit is taken into account.
+        self.connection_limits: dict[str, int] = {
+            name: svc.settings.max_connections for name, svc in self.services.items()
+        }
+        self.fd_reserve = FdReserve(hold=False)  # taken at start
+        self._refusals: dict[tuple[str, str], LogThrottle] = {}
 
     def _construct(self, kind: str, name: str, cls: type, settings: Any) -> Any:
         """Build a service or plugin; a failure is logged and skipped, or raised when strict."""
@@ -157,7 +246,34 @@ class App:
             for listener in self.listeners:
                 listener.close()
             raise
+        self.fd_reserve.acquire()
+        self._fit_descriptors()
         self.hooks.server_started(self)
+
+    def _fit_descriptors(self) -> None:
+        """Raise the soft descriptor limit as far as needed and allowed; cap connections to what is left."""
+        if not self.services:
+            return
+        wanted = sum(s.settings.max_connections for s in self.services.values()) + RESERVED_FDS
+        soft, hard = raise_fd_limit(wanted)
+        room = max(soft - RESERVED_FDS, 1)
+        capped: dict[str, str] = {}
+        for name, service in self.services.items():
+            configured = service.settings.max_connections
+            self.connection_limits[name] = min(configured, room)
+            if configured > room:
+                capped[name] = f"{configured}->{room}"
+        if capped:
+            # One line, as redis-server logs when it lowers maxclients.
+            self.log.warning(
+                "max_connections_capped",
+                soft_limit=soft,
+                hard_limit="unlimited" if hard < 0 else hard,
+                wanted=wanted,
+                reserved=RESERVED_FDS,
+                services=capped,
+                hint="raise `ulimit -n` (the hard limit) to serve more connections",
+            )
 
     def address(self, service: str, listener: str = "main") -> tuple[str, int]:
         """Return the bound address of a service's listener."""
@@ -166,12 +282,16 @@ class App:
                 return item.address
         raise KeyError(f"{service}/{listener}")
 
-    def accept(self, service: Service, spec: ListenerSpec, sock: socket.socket, addr: Any) -> None:
+    def accept(
+        self, service: Service, spec: ListenerSpec, sock: socket.socket, addr: Any, listener: Listener | None = None
+    ) -> None:
         """Serve a freshly accepted socket, unless a limit or a plugin refuses it."""
         peer = (str(addr[0]), int(addr[1])) if isinstance(addr, tuple) and len(addr) >= 2 else ("?", 0)
-        if len(service.connections) >= service.settings.max_connections:
-            self.log.warning("connection_refused", service=service.name, peer=f"{peer[0]}:{peer[1]}", reason="max")
-            sock.close()
+        limit = self.connection_limits.get(service.name, service.settings.max_connections)
+        if len(service.connections) >= limit:
+            line = listener.refusal if listener is not None else refusal_bytes(spec.protocol, service)
+            refuse(sock, line)
+            self.refused(service, "max_connections", f"{limit} connections already")
             return
         if not self.hooks.connection_accepted(service, peer):
             self.log.info("connection_refused", service=service.name, peer=f"{peer[0]}:{peer[1]}", reason="plugin")
@@ -188,6 +308,15 @@ class App:
         except Exception:
             self.log.exception("connection_setup_failed", service=service.name)
             sock.close()
+
+    def refused(self, service: Service, reason: str, detail: str) -> None:
+        """Count a refused connection; the log gets the first and then a periodic summary."""
+        throttle = self._refusals.get((service.name, reason))
+        if throttle is None:
+            throttle = self._refusals[(service.name, reason)] = LogThrottle(
+                burst=1, interval=10.0, clock=self.reactor.time
+            )
+        throttle.hit(self.log.warning, "connections_refused", service=service.name, reason=reason, detail=detail)
 
     def run(self) -> None:
         """Start, serve until stopped (SIGINT/SIGTERM), then stop the services."""
@@ -208,5 +337,6 @@ class App:
                 service.stop()
             except Exception:
                 self.log.exception("service_stop_failed", service=service.name)
+        self.fd_reserve.close()
         self.reactor.close()
         self.log.info("stopped")

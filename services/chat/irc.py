@@ -55,6 +55,8 @@ class IrcSession(ChatSession):
     dialect = "irc"
     render = staticmethod(render_irc)
     initial_state = "registering"
+    #: Sent to a connection refused for lack of room (too many connections or descriptors).
+    refusal_line = "ERROR :Closing Link: too many connections, try again later"
 
     def __init__(self, channel: Any, service: Any) -> None:
         super().__init__(channel, service)

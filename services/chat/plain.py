@@ -54,6 +54,8 @@ class PlainSession(ChatSession):
     dialect = "plain"
     render = staticmethod(render_plain)
     initial_state = "naming"
+    #: Sent to a connection refused for lack of room (too many connections or descriptors).
+    refusal_line = "*** Server full: too many connections, try again later"
 
     def __init__(self, channel: Any, service: Any) -> None:
         super().__init__(channel, service)

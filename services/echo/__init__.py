@@ -17,6 +17,8 @@ class EchoProtocol(Protocol):
     """One connection: every command is a line of words."""
 
     settings: EchoSettings
+    #: Sent to a connection refused for lack of room (too many connections or descriptors).
+    refusal_line = "- server busy: too many connections, try again later"
 
     def on_connect(self) -> str:
         return f"+ {self.settings.greeting}"

@@ -73,6 +73,8 @@ class RedisProtocol(KeyspaceCommands, Protocol):
     encoding = None  # arguments stay bytes
     line_delimiter = b"\n"
     initial_rule = "stream"
+    #: Sent to a connection refused for lack of room, as Redis words it.
+    refusal_line = b"-ERR max number of clients reached\r\n"
 
     def __init__(self, channel: ServiceChannel, service: Any) -> None:
         super().__init__(channel, service)

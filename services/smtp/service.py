@@ -105,6 +105,8 @@ class SmtpProtocol(Protocol):
     line_delimiter = b"\n"
     line_ending = b"\r\n"
     initial_state = "fresh"  # fresh -> greeted -> mail -> rcpt (-> greeted after DATA/RSET)
+    #: Sent to a connection refused for lack of room (RFC 5321 4.3.2: 421 may answer a connection).
+    refusal_line = "421 4.3.2 Too many connections, try again later"
 
     service: SmtpService
     settings: SmtpSettings
