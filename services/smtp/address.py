@@ -9,22 +9,30 @@ class PathError(ValueError):
     """The argument of MAIL or RCPT is not valid syntax."""
 
 
-def parse_path_argument(arg: str, keyword: str) -> tuple[str, dict[str, str | None]]:
+def parse_path_argument(arg: str, keyword: str, allow_unbracketed: bool = False) -> tuple[str, dict[str, str | None]]:
     """Split ``KEYWORD:<address> [PARAM[=VALUE] ...]`` into the address and its parameters.
 
     Parameter names are upper-cased.  A source route (``<@a,@b:user@c>``) is
     dropped, as RFC 5321 section 4.1.1.3 asks servers to do.  Whitespace after
-    the colon is tolerated because widely used clients send it.
+    the colon is tolerated because widely used clients send it.  With
+    *allow_unbracketed*, ``FROM:a@b`` (no angle brackets, as aiosmtpd and most
+    MTAs accept) is read as ``FROM:<a@b>``; the address then ends at the first space.
     """
     head = keyword + ":"
     if arg[: len(head)].upper() != head:
         raise PathError(f"expected {head}<address>")
     rest = arg[len(head) :].lstrip(" ")
-    if not rest.startswith("<"):
+    if rest.startswith("<"):
+        end = _closing_bracket(rest)
+        address = rest[1:end]
+        params = _parse_params(rest[end + 1 :])
+    elif allow_unbracketed and rest and not rest.startswith(('"', ">")):
+        address, space, tail = rest.partition(" ")
+        if ">" in address or "<" in address:
+            raise PathError("unbalanced <>")
+        params = _parse_params(space + tail)
+    else:
         raise PathError("the address must be enclosed in <>")
-    end = _closing_bracket(rest)
-    address = rest[1:end]
-    params = _parse_params(rest[end + 1 :])
     if address.startswith("@"):
         colon = address.find(":")
         if colon < 0:

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import mailbox
 import os
+import re
 import shutil
 import socket
 import threading
@@ -19,7 +20,11 @@ import time
 from pathlib import Path
 from typing import IO
 
-__all__ = ["MaildirWriter", "safe_folder_name"]
+__all__ = ["MaildirWriter", "clean_tmp", "safe_folder_name"]
+
+#: The Maildir convention: a file in tmp/ older than this was abandoned by its writer.
+TMP_STALE_SECONDS = 36 * 3600
+_OUR_NAME = re.compile(r"^\d+\.M\d+P(\d+)Q\d+\.(.+)$")
 
 _sequence = itertools.count(1)  # next() on a count is atomic under the GIL
 
@@ -78,10 +83,40 @@ class MaildirWriter:
 
     def deliver(self, root: Path, header: bytes, body: IO[bytes]) -> Path:
         """Store *header* then the rest of *body* as one new message; return its path in new/."""
-        self.ensure(root)
-        name = self.unique_name()
-        tmp_path = root / "tmp" / name
-        new_path = root / "new" / name
+        return self.deliver_all([(root, header)], body)[0]
+
+    def deliver_all(self, copies: list[tuple[Path, bytes]], body: IO[bytes]) -> list[Path]:
+        """Store one copy of *body* per ``(maildir, header)``, all of them or none; return their paths.
+
+        Every copy is written and fsynced in tmp/ first; only then are they
+        renamed into new/.  Any failure removes the copies already written or
+        renamed, so a client told to retry never leaves a duplicate behind.
+        """
+        for root, _ in copies:
+            self.ensure(root)
+        written: list[tuple[Path, Path]] = []
+        moved: list[Path] = []
+        try:
+            for root, header in copies:
+                name = self.unique_name()
+                tmp_path = root / "tmp" / name
+                self._write(tmp_path, header, body)
+                written.append((tmp_path, root / "new" / name))
+            for tmp_path, new_path in written:
+                os.rename(tmp_path, new_path)
+                moved.append(new_path)
+            if self._fsync:
+                for root in dict.fromkeys(root for root, _ in copies):
+                    _fsync_dir(root / "new")
+        except BaseException:
+            for tmp_path, new_path in written:
+                for path in (tmp_path, new_path) if new_path in moved else (tmp_path,):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+            raise
+        return moved
+
+    def _write(self, tmp_path: Path, header: bytes, body: IO[bytes]) -> None:
         fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             with open(fd, "wb", closefd=True) as out:
@@ -91,12 +126,46 @@ class MaildirWriter:
                 out.flush()
                 if self._fsync:
                     os.fsync(out.fileno())
-            os.rename(tmp_path, new_path)
         except BaseException:
             # Never leave a half-written file behind in tmp/.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_path)
             raise
-        if self._fsync:
-            _fsync_dir(root / "new")
-        return new_path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_tmp(root: Path, hostname: str | None = None, now: float | None = None) -> list[Path]:
+    """Delete what crashed writers left in *root*/tmp; return the removed paths.
+
+    A file goes when it is older than 36 hours (the Maildir convention), or
+    when its name says this host's process *P<pid>* wrote it and that process
+    is gone: a crash of this server leaves exactly such files, and waiting 36
+    hours for them would only hide the problem.  Files of live writers stay.
+    """
+    tmp = root / "tmp"
+    if not tmp.is_dir():
+        return []
+    host = (hostname or socket.gethostname()).replace("/", r"\057").replace(":", r"\072")
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    for path in tmp.iterdir():
+        try:
+            stat = path.lstat()
+        except FileNotFoundError:
+            continue
+        match = _OUR_NAME.match(path.name)
+        orphan = bool(match and match.group(2) == host and not _pid_alive(int(match.group(1))))
+        if orphan or now - stat.st_mtime > TMP_STALE_SECONDS:
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                path.unlink()
+                removed.append(path)
+    return removed

@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 import re
 import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import format_datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from linechat import Pending, Protocol, Reply, Rule, Service, ServiceSettings, command, terminator
 from linechat.services.smtp.address import PathError, parse_path_argument
 from linechat.services.smtp.data import INJECTED, DataReader
-from linechat.services.smtp.maildir import MaildirWriter, safe_folder_name
+from linechat.services.smtp.inbox import Inbox
+from linechat.services.smtp.maildir import MaildirWriter, clean_tmp, safe_folder_name
 from pydantic import Field
 
 __all__ = ["Envelope", "SmtpProtocol", "SmtpService", "SmtpSettings", "format_reply"]
 
 #: What :meth:`SmtpService.handle_message` may return instead of None (accepted).
 Verdict = tuple[int, str]
+
+# How much of a message's head is read to find its To/Cc (a header block is rarely over a few KiB).
+_HEAD_LIMIT = 256 << 10
 
 _ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(\s|$)")
 
@@ -46,6 +54,19 @@ class SmtpSettings(ServiceSettings):
     spool_dir: Path | None = Field(None, description="where large messages spool (default: the system temp dir)")
     delivery_threads: int = Field(4, ge=0, description="threads storing messages (0: on the event loop)")
     fsync: bool = Field(True, description="fsync each message and its directory before answering 250")
+    allow_unbracketed: bool = Field(
+        True, description="accept MAIL FROM:a@b and RCPT TO:a@b without <> (as aiosmtpd and most MTAs do)"
+    )
+    lmtp: bool = Field(False, description="speak LMTP (RFC 2033): LHLO, and one reply per recipient after DATA")
+    hidden_recipients: Literal["bcc", "x-envelope-to", "none"] = Field(
+        "bcc", description="header recording envelope recipients absent from To/Cc (Bcc: as Mailpit shows them)"
+    )
+    retention_max_messages: int | None = Field(
+        None, ge=1, description="keep at most this many messages; the oldest go first (None: no limit)"
+    )
+    retention_max_age: float | None = Field(
+        None, gt=0, description="delete messages older than this many seconds (None: keep them)"
+    )
 
 
 @dataclass
@@ -62,6 +83,7 @@ class Envelope:
     received_at: datetime
     size: int
     file: IO[bytes] = field(repr=False)
+    lmtp: bool = False
 
     @property
     def smtputf8(self) -> bool:
@@ -135,7 +157,8 @@ class SmtpProtocol(Protocol):
     # ------------------------------------------------------------------ framework hooks
 
     def on_connect(self) -> str:
-        return f"220 {self.settings.hostname} ESMTP linechat ready"
+        kind = "LMTP" if self.settings.lmtp else "ESMTP"
+        return f"220 {self.settings.hostname} {kind} linechat ready"
 
     def on_close(self) -> None:
         # A client that vanished mid-DATA: its spooled data just goes away.
@@ -200,6 +223,8 @@ class SmtpProtocol(Protocol):
     @command("HELO")
     def helo_command(self, arg: str = "") -> str:
         """HELO domain: start a plain SMTP session."""
+        if self.settings.lmtp:
+            return "500 5.5.1 Error: this is an LMTP server, say LHLO"
         if not _valid_helo(arg):
             return "501 5.5.4 Syntax: HELO hostname"
         self.helo = arg
@@ -210,8 +235,20 @@ class SmtpProtocol(Protocol):
     @command("EHLO")
     def ehlo_command(self, arg: str = "") -> list[str]:
         """EHLO domain: start an ESMTP session and list the extensions."""
+        if self.settings.lmtp:
+            return ["500 5.5.1 Error: this is an LMTP server, say LHLO"]
+        return self._hello(arg, "EHLO")
+
+    @command("LHLO")
+    def lhlo_command(self, arg: str = "") -> list[str]:
+        """LHLO domain: start an LMTP session (RFC 2033) and list the extensions."""
+        if not self.settings.lmtp:
+            return ["500 5.5.2 Error: command not recognized"]
+        return self._hello(arg, "LHLO")
+
+    def _hello(self, arg: str, verb: str) -> list[str]:
         if not _valid_helo(arg):
-            return ["501 5.5.4 Syntax: EHLO hostname"]
+            return [f"501 5.5.4 Syntax: {verb} hostname"]
         self.helo = arg
         self.esmtp = True
         self._reset_transaction()
@@ -261,7 +298,7 @@ class SmtpProtocol(Protocol):
     @command("HELP")
     def help_command(self, arg: str = "") -> str:
         """HELP: list the commands."""
-        return "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"
+        return "214 2.0.0 Commands: HELO EHLO LHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"
 
     # ------------------------------------------------------------------ the transaction
 
@@ -273,7 +310,7 @@ class SmtpProtocol(Protocol):
         if self.mail_from is not None:
             return "503 5.5.1 Error: nested MAIL command"
         try:
-            address, params = parse_path_argument(arg, "FROM")
+            address, params = parse_path_argument(arg, "FROM", self.settings.allow_unbracketed)
         except PathError as exc:
             return f"501 5.5.4 Syntax: MAIL FROM:<address> ({exc})"
         if params and not self.esmtp:
@@ -307,7 +344,7 @@ class SmtpProtocol(Protocol):
         if self.mail_from is None:
             return "503 5.5.1 Error: need MAIL command"
         try:
-            address, params = parse_path_argument(arg, "TO")
+            address, params = parse_path_argument(arg, "TO", self.settings.allow_unbracketed)
         except PathError as exc:
             return f"501 5.5.4 Syntax: RCPT TO:<address> ({exc})"
         if params:
@@ -319,6 +356,10 @@ class SmtpProtocol(Protocol):
             return "553 5.6.7 Error: non-ASCII address needs SMTPUTF8"
         if len(self.rcpt_tos) >= self.settings.max_recipients:
             return "452 4.5.3 Error: too many recipients"
+        # Refuse here what could not be stored, never after DATA (a half delivery).
+        verdict = self.service.check_recipient(address)
+        if verdict is not None:
+            return format_reply(*verdict)
         self.rcpt_tos.append(address)
         self.state = "rcpt"
         return "250 2.1.5 OK"
@@ -361,12 +402,12 @@ class SmtpProtocol(Protocol):
         self._reset_transaction()
         if reader.too_big:
             reader.close()
-            return "552 5.3.4 Error: message size exceeds fixed maximum message size"
+            return self._each(rcpt_tos, "552 5.3.4 Error: message size exceeds fixed maximum message size")
         if reader.error is not None:
             self.log.error("spool_failed", error=str(reader.error))
             if reader.error.errno == errno.ENOSPC:
-                return "452 4.3.1 Error: insufficient system storage"
-            return "451 4.3.0 Error: local error in processing"
+                return self._each(rcpt_tos, "452 4.3.1 Error: insufficient system storage")
+            return self._each(rcpt_tos, "451 4.3.0 Error: local error in processing")
         assert mail_from is not None and self.helo is not None
         envelope = Envelope(
             id=uuid.uuid4().hex[:16].upper(),
@@ -379,12 +420,17 @@ class SmtpProtocol(Protocol):
             received_at=datetime.now().astimezone(),
             size=reader.size,
             file=reader.file,
+            lmtp=self.settings.lmtp,
         )
         return self.service.submit(self, envelope, reader.close)
 
+    def _each(self, rcpt_tos: list[str], reply: str) -> str | list[str]:
+        """One reply, or under LMTP the same reply once per accepted recipient."""
+        return [reply] * len(rcpt_tos) if self.settings.lmtp else reply
+
 
 class SmtpService(Service):
-    """A local mail sink: accepts mail over ESMTP and stores it in Maildirs.
+    """A local mail sink: accepts mail over ESMTP (or LMTP) and stores it in Maildirs.
 
     To take messages yourself, subclass and override :meth:`handle_message`.
     """
@@ -400,10 +446,14 @@ class SmtpService(Service):
         super().__init__(*args, **kwargs)
         self.writer = MaildirWriter(self.settings.hostname, fsync=self.settings.fsync)
         self.maildir: Path | None = None
+        #: The index of stored messages that the HTTP inbox API reads (set by :meth:`start`).
+        self.inbox: Inbox | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._name_max = 255
+        self._retention_timer: Any = None
 
     def start(self) -> None:
-        """Create the Maildir and the delivery threads."""
+        """Create the Maildir, clean what a crash left in tmp/, index the mail, start the delivery threads."""
         if self.settings.maildir is not None:
             self.maildir = Path(self.settings.maildir)
         elif self.data_dir is not None:
@@ -412,28 +462,78 @@ class SmtpService(Service):
             raise ValueError("smtp: set `maildir` or run with a data directory")
         if self.settings.delivery == "shared":
             self.writer.ensure(self.maildir)
+            roots = [self.maildir]
         else:
             self.maildir.mkdir(parents=True, exist_ok=True)
+            roots = [p for p in self.maildir.iterdir() if (p / "new").is_dir()]
+        with contextlib.suppress(OSError, ValueError):
+            self._name_max = os.pathconf(self.maildir, "PC_NAME_MAX")
+        for root in roots:
+            removed = clean_tmp(root, self.settings.hostname)
+            if removed:
+                self.log.warning("tmp_cleaned", maildir=str(root), files=len(removed))
+        self.inbox = Inbox(
+            self.maildir,
+            per_recipient=self.settings.delivery == "per_recipient",
+            reactor=self.reactor,
+            max_messages=self.settings.retention_max_messages,
+            max_age=self.settings.retention_max_age,
+        )
+        self.inbox.scan()
+        if self.settings.retention_max_age is not None:
+            self._prune_by_age()
         if self.settings.delivery_threads:
             self._executor = ThreadPoolExecutor(self.settings.delivery_threads, thread_name_prefix="smtp-delivery")
 
     def stop(self) -> None:
         """Wait for deliveries in progress, so no accepted message is cut short."""
+        if self._retention_timer is not None:
+            self._retention_timer.cancel()
+            self._retention_timer = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
 
+    def _prune_by_age(self) -> None:
+        assert self.inbox is not None and self.settings.retention_max_age is not None
+        pruned = self.inbox.prune()
+        if pruned:
+            self.log.info("retention_pruned", messages=pruned)
+        # Check again often enough that nothing outlives its age by more than a tenth of it.
+        every = min(max(self.settings.retention_max_age / 10, 1.0), 3600.0)
+        self._retention_timer = self.reactor.call_later(every, self._prune_by_age)
+
     # ------------------------------------------------------------------ the delivery hook
 
-    def handle_message(self, envelope: Envelope) -> Verdict | None:
+    def check_recipient(self, address: str) -> Verdict | None:
+        """Refuse at RCPT a recipient whose copy could not be stored: None accepts, ``(code, text)`` refuses.
+
+        Under ``delivery = "per_recipient"`` the folder name must fit the file
+        system (255 bytes on most).  Override to accept only known addresses.
+        """
+        if self.settings.delivery != "per_recipient" or self.maildir is None:
+            return None
+        root = self.maildir_for(address)
+        if len(os.fsencode(root.name)) > self._name_max:
+            return 553, "5.1.3 Error: recipient address too long to store (mailbox name)"
+        # tmp/<unique name> under the folder must fit PATH_MAX (4096) with room for the name.
+        if len(os.fsencode(str(root))) > 3800:
+            return 553, "5.1.3 Error: recipient address too long to store (path)"
+        return None
+
+    def handle_message(self, envelope: Envelope) -> Verdict | list[Verdict | None] | None:
         """Take an accepted message: return None to answer 250, or ``(code, text)`` to answer that.
 
-        The default stores it with :meth:`store`.  Override to deliver,
-        forward or reject mail yourself (call ``super().handle_message`` to
-        store as well).  With ``delivery_threads > 0`` it runs in a worker
-        thread, so it may block but must be thread-safe.  An exception
-        answers 451.
+        The default stores it with :meth:`store` (all copies or none).  Under
+        LMTP with ``per_recipient`` delivery it stores each recipient's copy on
+        its own and returns one verdict per recipient (a list), as LMTP lets
+        the server answer each recipient apart.  Override to deliver, forward
+        or reject mail yourself (call ``super().handle_message`` to store as
+        well).  With ``delivery_threads > 0`` it runs in a worker thread, so it
+        may block but must be thread-safe.  An exception answers 451.
         """
+        if envelope.lmtp and self.settings.delivery == "per_recipient":
+            return self.store_each(envelope)
         self.store(envelope)
         return None
 
@@ -442,12 +542,14 @@ class SmtpService(Service):
         assert self.maildir is not None
         return self.maildir / safe_folder_name(recipient)
 
-    def received_header(self, envelope: Envelope) -> bytes:
+    def received_header(self, envelope: Envelope, recipients: list[str] | None = None) -> bytes:
         """The ``Received:`` trace header (RFC 5321 section 4.4) put at the top of stored messages."""
-        # RFC 6531 section 3.7.3 names the protocol UTF8SMTP when SMTPUTF8 was used.
-        protocol = "UTF8SMTP" if envelope.smtputf8 else ("ESMTP" if envelope.esmtp else "SMTP")
+        # RFC 3848 and RFC 6531 section 3.7.3 name the protocol; UTF8 when SMTPUTF8 was used.
+        base = "LMTP" if envelope.lmtp else ("ESMTP" if envelope.esmtp else "SMTP")
+        protocol = ("UTF8" + base.removeprefix("E")) if envelope.smtputf8 else base
         peer = f"[{envelope.peer[0]}]" if envelope.peer else "unknown"
-        recipient = f"\r\n\tfor <{envelope.rcpt_tos[0]}>" if len(envelope.rcpt_tos) == 1 else ""
+        rcpts = envelope.rcpt_tos if recipients is None else recipients
+        recipient = f"\r\n\tfor <{rcpts[0]}>" if len(rcpts) == 1 else ""
         text = (
             f"Received: from {envelope.helo} ({peer})\r\n"
             f"\tby {self.settings.hostname} (linechat) with {protocol} id {envelope.id}"
@@ -455,15 +557,79 @@ class SmtpService(Service):
         )
         return text.encode("utf-8")
 
+    def envelope_headers(self, envelope: Envelope, recipients: list[str], visible: set[str] | None) -> bytes:
+        """``Return-Path``, one ``Delivered-To`` per recipient, and the hidden recipients' header.
+
+        *visible* is the lower-cased set of addresses in the message's To/Cc
+        (None when its head could not be read).  Envelope recipients not in it
+        (Bcc'd) are recorded as ``Bcc:`` (or ``X-Envelope-To:``, by the
+        ``hidden_recipients`` setting), so a test can check who was really mailed.
+        """
+        lines = [f"Return-Path: <{envelope.mail_from}>"]
+        lines.extend(f"Delivered-To: {rcpt}" for rcpt in recipients)
+        mode = self.settings.hidden_recipients
+        if mode != "none" and visible is not None:
+            hidden = [rcpt for rcpt in recipients if rcpt.lower() not in visible]
+            if hidden:
+                # A message that kept its own Bcc: gets no second one (RFC 5322 allows one).
+                name = "X-Envelope-To" if mode == "x-envelope-to" or "\0bcc" in visible else "Bcc"
+                lines.append(f"{name}: " + ",\r\n\t".join(hidden))
+        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
     def store(self, envelope: Envelope) -> list[Path]:
-        """Write the message durably to the Maildir(s) chosen by the settings; return the new files."""
+        """Write the message durably to the Maildir(s) chosen by the settings, all copies or none."""
+        copies = [self._copy(envelope, root, rcpts, self._visible(envelope)) for root, rcpts in self._roots(envelope)]
+        paths = self.writer.deliver_all(copies, envelope.file)
+        if self.inbox is not None:
+            self.inbox.add(paths)
+        return paths
+
+    def store_each(self, envelope: Envelope) -> list[Verdict | None]:
+        """Store each recipient's copy on its own (LMTP); one verdict per envelope recipient."""
+        visible = self._visible(envelope)
+        verdicts: dict[Path, Verdict | None] = {}
+        for root, rcpts in self._roots(envelope):
+            try:
+                paths = self.writer.deliver_all([self._copy(envelope, root, rcpts, visible)], envelope.file)
+            except Exception:
+                self.log.exception("delivery_failed", id=envelope.id, maildir=str(root))
+                verdicts[root] = (451, "4.3.0 Error: local error in processing")
+                continue
+            verdicts[root] = None
+            if self.inbox is not None:
+                self.inbox.add(paths)
+        return [verdicts[self.maildir_for(rcpt)] for rcpt in envelope.rcpt_tos]
+
+    def _roots(self, envelope: Envelope) -> list[tuple[Path, list[str]]]:
         assert self.maildir is not None
-        header = self.received_header(envelope)
         if self.settings.delivery == "shared":
-            roots = [self.maildir]
-        else:
-            roots = list(dict.fromkeys(self.maildir_for(rcpt) for rcpt in envelope.rcpt_tos))
-        return [self.writer.deliver(root, header, envelope.file) for root in roots]
+            return [(self.maildir, list(envelope.rcpt_tos))]
+        groups: dict[Path, list[str]] = {}
+        for rcpt in envelope.rcpt_tos:
+            groups.setdefault(self.maildir_for(rcpt), []).append(rcpt)
+        return list(groups.items())
+
+    def _copy(self, envelope: Envelope, root: Path, rcpts: list[str], visible: set[str] | None) -> tuple[Path, bytes]:
+        return root, self.envelope_headers(envelope, rcpts, visible) + self.received_header(envelope, rcpts)
+
+    def _visible(self, envelope: Envelope) -> set[str] | None:
+        """Lower-cased addresses of the message's To and Cc ("\\0bcc" marks an existing Bcc field)."""
+        envelope.file.seek(0)
+        head = envelope.file.read(_HEAD_LIMIT)
+        end = head.find(b"\r\n\r\n")
+        if head.startswith(b"\r\n"):
+            return set()
+        if end < 0 and len(head) == _HEAD_LIMIT:
+            return None
+        try:
+            parsed = BytesHeaderParser(policy=compat32).parsebytes(head[: end + 2] if end >= 0 else head)
+            fields = [str(v) for name in ("to", "cc") for v in parsed.get_all(name, [])]
+            visible = {addr.lower() for _, addr in getaddresses(fields) if addr}
+        except Exception:  # a header we cannot read: record nothing rather than guess
+            return None
+        if parsed.get("bcc") is not None:
+            visible.add("\0bcc")
+        return visible
 
     # ------------------------------------------------------------------ plumbing
 
@@ -481,13 +647,19 @@ class SmtpService(Service):
         executor.submit(job)
         return pending
 
-    def _run_hook(self, envelope: Envelope, done: Any) -> str:
+    def _run_hook(self, envelope: Envelope, done: Any) -> str | list[str]:
+        count = len(envelope.rcpt_tos) if envelope.lmtp else 1
         try:
             verdict = self.handle_message(envelope)
-            reply = "250 2.0.0 OK: queued as " + envelope.id if verdict is None else format_reply(*verdict)
+            verdicts = verdict if isinstance(verdict, list) else [verdict] * count
+            if len(verdicts) != count:
+                raise ValueError(f"handle_message returned {len(verdicts)} verdicts for {count} recipients")
+            replies = [
+                "250 2.0.0 OK: queued as " + envelope.id if item is None else format_reply(*item) for item in verdicts
+            ]
         except Exception:
             self.log.exception("delivery_failed", id=envelope.id)
-            reply = "451 4.3.0 Error: local error in processing"
+            replies = ["451 4.3.0 Error: local error in processing"] * count
         finally:
             done()
         self.log.debug(
@@ -496,6 +668,6 @@ class SmtpService(Service):
             mail_from=envelope.mail_from,
             rcpts=len(envelope.rcpt_tos),
             size=envelope.size,
-            reply=reply[:3],
+            reply=replies[0][:3],
         )
-        return reply
+        return replies if envelope.lmtp else replies[0]

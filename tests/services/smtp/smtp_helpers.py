@@ -16,9 +16,18 @@ def stored_messages(root: Path) -> list[bytes]:
     return [strip_received((root / "new" / key).read_bytes()) for key in sorted(box.keys())]
 
 
+OUR_HEADERS = (b"Return-Path: ", b"Delivered-To: ", b"Bcc: ", b"X-Envelope-To: ")
+
+
 def strip_received(raw: bytes) -> bytes:
-    """Drop the first header (ours: Received:) with its folded continuation lines."""
+    """Drop the headers the server adds (envelope headers, then Received:) with their folded lines."""
+    while raw.startswith(OUR_HEADERS):
+        raw = _drop_first_header(raw)
     assert raw.startswith(b"Received: "), raw[:60]
+    return _drop_first_header(raw)
+
+
+def _drop_first_header(raw: bytes) -> bytes:
     pos = raw.index(b"\r\n")
     while raw[pos + 2 : pos + 3] in (b"\t", b" "):
         pos = raw.index(b"\r\n", pos + 2)

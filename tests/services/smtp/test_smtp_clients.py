@@ -232,3 +232,75 @@ def test_swaks_refused_recipient_and_quit_after_rcpt(server: tuple[RunningServer
     assert result.returncode == 0, result.stdout + result.stderr
     assert "221 2.0.0 Bye" in result.stdout
     assert maildir_files(maildir) == []
+
+
+# --------------------------------------------------------------------------- the envelope, LMTP
+
+
+def test_smtplib_bcc_recipients_are_recorded(server: tuple[RunningServer, Path]) -> None:
+    srv, maildir = server
+    message = EmailMessage()
+    message["From"] = "a@example.org"
+    message["To"] = "to@example.org"
+    message["Cc"] = "cc@example.org"
+    message["Bcc"] = "hidden@example.org, other@example.org"
+    message["Subject"] = "with bcc"
+    message.set_content("hello\n")
+    with smtplib.SMTP(*srv.address(), timeout=TIMEOUT) as client:
+        # send_message sends to every To/Cc/Bcc address and drops the Bcc field, as Django and nodemailer do.
+        assert client.send_message(message) == {}
+    (path,) = maildir_files(maildir)
+    raw = path.read_bytes()
+    head = raw[: raw.index(b"Received: ")].decode().replace("\r\n\t", " ").split("\r\n")[:-1]
+    assert head[0] == "Return-Path: <a@example.org>"
+    delivered = {line.removeprefix("Delivered-To: ") for line in head[1:5]}
+    assert delivered == {"to@example.org", "cc@example.org", "hidden@example.org", "other@example.org"}
+    assert head[5].startswith("Bcc: ")
+    assert set(head[5].removeprefix("Bcc: ").split(", ")) == {"hidden@example.org", "other@example.org"}
+    assert len(head) == 6
+    assert stored_messages(maildir)[0].startswith(b"From: a@example.org\r\nTo: to@example.org\r\n")
+
+
+def test_unbracketed_mail_from_over_loopback(server: tuple[RunningServer, Path]) -> None:
+    srv, maildir = server
+    with LineClient(srv.address(), timeout=TIMEOUT) as client:
+        client.read_line()
+        client.send(b"HELO c\r\nMAIL FROM:a@example.org\r\nRCPT TO:b@example.org\r\nDATA\r\n")
+        assert [client.read_line()[:3] for _ in range(4)] == [b"250", b"250", b"250", b"354"]
+        client.send(b"Subject: plain\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+        assert client.read_line().startswith(b"250 2.0.0 OK")
+    assert stored_messages(maildir) == [b"Subject: plain\r\n\r\nhi\r\n"]
+
+
+@pytest.fixture
+def lmtp_server(tmp_path: Path) -> Iterator[tuple[RunningServer, Path]]:
+    maildir = tmp_path / "boxes"
+    smtp = {"maildir": str(maildir), "hostname": "mx.test", "lmtp": True, "delivery": "per_recipient"}
+    with serve(SmtpService, data_dir=tmp_path / "data", settings={"services": {"smtp": smtp}}) as srv:
+        yield srv, maildir
+
+
+def test_smtplib_lmtp(lmtp_server: tuple[RunningServer, Path]) -> None:
+    srv, maildir = lmtp_server
+    host, port = srv.address()
+    with smtplib.LMTP(host, port, timeout=TIMEOUT) as client:
+        code, _ = client.ehlo("client.test")  # smtplib.LMTP sends LHLO here
+        assert code == 250
+        refused = client.sendmail("a@example.org", ["x@example.org", "y@example.org"], b"Subject: l\r\n\r\nhi\r\n")
+        assert refused == {}
+        # smtplib's sendmail reads only the first reply after DATA; LMTP sends one per recipient.
+        code, text = client.getreply()
+        assert code == 250 and text.startswith(b"2.0.0 OK: queued as")
+    for rcpt in ("x@example.org", "y@example.org"):
+        assert stored_messages(maildir / rcpt) == [b"Subject: l\r\n\r\nhi\r\n"]
+
+
+@needs_swaks
+def test_swaks_lmtp(lmtp_server: tuple[RunningServer, Path]) -> None:
+    srv, maildir = lmtp_server
+    result = run_swaks(srv, "--protocol", "LMTP", "--from", "a@example.org", "--to", "p@example.org,q@example.org")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " -> LHLO swaks.test" in result.stdout
+    assert result.stdout.count("<-  250 2.0.0 OK: queued as") == 2  # one reply per recipient after DATA
+    assert len(maildir_files(maildir / "p@example.org")) == 1
+    assert len(maildir_files(maildir / "q@example.org")) == 1
