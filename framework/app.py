@@ -44,6 +44,18 @@ def refusal_bytes(protocol: type[Any], service: Service) -> bytes | None:
     return bytes(line)
 
 
+def set_keepalive(sock: socket.socket, idle: int) -> None:
+    """Probe a silent peer after *idle* seconds, then every idle/3 s; three misses drop it (as Redis)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    # Not every platform has the fine-grained options; SO_KEEPALIVE alone still helps.
+    if hasattr(socket, "TCP_KEEPIDLE"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+    if hasattr(socket, "TCP_KEEPINTVL"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(idle // 3, 1))
+    if hasattr(socket, "TCP_KEEPCNT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+
+
 def refuse(sock: socket.socket, line: bytes | None) -> None:
     """Send *line* (best effort, never blocking) and close *sock*."""
     with contextlib.suppress(OSError):
@@ -300,6 +312,8 @@ class App:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # Request/response protocols: never hold a reply back for Nagle.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if service.settings.tcp_keepalive:
+                set_keepalive(sock, service.settings.tcp_keepalive)
         if service.settings.send_buffer is not None:
             # A small kernel buffer makes out_hard_limit bite sooner on a stalled peer.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, service.settings.send_buffer)

@@ -198,6 +198,10 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     out_hard_limit: int | None = None
     #: Seconds without input before :meth:`handle_idle_timeout` (needs a reactor).
     idle_timeout: float | None = None
+    #: Seconds a peer may take to finish a delimited frame (a line) it has
+    #: begun, before :meth:`handle_line_timeout` (needs a reactor): a peer that
+    #: trickles a line byte by byte keeps the idle timer happy but not this one.
+    line_timeout: float | None = None
 
     terminator: Terminator = None
 
@@ -219,6 +223,8 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         self._events = 0  # interest last told to the reactor
         self._idle_timer: Timer | None = None
         self._last_input = 0.0
+        self._line_timer: Timer | None = None
+        self._line_since = 0.0  # when the frame in progress began (0: none)
         self._plain_get_terminator = type(self).get_terminator is async_chat.get_terminator
         # A subclass may wrap recv (TLS, say): then always go through it.
         self._plain_recv = type(self).recv is asyncore.dispatcher.recv
@@ -366,6 +372,47 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         if self._ipos and self._ipos >= len(self._ibuf):
             self._ibuf = b""
             self._ipos = 0
+        if self.line_timeout and not self._dispatching:
+            self._watch_line()
+
+    def _watch_line(self) -> None:
+        """Start (or stop) the clock on a delimited frame left unfinished by this read."""
+        # While reading is paused the peer cannot finish its line: no clock then.
+        if self._pause_reasons or not self.frame_unfinished():
+            self._line_since = 0.0
+            return
+        reactor = self._reactor
+        if self._line_since or reactor is None or self._closed:
+            return
+        self._line_since = reactor.time()
+        if self._line_timer is None:
+            # The timer re-arms itself from the stamp, so a peer whose reads
+            # often end mid-line costs one timer per period, not one per read.
+            self._line_timer = reactor.call_later(self.line_timeout, self._check_line)  # type: ignore[arg-type]
+
+    def frame_unfinished(self) -> bool:
+        """True while part of a delimited frame is held (the ``line_timeout`` clock runs)."""
+        return self.terminator.__class__ is bytes and bool(
+            self._frame_len or self._discarding or self._ipos < len(self._ibuf)
+        )
+
+    def _check_line(self) -> None:
+        self._line_timer = None
+        reactor = self._reactor
+        if reactor is None or not self._line_since or not self.line_timeout or self._closed:
+            return
+        due = self._line_since + self.line_timeout
+        now = reactor.time()
+        if now >= due:
+            self._line_since = 0.0
+            self.handle_line_timeout()
+        else:
+            self._line_timer = reactor.call_later(due - now, self._check_line)
+
+    def handle_line_timeout(self) -> None:
+        """Called when a begun line was not finished within ``line_timeout`` seconds; the default closes."""
+        self.logger.info("line_timeout", timeout=self.line_timeout)
+        self.close()
 
     def _take_all(self) -> None:
         buf, pos = self._ibuf, self._ipos
@@ -818,6 +865,9 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        if self._line_timer is not None:
+            self._line_timer.cancel()
+            self._line_timer = None
         self._reactor = None
         self._events = 0
 
@@ -868,6 +918,9 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        if self._line_timer is not None:
+            self._line_timer.cancel()
+            self._line_timer = None
         for item in self._ofifo:
             if isinstance(item, file_producer):
                 item.done()

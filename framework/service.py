@@ -67,6 +67,12 @@ class ServiceSettings(BaseModel):
     idle_timeout: float | None = Field(
         300.0, ge=0, description="seconds of silence before a peer is dropped (0 or null: never)"
     )
+    line_timeout: float | None = Field(
+        60.0, ge=0, description="seconds a peer may take to finish a command line it has begun (0 or null: no limit)"
+    )
+    tcp_keepalive: int = Field(
+        300, ge=0, description="seconds of silence before TCP keepalive probes find a vanished peer (0: off)"
+    )
     out_high_water: int = Field(1 << 20, ge=1024, description="queued output that pauses reading from a peer")
     out_low_water: int = Field(256 << 10, ge=0, description="queued output that resumes reading")
     out_hard_limit: int = Field(16 << 20, ge=1024, description="queued output that disconnects a slow peer")
@@ -301,6 +307,10 @@ class Protocol:
     initial_state: ClassVar[str] = "initial"
     #: Rule used at connect; "command" is the built-in line rule.
     initial_rule: ClassVar[str] = "command"
+    #: Rules that continue a command begun under another one (Redis: the
+    #: frames of a cut multibulk): while one is in force the ``line_timeout``
+    #: clock keeps running, so a command trickled piece by piece is cut off.
+    command_rules: ClassVar[frozenset[str]] = frozenset()
 
     _commands: ClassVar[dict[str, _CommandSpec]] = {}
     _rules: ClassVar[dict[str, Rule]] = {}
@@ -352,6 +362,10 @@ class Protocol:
     def on_idle_timeout(self) -> Reply:
         """Called after ``idle_timeout`` seconds of silence; the reply is sent, then the connection closed."""
         return None
+
+    def idle_allowed(self) -> bool:
+        """True while silence is expected (a subscriber, a blocked command): the idle timeout waits."""
+        return self._pending is not None
 
     def on_shutdown(self) -> Reply:
         """Called when the server stops; the reply is sent, then the connection closed."""
@@ -599,6 +613,7 @@ class ServiceChannel(async_chat):
         self.peer = peer
         self.max_line = settings.max_line
         self.idle_timeout = settings.idle_timeout or None
+        self.line_timeout = settings.line_timeout or None
         self.out_high_water = settings.out_high_water
         # A low mark at or above the high mark would resume at once.
         self.out_low_water = min(settings.out_low_water, settings.out_high_water // 2)
@@ -687,6 +702,13 @@ class ServiceChannel(async_chat):
         self._chunks.clear()
         self._rule = rule
         return rule
+
+    def frame_unfinished(self) -> bool:
+        """True while part of a line, or of a command spanning several rules, is held."""
+        rule = self._rule
+        if rule is not None and rule.name in self.protocol.command_rules:
+            return True
+        return super().frame_unfinished()
 
     def _skip_chunk(self, chunk: bytes, end: bool) -> None:
         if end:
@@ -929,8 +951,18 @@ class ServiceChannel(async_chat):
     # ------------------------------------------------------------------ lifecycle
 
     def handle_idle_timeout(self) -> None:
-        """Let the protocol say goodbye, then close."""
+        """Let the protocol say goodbye, then close (unless it expects silence now)."""
+        reactor = self._reactor
+        if reactor is not None and self.idle_timeout and self.protocol.idle_allowed():
+            self._last_input = reactor.time()
+            self._idle_timer = reactor.call_later(self.idle_timeout, self._check_idle)
+            return
         self.logger.info("idle_timeout", timeout=self.idle_timeout)
+        self._farewell(self.protocol.on_idle_timeout)
+
+    def handle_line_timeout(self) -> None:
+        """A begun line was not finished in time (a slowloris peer): say goodbye as on idle, then close."""
+        self.logger.info("line_timeout", timeout=self.line_timeout)
         self._farewell(self.protocol.on_idle_timeout)
 
     def handle_shutdown(self) -> None:

@@ -41,8 +41,11 @@ class ChatSettings(ServiceSettings):
     irc_port: int = Field(6667, ge=0, le=65535, description="IRC port")
     # IRC's own limit, 512 bytes with CR LF; plain-text lines share it.
     max_line: int = Field(512, ge=16, description="longest input line in bytes")
-    # Chat users may lurk for hours; dead IRC peers are found by PING instead.
-    idle_timeout: float | None = Field(None, gt=0, description="seconds of silence before a peer is dropped")
+    # Chat users may lurk, so the limit is long; IRC clients answer PINGs and
+    # so are never silent that long, and vanished peers are found by TCP keepalive.
+    idle_timeout: float | None = Field(
+        3600.0, ge=0, description="seconds of silence before a peer is dropped (0 or null: never)"
+    )
     # A chat peer needs little buffered output; past the hard limit it is a slow reader and cut off.
     out_high_water: int = Field(256 << 10, ge=1024, description="queued output that pauses reading from a peer")
     out_low_water: int = Field(64 << 10, ge=0, description="queued output that resumes reading")

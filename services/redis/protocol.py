@@ -73,6 +73,8 @@ class RedisProtocol(KeyspaceCommands, Protocol):
     encoding = None  # arguments stay bytes
     line_delimiter = b"\n"
     initial_rule = "stream"
+    #: A cut command is framed by these rules: line_timeout covers the whole command.
+    command_rules = frozenset({"command", "bulklen", "bulk"})
     #: Sent to a connection refused for lack of room, as Redis words it.
     refusal_line = b"-ERR max number of clients reached\r\n"
 
@@ -456,6 +458,10 @@ class RedisProtocol(KeyspaceCommands, Protocol):
     def on_idle_timeout(self) -> Reply:
         """Redis closes idle clients without a word."""
         return None
+
+    def idle_allowed(self) -> bool:
+        """Subscribers and blocked clients are silent by design: Redis's timeout spares them too."""
+        return self._subscribed or self._pending is not None
 
     def _subcommand_arity(self, name: str, sub: bytes) -> RespError:
         return RespError(f"ERR wrong number of arguments for '{name}|{sub.lower().decode('latin-1')}' command")

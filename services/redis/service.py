@@ -23,7 +23,11 @@ class RedisSettings(ServiceSettings):
     """Settings of the Redis service (Redis's own names in comments)."""
 
     port: int = Field(6380, ge=0, le=65535, description="TCP port (6380 so a real Redis can keep 6379)")
-    idle_timeout: float | None = Field(None, gt=0, description="seconds before an idle client is closed (timeout)")
+    # Redis's own default is 0 (never); an hour reaps abandoned clients that
+    # TCP keepalive cannot see (alive but gone quiet).  Subscribers are spared.
+    idle_timeout: float | None = Field(
+        3600.0, ge=0, description="seconds before an idle client is closed (timeout; 0 or null: never)"
+    )
     max_line: int = Field(64 * 1024, ge=16, description="longest inline command in bytes")
     databases: int = Field(16, ge=1, le=1024, description="number of databases (databases)")
     maxclients: int = Field(10000, ge=1, description="clients served before new ones are refused (maxclients)")

@@ -348,16 +348,47 @@ def test_max_clients(tmp_path: Path) -> None:
         assert not second.closed
 
 
-def test_idle_timeout_off_by_default_and_on_when_set(tmp_path: Path) -> None:
+def test_idle_timeout_an_hour_by_default_subscribers_spared_and_settable(tmp_path: Path) -> None:
     with ServiceHarness(RedisService, data_dir=tmp_path) as h:
+        client, subscriber = h.connect(), h.connect()
+        assert talk(subscriber, cmd("SUBSCRIBE", "news"))
+        h.advance(3599)
+        assert not client.closed
+        h.advance(2)
+        assert client.closed
+        assert not subscriber.closed
+        h.advance(7200)
+        assert not subscriber.closed
+        assert talk(subscriber, cmd("UNSUBSCRIBE"))
+        h.advance(3601)
+        assert subscriber.closed
+    with ServiceHarness(RedisService, data_dir=tmp_path, idle_timeout=0) as h:
         client = h.connect()
-        h.advance(3600)
+        h.advance(100_000)
         assert not client.closed
     with ServiceHarness(RedisService, data_dir=tmp_path, idle_timeout=5) as h:
         client = h.connect()
         h.advance(6)
         assert client.closed
         assert client.read() == b""
+
+
+def test_a_command_trickled_byte_by_byte_is_cut_off(tmp_path: Path) -> None:
+    with ServiceHarness(RedisService, data_dir=tmp_path) as h:
+        slow, fine = h.connect(), h.connect()
+        for piece in (b"*2\r\n$3\r\nGE", b"T\r", b"\n$1\r\n"):
+            slow.send(piece)
+            h.advance(20)  # each piece resets the idle timer, not the line clock
+            assert talk(fine, b"PING\r\n") == [b"+PONG\r\n"]
+        h.advance(1)
+        assert slow.closed
+        # A client whose reads often end mid-command is never hurt by it.
+        for _ in range(5):
+            fine.send(b"*1\r\n$4\r\nPI")
+            h.advance(59)
+            fine.send(b"NG\r\n")
+            assert fine.read() == b"+PONG\r\n"
+        assert not fine.closed
 
 
 def test_quit_replies_then_closes(harness: ServiceHarness) -> None:
