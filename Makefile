@@ -27,9 +27,15 @@ test: $(BIN)/.linechat-test-installed tools
 tools:
 	@bash .ci/install-tools
 
-lint: $(BIN)/.linechat-test-installed
+$(BIN)/.linechat-dev-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test,dev]'
+	touch $@ $(BIN)/.linechat-test-installed $(BIN)/.linechat-installed
+
+## lint: ruff, and mypy on the package as installed (installs the dev extra)
+lint: $(BIN)/.linechat-dev-installed
 	$(BIN)/python -m ruff check framework services plugins tests bench examples
-	$(BIN)/python -m mypy
+	bash .ci/typecheck $(BIN)/python
 
 ## bench: every benchmark in bench/ (minutes; see docs/performance.md)
 bench: $(BIN)/.linechat-test-installed
