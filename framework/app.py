@@ -136,14 +136,15 @@ class Listener(asyncore.dispatcher):
                 # connection off the backlog and tell the peer why.
                 if not app.fd_reserve.release():
                     break
+                spare: socket.socket | None
                 try:
-                    sock, addr = listening.accept()
+                    spare, _ = listening.accept()
                 except OSError:
-                    sock = None
-                if sock is not None:
-                    refuse(sock, self.refusal)
+                    spare = None
+                if spare is not None:
+                    refuse(spare, self.refusal)
                     app.refused(self.service, "no_descriptors", exc.strerror or str(exc))
-                if not app.fd_reserve.acquire() or sock is None:
+                if not app.fd_reserve.acquire() or spare is None:
                     break
                 continue
             app.accept(self.service, self.spec, sock, addr, listener=self)
