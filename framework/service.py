@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union, get_type_hints
 
 import structlog
 from linechat.asynchat import Producer, async_chat
+from linechat.limits import LogThrottle
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
@@ -69,6 +70,9 @@ class ServiceSettings(BaseModel):
     )
     line_timeout: float | None = Field(
         60.0, ge=0, description="seconds a peer may take to finish a command line it has begun (0 or null: no limit)"
+    )
+    bad_line_limit: int = Field(
+        10, ge=0, description="over-long or undecodable lines, each within a minute of the last, before a disconnect"
     )
     tcp_keepalive: int = Field(
         300, ge=0, description="seconds of silence before TCP keepalive probes find a vanished peer (0: off)"
@@ -406,6 +410,18 @@ class Protocol:
         """Reply to an empty command line; the default ignores it."""
         return None
 
+    def on_abuse(self, reason: str) -> Reply:
+        """The last reply to a peer disconnected for abuse (too many bad lines); the default is an error."""
+        return self.error(reason)
+
+    def bad_line(self, line: bytes) -> Reply:
+        """Answer an undecodable line: counted against ``bad_line_limit``, then :meth:`on_decode_error`."""
+        self.last_status = "error"
+        if not self.channel.note_bad_input("undecodable_line", size=len(line)):
+            self.close()
+            return self.on_abuse("too many invalid lines")
+        return self.on_decode_error(line)
+
     def on_decode_error(self, line: bytes) -> Reply:
         """Reply to a command line that is not valid in ``encoding``."""
         return self.error(f"invalid {self.encoding} in command line")
@@ -448,8 +464,7 @@ class Protocol:
         try:
             parsed = self.parse_command(line)
         except _DecodeError:
-            self.last_status = "error"
-            return self.on_decode_error(line)
+            return self.bad_line(line)
         if parsed is None:
             return self.on_empty_line()
         return self.dispatch(parsed[0], parsed[1])
@@ -577,6 +592,21 @@ class Protocol:
         return self.channel.out_buffered
 
 
+#: Bad lines further apart than this (seconds) do not add up.
+_BAD_LINE_WINDOW = 60.0
+
+
+class _Abuse:
+    """A connection's record of bad input: made only when the first bad line arrives."""
+
+    __slots__ = ("count", "last", "throttle")
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.count = 0
+        self.last = clock()
+        self.throttle = LogThrottle(burst=3, interval=10.0, clock=clock)
+
+
 class _DecodeError(Exception):
     """A command line that does not decode."""
 
@@ -627,6 +657,7 @@ class ServiceChannel(async_chat):
         self._in_handler = 0
         self._close_wanted = False
         self.closed = False
+        self._abuse: _Abuse | None = None  # made at the first bad line
         self.opened_at = time.monotonic()
         self._hooks = service.app.hooks if service.app is not None else None
         super().__init__(sock, map)
@@ -636,7 +667,8 @@ class ServiceChannel(async_chat):
         self._access = service.access_log or (self._hooks is not None and self._hooks.wants_commands)
         self.use_rule(protocol_cls.initial_rule)
         service.connection_made(self)
-        self.logger.info("connection_opened")
+        if self.service.access_log:  # open and close are access-log events, not routine info
+            self.logger.info("connection_opened")
         self._open()
 
     def _open(self) -> None:
@@ -892,12 +924,35 @@ class ServiceChannel(async_chat):
 
     def _keep_after_too_long(self, rule: Rule, size: int, limit: int | None) -> bool:
         """Log an over-long frame and ask the protocol whether to skip it (True) or close."""
-        self.logger.warning("frame_too_long", rule=rule.name, size=size, limit=limit)
+        if not self.note_bad_input("frame_too_long", rule=rule.name, size=size, limit=limit):
+            self.protocol.closing = True
+            self.send_reply(self.protocol.on_abuse("too many over-long lines"))
+            return False
         try:
             return bool(self.protocol.on_frame_too_long(rule, size))
         except Exception:
             self.logger.exception("handler_error", command="<frame_too_long>")
             return False
+
+    def note_bad_input(self, event: str, **fields: Any) -> bool:
+        """Count an over-long or undecodable line and log it (rate-limited); False once past ``bad_line_limit``."""
+        reactor = self._reactor
+        now = reactor.time() if reactor is not None else time.monotonic()
+        abuse = self._abuse
+        if abuse is None:
+            abuse = self._abuse = _Abuse(reactor.time if reactor is not None else time.monotonic)
+        # The first few go to the log as they come, then one line with a count
+        # now and then: a peer cannot turn the log into a weapon.
+        abuse.throttle.hit(self.logger.warning, event, **fields)
+        if now - abuse.last > _BAD_LINE_WINDOW:
+            abuse.count = 0
+        abuse.last = now
+        abuse.count += 1
+        limit = self.service.settings.bad_line_limit
+        if limit and abuse.count > limit:
+            self.logger.warning("bad_input_disconnect", count=abuse.count, limit=limit)
+            return False
+        return True
 
     # ------------------------------------------------------------------ replies
 
@@ -995,7 +1050,8 @@ class ServiceChannel(async_chat):
         pending = self.protocol._pending if hasattr(self, "protocol") else None
         if pending is not None:
             pending.done = True
-        self.logger.info("connection_closed", duration_s=round(time.monotonic() - self.opened_at, 3))
+        if self.service.access_log:
+            self.logger.info("connection_closed", duration_s=round(time.monotonic() - self.opened_at, 3))
         if hasattr(self, "protocol"):
             try:
                 self.protocol.on_close()

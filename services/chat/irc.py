@@ -127,7 +127,9 @@ class IrcSession(ChatSession):
         return self.num("451", "You have not registered")
 
     def on_frame_too_long(self, rule: Rule, size: int) -> bool:
-        """417 ERR_INPUTTOOLONG; the line is skipped and the connection goes on."""
+        """417 ERR_INPUTTOOLONG; the line is skipped and the connection goes on (it counts against the flood gate)."""
+        if not self.admit_line():
+            return True  # already saying goodbye
         self.send(self.num("417", "Input line was too long"))
         return True
 

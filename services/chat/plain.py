@@ -83,11 +83,11 @@ class PlainSession(ChatSession):
         return "SAY", [text]
 
     def handle_line(self, line: bytes) -> Reply:
-        """Refuse lines that are not UTF-8, then go on as usual."""
+        """Refuse lines that are not UTF-8 (they count as lines and as bad lines), then go on as usual."""
         try:
             line.decode("utf-8")
         except UnicodeDecodeError:
-            return self.on_decode_error(line)
+            return self.bad_line(line) if self.admit_line() else None
         return super().handle_line(line)
 
     # ------------------------------------------------------------------ hooks
@@ -117,7 +117,9 @@ class PlainSession(ChatSession):
         return self.error("choose a nickname first: type it, or /nick name")
 
     def on_frame_too_long(self, rule: Rule, size: int) -> bool:
-        """Skip the over-long line and say so."""
+        """Skip the over-long line and say so (it counts against the flood gate)."""
+        if not self.admit_line():
+            return True  # already saying goodbye
         self.send(self.error(f"line too long (the limit is {self.settings.max_line} bytes); nothing was sent"))
         return True
 

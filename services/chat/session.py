@@ -136,8 +136,8 @@ class ChatSession(Protocol):
 
     # ------------------------------------------------------------------ input
 
-    def handle_line(self, line: bytes) -> Reply:
-        """Count the line against the flood gate, then dispatch it."""
+    def admit_line(self) -> bool:
+        """Count one line (good, over-long or undecodable) against the flood gate; False if it kicked the client."""
         now = self.reactor.time()
         self.last_seen = now
         gate = self.flood
@@ -145,11 +145,18 @@ class ChatSession(Protocol):
             hold = gate.admit(now)
             if hold is None:
                 self.log.warning("flood_disconnect", nick=self.nick)
-                return self.disconnect("Excess flood")
-            if hold:
+                self.disconnect("Excess flood")
+                return False
+            if hold and self._flood_timer is None:
                 # Delay what follows: input stays in the socket until the bucket refills.
                 self.pause("flood")
                 self._flood_timer = self.reactor.call_later(hold, self._flood_over)
+        return True
+
+    def handle_line(self, line: bytes) -> Reply:
+        """Count the line against the flood gate, then dispatch it."""
+        if not self.admit_line():
+            return None
         reply = super().handle_line(line)
         if self._outq:
             self.flush()  # what the handler caused reaches us before its reply
@@ -158,6 +165,11 @@ class ChatSession(Protocol):
     def _flood_over(self) -> None:
         self._flood_timer = None
         self.resume("flood")
+
+    def on_abuse(self, reason: str) -> Reply:
+        """Too many bad lines: the dialect's goodbye, and the rooms hear it as a quit."""
+        self.quit_reason = reason
+        return self.farewell(reason)
 
     def on_decode_error(self, line: bytes) -> Reply:
         """Refuse a line that is not UTF-8 (the connection goes on)."""

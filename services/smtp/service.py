@@ -198,6 +198,11 @@ class SmtpProtocol(Protocol):
     def error(self, message: str) -> str:
         return f"500 5.5.2 Error: {message}"
 
+    def on_abuse(self, reason: str) -> str:
+        """The connection closes after this (RFC 5321 4.2.3: 421 announces it)."""
+        self._drop_data()
+        return f"421 4.7.0 {self.settings.hostname} Error: {reason}, closing connection"
+
     def reply_status(self, reply: Reply) -> str:
         if isinstance(reply, str) and reply[:1] in ("4", "5"):
             return "error"
