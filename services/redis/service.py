@@ -7,11 +7,12 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+from linechat import Service, ServiceSettings
 from linechat.reactor import Timer
-from linechat.service import Service, ServiceSettings
 from linechat.services.redis.aof import AppendOnlyFile, TruncatedAOFError, read_commands
-from linechat.services.redis.commands import KeyspaceCommands
-from linechat.services.redis.protocol import SERVER_VERSION, RedisProtocol
+from linechat.services.redis.commands import DataCommands
+from linechat.services.redis.connection import SERVER_VERSION
+from linechat.services.redis.protocol import TABLE, RedisProtocol
 from linechat.services.redis.resp import RESP3, RespError, array, glob_match
 from linechat.services.redis.store import Database
 from pydantic import Field
@@ -39,22 +40,27 @@ class RedisSettings(ServiceSettings):
     hz: int = Field(10, ge=1, le=500, description="active expiry cycles per second (hz)")
 
 
-class _Replayer(KeyspaceCommands):
+class _Replayer(DataCommands):
     """Runs the commands of the append-only file against the keyspace, without a connection."""
+
+    table = TABLE
 
     def __init__(self, server: RedisService) -> None:
         self.server = server
         self.dbindex = 0
         self.db = server.dbs[0]
-        self.argv = []
+        self.argv: list[bytes] = []
 
     def run(self, argv: list[bytes]) -> None:
         """Apply one recorded command; commands that fail are logged and skipped."""
         name = argv[0].decode("latin-1").upper()
-        spec = RedisProtocol._commands.get(name)
+        spec = self.table.get(name)
         args = argv[1:]
-        if spec is None or not spec.accepts(len(args)):
+        if spec is None or spec.func is None or not spec.accepts(len(args)):
             self.server.log.warning("aof_command_skipped", command=name, reason="unknown or bad arity")
+            return
+        if not spec.write and name != "SELECT":
+            self.server.log.warning("aof_command_skipped", command=name, reason="not a write command")
             return
         self.argv = argv
         try:

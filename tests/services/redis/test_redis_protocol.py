@@ -266,8 +266,8 @@ def test_resp3_text_and_command_replies(harness: ServiceHarness) -> None:
     assert info.startswith(b"=%d\r\ntxt:# Server\r\n" % (len(body) - 2))
     assert client_info.startswith(b"=") and client_info.endswith(b" resp=3\n\r\n")
     assert docs.startswith(b"%1\r\n$3\r\nget\r\n%2\r\n$7\r\nsummary\r\n")
-    assert command_info.startswith(b"*2\r\n*10\r\n$3\r\nget\r\n:2\r\n~1\r\n+readonly\r\n")
-    assert command_info.endswith(b"~0\r\n~0\r\n~0\r\n~0\r\n_\r\n")
+    assert command_info.startswith(b"*2\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n")
+    assert command_info.endswith(b"$5\r\nlimit\r\n:0\r\n~0\r\n_\r\n")
 
 
 def test_resp3_pipeline_split_everywhere(harness: ServiceHarness) -> None:

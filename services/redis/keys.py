@@ -1,0 +1,344 @@
+"""Keys and databases: DEL, EXISTS, EXPIRE, RENAME, SCAN, SELECT, FLUSHDB... (Redis's db.c and expire.c)."""
+
+from __future__ import annotations
+
+import heapq
+import random
+
+from linechat.services.redis.base import (
+    SYNTAX,
+    CommandContext,
+    int_arg,
+)
+from linechat.services.redis.resp import (
+    OK,
+    ONE,
+    ZERO,
+    RespError,
+    array,
+    bulk,
+    glob_match,
+    integer,
+)
+from linechat.services.redis.store import type_name
+from linechat.services.redis.table import KeySpec, redis_command
+
+__all__ = ["KeyCommands"]
+
+
+class KeyCommands(CommandContext):
+    """The commands on keys of any type and on whole databases."""
+
+    @redis_command("SELECT", arity=2, flags="loading stale fast", group="connection")
+    def cmd_select(self, index: bytes) -> bytes:
+        """Change the selected database."""
+        number = int_arg(index)
+        if not 0 <= number < len(self.server.dbs):
+            raise RespError("ERR DB index is out of range")
+        self.dbindex = number
+        self.db = self.server.dbs[number]
+        return OK
+
+    @redis_command(
+        "DBSIZE",
+        arity=1,
+        flags="readonly fast",
+        group="server",
+        acl="keyspace",
+        tips="request_policy:all_shards response_policy:agg_sum",
+    )
+    def cmd_dbsize(self) -> bytes:
+        """Number of keys in the selected database."""
+        return integer(len(self.db))
+
+    def _flush_mode(self, args: tuple[bytes, ...]) -> None:
+        if len(args) > 1 or (args and args[0].upper() not in (b"ASYNC", b"SYNC")):
+            raise RespError(SYNTAX)
+
+    @redis_command(
+        "FLUSHDB",
+        arity=-1,
+        flags="write",
+        group="server",
+        acl="keyspace dangerous",
+        tips="request_policy:all_shards response_policy:all_succeeded",
+    )
+    def cmd_flushdb(self, *args: bytes) -> bytes:
+        """Remove every key of the selected database."""
+        self._flush_mode(args)
+        self.db.clear()
+        self._propagate([b"FLUSHDB"])
+        return OK
+
+    @redis_command(
+        "FLUSHALL",
+        arity=-1,
+        flags="write",
+        group="server",
+        acl="keyspace dangerous",
+        tips="request_policy:all_shards response_policy:all_succeeded",
+    )
+    def cmd_flushall(self, *args: bytes) -> bytes:
+        """Remove every key of every database."""
+        self._flush_mode(args)
+        for db in self.server.dbs:
+            db.clear()
+        self._propagate([b"FLUSHALL"])
+        return OK
+
+    # ------------------------------------------------------------------ keys
+
+    @redis_command(
+        "DEL",
+        arity=-2,
+        flags="write",
+        keys=(1, -1, 1),
+        key_flags="RM delete",
+        group="generic",
+        tips="request_policy:multi_shard response_policy:agg_sum",
+    )
+    @redis_command(
+        "UNLINK",
+        arity=-2,
+        flags="write fast",
+        keys=(1, -1, 1),
+        key_flags="RM delete",
+        group="generic",
+        tips="request_policy:multi_shard response_policy:agg_sum",
+    )
+    def cmd_del(self, key: bytes, *keys: bytes) -> bytes:
+        """Delete keys; return how many existed."""
+        delete = self.db.delete
+        removed = [k for k in (key, *keys) if delete(k)]
+        if removed:
+            self._propagate([b"DEL", *removed])
+        return integer(len(removed))
+
+    @redis_command(
+        "EXISTS",
+        arity=-2,
+        flags="readonly fast",
+        keys=(1, -1, 1),
+        key_flags="RO",
+        group="generic",
+        tips="request_policy:multi_shard response_policy:agg_sum",
+    )
+    def cmd_exists(self, key: bytes, *keys: bytes) -> bytes:
+        """Count the given keys that exist (repeats count again)."""
+        get = self.db.get
+        return integer(sum(1 for k in (key, *keys) if get(k) is not None))
+
+    @redis_command("TYPE", arity=2, flags="readonly fast", keys=(1, 1, 1), key_flags="RO", group="generic")
+    def cmd_type(self, key: bytes) -> bytes:
+        """Type of the value at a key."""
+        return b"+%s\r\n" % type_name(self.db.get(key))
+
+    @redis_command(
+        "KEYS",
+        arity=2,
+        flags="readonly",
+        group="generic",
+        acl="dangerous",
+        tips="request_policy:all_shards nondeterministic_output_order",
+    )
+    def cmd_keys(self, pattern: bytes) -> bytes:
+        """Keys matching a glob pattern."""
+        return array([k for k in self.db.live_keys() if glob_match(pattern, k)])
+
+    @redis_command(
+        "SCAN", arity=-2, flags="readonly", group="generic", tips="nondeterministic_output request_policy:special"
+    )
+    def cmd_scan(self, cursor: bytes, *options: bytes) -> bytes:
+        """Iterate over keys with a cursor (MATCH, COUNT, TYPE)."""
+        if not cursor.isdigit():
+            raise RespError("ERR invalid cursor")
+        start = int(cursor)
+        pattern: bytes | None = None
+        kind: bytes | None = None
+        count = 10
+        if len(options) % 2:
+            raise RespError(SYNTAX)
+        for i in range(0, len(options), 2):
+            opt, arg = options[i].upper(), options[i + 1]
+            if opt == b"MATCH":
+                pattern = arg
+            elif opt == b"COUNT":
+                count = int_arg(arg)
+                if count < 1:
+                    raise RespError(SYNTAX)
+            elif opt == b"TYPE":
+                kind = arg.lower()
+            else:
+                raise RespError(SYNTAX)
+        # The cursor is a position in an order fixed by each key's hash, so a
+        # key present for the whole iteration is returned exactly once
+        # whatever is added or removed meanwhile.
+        ranked = [(hash(k) & 0xFFFFFFFF, k) for k in self.db.data]
+        batch = heapq.nsmallest(count, ((h, k) for h, k in ranked if h >= start))
+        if not batch:
+            return b"*2\r\n$1\r\n0\r\n*0\r\n"
+        last = batch[-1][0]
+        batch += [(h, k) for h, k in ranked if h == last and (h, k) not in batch]
+        more = any(h > last for h, _ in ranked)
+        keys = []
+        for _, k in batch:
+            value = self.db.get(k)
+            if value is None:
+                continue
+            if pattern is not None and not glob_match(pattern, k):
+                continue
+            if kind is not None and type_name(value) != kind:
+                continue
+            keys.append(k)
+        return b"*2\r\n" + bulk(b"%d" % (last + 1) if more else b"0") + array(keys)
+
+    def _rename(self, source: bytes, target: bytes, only_new: bool) -> bytes:
+        db = self.db
+        value = db.get(source)
+        if value is None:
+            raise RespError("ERR no such key")
+        if source == target:
+            return ZERO if only_new else OK
+        if only_new and db.get(target) is not None:
+            return ZERO
+        deadline = db.deadline(source)
+        db.delete(source)
+        db.delete(target)
+        db.set(target, value)
+        if deadline is not None:
+            db.set_deadline(target, deadline)
+        self._propagate([b"RENAME", source, target])
+        return ONE if only_new else OK
+
+    @redis_command(
+        "RENAME",
+        arity=3,
+        flags="write",
+        keys=[KeySpec(("RW", "access", "delete"), 1), KeySpec(("OW", "update"), 2)],
+        group="generic",
+    )
+    def cmd_rename(self, source: bytes, target: bytes) -> bytes:
+        """Rename a key (its deadline moves with it)."""
+        return self._rename(source, target, False)
+
+    @redis_command(
+        "RENAMENX",
+        arity=3,
+        flags="write fast",
+        keys=[KeySpec(("RW", "access", "delete"), 1), KeySpec(("OW", "insert"), 2)],
+        group="generic",
+    )
+    def cmd_renamenx(self, source: bytes, target: bytes) -> bytes:
+        """Rename a key only if the new name is free."""
+        return self._rename(source, target, True)
+
+    def _expire(
+        self, key: bytes, amount: bytes, unit: int, absolute: bool, name: str, flags: tuple[bytes, ...]
+    ) -> bytes:
+        deadline = self._deadline(amount, unit, absolute, name)
+        nx = xx = gt = lt = False
+        for flag in flags:
+            upper = flag.upper()
+            if upper == b"NX":
+                nx = True
+            elif upper == b"XX":
+                xx = True
+            elif upper == b"GT":
+                gt = True
+            elif upper == b"LT":
+                lt = True
+            else:
+                raise RespError(f"ERR Unsupported option {flag.decode('latin-1')}")
+        if nx and (xx or gt or lt):
+            raise RespError("ERR NX and XX, GT or LT options at the same time are not compatible")
+        if gt and lt:
+            raise RespError("ERR GT and LT options at the same time are not compatible")
+        db = self.db
+        if db.get(key) is None:
+            return ZERO
+        current = db.deadline(key)
+        if nx and current is not None:
+            return ZERO
+        if xx and current is None:
+            return ZERO
+        if gt and (current is None or deadline <= current):
+            return ZERO
+        if lt and current is not None and deadline >= current:
+            return ZERO
+        if deadline <= self.server.now_ms() and not self.server.loading:
+            db.delete(key)
+            self._propagate([b"DEL", key])
+            return ONE
+        db.set_deadline(key, deadline)
+        self._propagate([b"PEXPIREAT", key, b"%d" % deadline])
+        return ONE
+
+    @redis_command("EXPIRE", arity=-3, flags="write fast", keys=(1, 1, 1), key_flags="RW update", group="generic")
+    def cmd_expire(self, key: bytes, seconds: bytes, *flags: bytes) -> bytes:
+        """Set a key's time to live in seconds."""
+        return self._expire(key, seconds, 1000, False, "expire", flags)
+
+    @redis_command("PEXPIRE", arity=-3, flags="write fast", keys=(1, 1, 1), key_flags="RW update", group="generic")
+    def cmd_pexpire(self, key: bytes, milliseconds: bytes, *flags: bytes) -> bytes:
+        """Set a key's time to live in milliseconds."""
+        return self._expire(key, milliseconds, 1, False, "pexpire", flags)
+
+    @redis_command("EXPIREAT", arity=-3, flags="write fast", keys=(1, 1, 1), key_flags="RW update", group="generic")
+    def cmd_expireat(self, key: bytes, timestamp: bytes, *flags: bytes) -> bytes:
+        """Set a key's deadline as a Unix time in seconds."""
+        return self._expire(key, timestamp, 1000, True, "expireat", flags)
+
+    @redis_command("PEXPIREAT", arity=-3, flags="write fast", keys=(1, 1, 1), key_flags="RW update", group="generic")
+    def cmd_pexpireat(self, key: bytes, timestamp: bytes, *flags: bytes) -> bytes:
+        """Set a key's deadline as a Unix time in milliseconds."""
+        return self._expire(key, timestamp, 1, True, "pexpireat", flags)
+
+    def _ttl(self, key: bytes) -> int:
+        db = self.db
+        if db.get(key) is None:
+            return -2
+        deadline = db.deadline(key)
+        if deadline is None:
+            return -1
+        return max(deadline - self.server.now_ms(), 0)
+
+    @redis_command(
+        "TTL", arity=2, flags="readonly fast", keys=(1, 1, 1), group="generic", tips="nondeterministic_output"
+    )
+    def cmd_ttl(self, key: bytes) -> bytes:
+        """Seconds a key has left to live (-1: no deadline, -2: no key)."""
+        ms = self._ttl(key)
+        return integer(ms if ms < 0 else (ms + 500) // 1000)
+
+    @redis_command(
+        "PTTL", arity=2, flags="readonly fast", keys=(1, 1, 1), group="generic", tips="nondeterministic_output"
+    )
+    def cmd_pttl(self, key: bytes) -> bytes:
+        """Milliseconds a key has left to live (-1: no deadline, -2: no key)."""
+        return integer(self._ttl(key))
+
+    @redis_command("PERSIST", arity=2, flags="write fast", keys=(1, 1, 1), key_flags="RW update", group="generic")
+    def cmd_persist(self, key: bytes) -> bytes:
+        """Remove a key's deadline."""
+        if self.db.get(key) is None or not self.db.persist(key):
+            return ZERO
+        self._propagate()
+        return ONE
+
+    @redis_command(
+        "RANDOMKEY",
+        arity=1,
+        flags="readonly",
+        group="generic",
+        tips="request_policy:all_shards nondeterministic_output",
+    )
+    def cmd_randomkey(self) -> bytes:
+        """A random existing key."""
+        db = self.db
+        for _ in range(100):
+            if not db.data:
+                return self.null
+            key = random.choice(list(db.data))
+            if db.get(key) is not None:
+                return bulk(key)
+        return self.null
