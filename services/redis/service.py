@@ -10,6 +10,7 @@ from typing import Any, Literal
 from linechat import Service, ServiceSettings
 from linechat.reactor import Timer
 from linechat.services.redis.aof import AppendOnlyFile, TruncatedAOFError, read_commands
+from linechat.services.redis.base import ClientContext
 from linechat.services.redis.commands import DataCommands
 from linechat.services.redis.connection import SERVER_VERSION
 from linechat.services.redis.protocol import TABLE, RedisProtocol
@@ -84,8 +85,8 @@ class RedisService(Service):
         self.loading = False
         self.dbs = [Database(i, self._db_clock, self._key_expired) for i in range(self.settings.databases)]
         self.aof: AppendOnlyFile | None = None
-        self.subscribers: dict[bytes, set[RedisProtocol]] = {}
-        self.pattern_subscribers: dict[bytes, set[RedisProtocol]] = {}
+        self.subscribers: dict[bytes, set[ClientContext]] = {}
+        self.pattern_subscribers: dict[bytes, set[ClientContext]] = {}
         self.commands_processed = 0
         self.expired_keys = 0
         self.started = time.time()
@@ -183,14 +184,14 @@ class RedisService(Service):
 
     # ------------------------------------------------------------------ pub/sub
 
-    def subscribe(self, client: RedisProtocol, name: bytes, pattern: bool) -> None:
+    def subscribe(self, client: ClientContext, name: bytes, pattern: bool) -> None:
         """Add a channel (or pattern) subscription of *client*."""
         table = self.pattern_subscribers if pattern else self.subscribers
         table.setdefault(name, set()).add(client)
         (client.patterns if pattern else client.channels).add(name)
         client._subscribed = True
 
-    def unsubscribe(self, client: RedisProtocol, name: bytes, pattern: bool) -> None:
+    def unsubscribe(self, client: ClientContext, name: bytes, pattern: bool) -> None:
         """Remove one subscription of *client* (if it has it)."""
         table = self.pattern_subscribers if pattern else self.subscribers
         members = table.get(name)
@@ -201,7 +202,7 @@ class RedisService(Service):
         (client.patterns if pattern else client.channels).discard(name)
         client._subscribed = bool(client.channels or client.patterns)
 
-    def unsubscribe_all(self, client: RedisProtocol) -> None:
+    def unsubscribe_all(self, client: ClientContext) -> None:
         """Remove every subscription of *client*."""
         for name in list(client.channels):
             self.unsubscribe(client, name, False)
@@ -220,7 +221,7 @@ class RedisService(Service):
         return receivers
 
     @staticmethod
-    def _push(clients: set[RedisProtocol], payload: bytes) -> int:
+    def _push(clients: set[ClientContext], payload: bytes) -> int:
         """Send a message built as a RESP2 array; RESP3 clients get it as a push (same bytes but the first)."""
         pushed = b">" + payload[1:]
         targets = list(clients)  # a send may close a client, which leaves the set
