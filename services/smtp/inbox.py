@@ -181,13 +181,16 @@ def _search_text(message: StoredMessage) -> str:
 
 
 def _part_text(part: Message) -> str:
+    """A text part decoded by its charset, line endings as ``\n``."""
     try:
-        return str(part.get_content())  # type: ignore[attr-defined]
+        text = str(part.get_content())  # type: ignore[attr-defined]
     except Exception:
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):
-            return payload.decode(part.get_content_charset() or "utf-8", errors="replace")
-        return str(part.get_payload())
+            text = payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+        else:
+            text = str(part.get_payload())
+    return text.replace("\r\n", "\n")
 
 
 def parse_message(raw: bytes) -> dict[str, Any]:

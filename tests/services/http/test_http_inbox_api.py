@@ -1,0 +1,266 @@
+"""The inbox API, /metrics and /health over loopback: mail sent with smtplib, read with urllib, curl and raw sockets."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import smtplib
+import socket
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from linechat.plugins.metrics import Metrics
+from linechat.services.http import HttpService
+from linechat.services.smtp import SmtpService
+from linechat.testing import RunningServer, serve
+from prometheus_client.parser import text_string_to_metric_families
+
+TIMEOUT = 20.0
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    settings = {
+        "services": {
+            "smtp": {"fsync": False, "hostname": "mx.test", "maildir": str(tmp_path / "maildir")},
+            "http": {"request_timeout": 1.0},
+        }
+    }
+    with serve([SmtpService, HttpService], data_dir=tmp_path / "data", plugins=[Metrics], settings=settings) as srv:
+        yield srv
+
+
+def url(srv: RunningServer, path: str) -> str:
+    host, port = srv.address("http")
+    return f"http://{host}:{port}{path}"
+
+
+def fetch(srv: RunningServer, path: str, method: str = "GET") -> tuple[int, Any, bytes]:
+    request = urllib.request.Request(url(srv, path), method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def fetch_json(srv: RunningServer, path: str, method: str = "GET") -> Any:
+    status, _, body = fetch(srv, path, method)
+    assert status == 200, (status, body)
+    return json.loads(body)
+
+
+def send(srv: RunningServer, message: EmailMessage | bytes, sender: str = "", rcpts: list[str] | None = None) -> None:
+    with smtplib.SMTP(*srv.address("smtp"), timeout=TIMEOUT) as client:
+        if isinstance(message, EmailMessage):
+            client.send_message(message)
+        else:
+            client.sendmail(sender, rcpts or [], message)
+
+
+def rich_message() -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "Shop <shop@example.org>"
+    message["To"] = "Bob <bob@example.org>"
+    message["Bcc"] = "audit@example.org"
+    message["Subject"] = "Your order ✓"
+    message.set_content("Thanks for the order, Bob.\n")
+    message.add_alternative("<p>Thanks for the <b>order</b>, Bob.</p>\n", subtype="html")
+    message.add_attachment(b"%PDF-1.4 fake\x00\x01", maintype="application", subtype="pdf", filename="invoice.pdf")
+    return message
+
+
+def test_list_filter_page_read_and_delete(server: RunningServer, tmp_path: Path) -> None:
+    send(server, rich_message())
+    for n in range(3):
+        send(
+            server,
+            f"From: a@example.org\r\nTo: c{n}@example.org\r\nSubject: note {n}\r\n\r\nplain {n}\r\n".encode(),
+            "a@example.org",
+            [f"c{n}@example.org"],
+        )
+    listing = fetch_json(server, "/api/v1/messages")
+    assert listing["total"] == 4
+    assert [m["subject"] for m in listing["messages"]] == ["note 2", "note 1", "note 0", "Your order ✓"]
+    assert fetch_json(server, "/api/v1/messages?limit=2&offset=1")["messages"][0]["subject"] == "note 1"
+    assert fetch_json(server, "/api/v1/messages?to=bob")["total"] == 1
+    assert fetch_json(server, "/api/v1/messages?to=audit%40example.org")["total"] == 1  # a Bcc recipient
+    assert fetch_json(server, "/api/v1/messages?from=shop")["total"] == 1
+    assert fetch_json(server, "/api/v1/messages?subject=NOTE")["total"] == 3
+    assert fetch_json(server, "/api/v1/messages?text=order%2C+bob")["total"] == 1  # searches the body
+    assert fetch_json(server, "/api/v1/messages?text=plain+1")["total"] == 1
+
+    (order,) = fetch_json(server, "/api/v1/messages?to=bob")["messages"]
+    assert [p["address"] for p in order["bcc"]] == ["audit@example.org"]
+    full = fetch_json(server, f"/api/v1/messages/{order['id']}")
+    assert full["text"] == "Thanks for the order, Bob.\n"
+    assert "<b>order</b>" in full["html"]
+    assert ["Subject", "Your order ✓"] in full["headers"]
+    (attachment,) = full["attachments"]
+    assert attachment["filename"] == "invoice.pdf" and attachment["content_type"] == "application/pdf"
+    status, headers, data = fetch(server, f"/api/v1/messages/{order['id']}/parts/{attachment['index']}")
+    assert status == 200 and data == b"%PDF-1.4 fake\x00\x01"
+    assert headers["Content-Security-Policy"] == "sandbox"
+    assert 'filename="invoice.pdf"' in headers["Content-Disposition"]
+    status, _, raw = fetch(server, f"/api/v1/messages/{order['id']}/raw")
+    stored = [p.read_bytes() for p in (tmp_path / "maildir" / "new").iterdir()]
+    assert status == 200 and raw in stored
+
+    assert fetch_json(server, f"/api/v1/messages/{order['id']}", "DELETE") == {"deleted": 1}
+    assert fetch(server, f"/api/v1/messages/{order['id']}")[0] == 404
+    assert fetch(server, f"/api/v1/messages/{order['id']}", "DELETE")[0] == 404
+    assert fetch_json(server, "/api/v1/messages")["total"] == 3
+    assert fetch_json(server, "/api/v1/messages", "DELETE") == {"deleted": 3}
+    assert fetch_json(server, "/api/v1/messages")["total"] == 0
+    assert list((tmp_path / "maildir" / "new").iterdir()) == []
+    assert fetch(server, "/api/v1/messages/nope/raw")[0] == 404
+
+
+def test_wait_returns_when_matching_mail_arrives(server: RunningServer) -> None:
+    send(server, b"Subject: old\r\nTo: x@example.org\r\n\r\nx\r\n", "a@example.org", ["x@example.org"])
+    # A message already there answers at once...
+    assert fetch_json(server, "/api/v1/wait?to=x%40example.org&timeout=5")["message"]["subject"] == "old"
+    # ...unless only new mail counts; the reply then waits for it.
+    result: dict[str, Any] = {}
+
+    def wait() -> None:
+        result["reply"] = fetch(server, "/api/v1/wait?to=x%40example.org&subject=wanted&new=1&timeout=30")
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    service = server.app.services["http"]
+    for _ in range(2000):  # until the wait is registered (bounded)
+        if service._waiters:
+            break
+        threading.Event().wait(0.005)
+    send(server, b"Subject: other\r\nTo: x@example.org\r\n\r\nx\r\n", "a@example.org", ["x@example.org"])
+    send(server, b"Subject: wanted\r\nTo: x@example.org\r\n\r\nx\r\n", "a@example.org", ["x@example.org"])
+    waiter.join(TIMEOUT)
+    status, _, body = result["reply"]
+    assert status == 200 and json.loads(body)["message"]["subject"] == "wanted"
+    assert fetch(server, "/api/v1/wait?subject=never&timeout=0.2")[0] == 204
+
+
+def test_event_stream_over_loopback(server: RunningServer) -> None:
+    host, port = server.address("http")
+    conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+    conn.request("GET", "/api/v1/events")
+    response = conn.getresponse()
+    assert response.status == 200 and response.headers["Content-Type"].startswith("text/event-stream")
+    assert response.readline().startswith(b": linechat inbox events")
+    assert response.readline() == b"\n"
+    send(server, b"Subject: streamed\r\n\r\nx\r\n", "a@example.org", ["s@example.org"])
+    lines = []
+    while not lines or lines[-1] != b"\n":
+        lines.append(response.readline())
+    assert lines[0] == b"event: message\n"
+    assert json.loads(lines[1].removeprefix(b"data: "))["subject"] == "streamed"
+    conn.close()
+
+
+def scrape(srv: RunningServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, headers, body = fetch(srv, "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            samples[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def test_metrics_parse_and_move_with_traffic(server: RunningServer) -> None:
+    before = scrape(server)
+    mail = ("linechat_commands_total", (("command", "MAIL"), ("service", "smtp"), ("status", "ok")))
+    smtp_conns = ("linechat_connections_total", (("service", "smtp"),))
+    stored = ("linechat_smtp_messages_stored", (("service", "smtp"),))
+    for _ in range(3):
+        send(server, b"Subject: m\r\n\r\nx\r\n", "a@example.org", ["b@example.org"])
+    with socket.create_connection(server.address("smtp"), timeout=TIMEOUT) as sock:
+        sock.recv(1024)
+        sock.sendall(b"BOGUS\r\nQUIT\r\n")
+        while sock.recv(1024):
+            pass
+    after = scrape(server)
+    assert after[mail] == before.get(mail, 0) + 3
+    assert after[smtp_conns] == before.get(smtp_conns, 0) + 4
+    assert after[stored] == 3
+    assert after[("linechat_smtp_messages_received_total", (("service", "smtp"),))] == 3
+    assert after[("linechat_errors_total", (("service", "smtp"),))] >= 1
+    unknown = ("linechat_commands_total", (("command", "UNKNOWN"), ("service", "smtp"), ("status", "error")))
+    assert after[unknown] == 1
+    http_gets = ("linechat_commands_total", (("command", "GET"), ("service", "http"), ("status", "ok")))
+    assert after[http_gets] > before.get(http_gets, 0)
+    assert after[("linechat_connections_open", (("service", "http"),))] >= 1
+    assert ("process_cpu_seconds_total", ()) in after
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_metrics_and_health(server: RunningServer) -> None:
+    result = subprocess.run(
+        ["curl", "-sS", "--max-time", "10", url(server, "/metrics")],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
+    )
+    names = {family.name for family in text_string_to_metric_families(result.stdout)}
+    assert {"linechat_connections", "linechat_commands", "linechat_connections_open"} <= names
+    health = subprocess.run(
+        ["curl", "-sS", "--max-time", "10", url(server, "/health")],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
+    )
+    assert json.loads(health.stdout)["status"] == "ok"
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize(
+    ("wire", "status"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 40000 + b"\r\n\r\n", b"431"),
+        (
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /x",
+            b"400",
+        ),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n", b"413"),
+    ],
+)
+def test_hostile_requests_over_loopback(server: RunningServer, wire: bytes, status: bytes) -> None:
+    with socket.create_connection(server.address("http"), timeout=TIMEOUT) as sock:
+        sock.sendall(wire)
+        data = read_all(sock)  # the server answers, then closes
+    assert data.split(b" ", 2)[1] == status
+    assert fetch(server, "/health")[0] == 200
+
+
+def test_slowloris_is_cut_and_others_carry_on(server: RunningServer) -> None:
+    with socket.create_connection(server.address("http"), timeout=TIMEOUT) as slow:
+        slow.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n")  # and never the blank line
+        assert fetch(server, "/health")[0] == 200  # meanwhile others are served
+        data = read_all(slow)  # request_timeout is 1 s here: then 408 and close
+    assert data.startswith(b"HTTP/1.1 408 ")
+    assert fetch(server, "/health")[0] == 200
+
+
+def test_inbox_api_without_an_smtp_service(tmp_path: Path) -> None:
+    with serve(HttpService, data_dir=tmp_path) as srv:
+        status, _, body = fetch(srv, "/api/v1/messages")
+        assert status == 503 and b"no SMTP service" in body
+        assert fetch(srv, "/health")[0] == 200

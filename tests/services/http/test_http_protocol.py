@@ -1,0 +1,259 @@
+"""The HTTP protocol in memory: keep-alive, pipelining, limits, hostile input, long-polls, event streams."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h11
+import pytest
+from linechat.services.http import HttpService
+from linechat.services.smtp.inbox import Inbox
+from linechat.services.smtp.maildir import MaildirWriter
+from linechat.testing import MemoryClient, ServiceHarness
+
+
+@pytest.fixture
+def harness(linechat_harness: Callable[..., ServiceHarness], tmp_path: Path) -> ServiceHarness:
+    made = linechat_harness(HttpService, max_header_size=2048, max_body_size=1000, request_timeout=5.0)
+    root = tmp_path / "maildir"
+    MaildirWriter(fsync=False).ensure(root)
+    made.service.inbox_override = Inbox(root, reactor=made.reactor)
+    return made
+
+
+def responses(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Split what the server sent into (status, headers, body), parsed by h11 as a client."""
+    client = h11.Connection(h11.CLIENT)
+    out = []
+    client.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
+    client.send(h11.EndOfMessage())
+    client.receive_data(data)
+    status, headers, body = 0, {}, b""
+    while True:
+        event = client.next_event()
+        if event is h11.NEED_DATA or event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+            break
+        if isinstance(event, h11.InformationalResponse):
+            out.append((event.status_code, {}, b""))
+        elif isinstance(event, h11.Response):
+            status = event.status_code
+            headers = {n.decode(): v.decode() for n, v in event.headers}
+            body = b""
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            out.append((status, headers, body))
+            if client.our_state is h11.MUST_CLOSE or client.their_state is h11.MUST_CLOSE:
+                break
+            client.start_next_cycle()
+            client.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
+            client.send(h11.EndOfMessage())
+    return out
+
+
+def get(path: str, extra: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: test\r\n{extra}\r\n".encode()
+
+
+def status_line(client: MemoryClient) -> str:
+    return client.read().split(b"\r\n", 1)[0].decode()
+
+
+def test_keep_alive_and_pipelined_requests_answered_in_order(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    client.send(get("/health") + get("/nowhere") + get("/api/v1/messages"))
+    got = responses(client.read())
+    assert [status for status, _, _ in got] == [200, 404, 200]
+    assert json.loads(got[0][2])["status"] == "ok"
+    assert json.loads(got[2][2])["total"] == 0
+    assert not client.closed
+    client.send(get("/health"))  # the same connection goes on
+    assert responses(client.read())[0][0] == 200
+
+
+def test_requests_cut_anywhere_still_parse(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    wire = get("/health") + b"POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
+    for index in range(len(wire)):
+        client.send(wire[index : index + 1])
+    assert [s for s, _, _ in responses(client.read())] == [200, 405]
+
+
+def test_http_10_and_connection_close_end_the_connection(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    client.send(b"GET /health HTTP/1.0\r\n\r\n")
+    assert status_line(client) == "HTTP/1.1 200 OK"
+    assert client.closed
+    client = harness.connect()
+    client.send(get("/health", "Connection: close\r\n") + get("/health"))
+    assert len(responses(client.read())) == 1
+    assert client.closed
+
+
+def test_head_has_no_body_and_wrong_method_is_405(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    client.send(b"HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n")
+    data = client.read()
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"\r\n\r\n")
+    client.send(b"PUT /health HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+    assert status_line(client) == "HTTP/1.1 405 Method Not Allowed"
+
+
+def test_expect_100_continue(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    client.send(b"POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+    assert client.read() == b"HTTP/1.1 100 \r\n\r\n"
+    client.send(b"hi")
+    assert status_line(client) == "HTTP/1.1 405 Method Not Allowed"
+
+
+@pytest.mark.parametrize(
+    ("wire", "status"),
+    [
+        # request smuggling: both framings (CL.TE and TE.CL shapes)
+        (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd", 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhi\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),  # no Host
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),  # a TLS hello
+        (b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"a" * 3000 + b"\r\n\r\n", 431),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n", 413),
+        (
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"3e8\r\n"
+            + b"x" * 1000
+            + b"\r\n"
+            + b"3e8\r\n"
+            + b"x" * 1000
+            + b"\r\n0\r\n\r\n",
+            413,
+        ),
+    ],
+)
+def test_bad_requests_get_4xx_and_close(harness: ServiceHarness, wire: bytes, status: int) -> None:
+    client = harness.connect()
+    client.send(wire)
+    data = client.read()
+    if status == 501:  # h11 does not implement other codings: it refuses, we answer 501 or 400
+        assert data.split(b" ", 2)[1] in (b"400", b"501")
+    else:
+        assert data.startswith(f"HTTP/1.1 {status} ".encode()), data[:80]
+    assert b"connection: close" in data.lower()
+    assert client.closed
+    other = harness.connect()  # the server carries on
+    other.send(get("/health"))
+    assert status_line(other) == "HTTP/1.1 200 OK"
+
+
+def test_oversized_header_sent_in_pieces_gets_431(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    client.send(b"GET / HTTP/1.1\r\nHost: t\r\n")
+    for _ in range(100):
+        if client.closed:
+            break
+        client.send(b"X-Filler: " + b"y" * 100 + b"\r\n")
+    assert client.read().startswith(b"HTTP/1.1 431 ")
+    assert client.closed
+
+
+def test_slowloris_gets_408(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    client.send(b"GET /health HTTP/1.1\r\nHost: t\r\n")
+    for _ in range(4):  # a byte a second keeps no request alive past request_timeout
+        harness.advance(1.0)
+        client.send(b"X")
+    assert client.read() == b""
+    harness.advance(2.0)
+    assert client.read().startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert client.closed
+
+
+def test_slow_body_gets_408(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    client.send(b"POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")
+    harness.advance(6.0)
+    assert client.read().startswith(b"HTTP/1.1 408 ")
+
+
+def test_idle_keep_alive_connection_closes_quietly(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    client.send(get("/health"))
+    client.read()
+    harness.advance(59.0)
+    assert not client.closed
+    harness.advance(2.0)
+    assert client.closed
+    assert client.read() == b""
+
+
+def test_a_long_poll_holds_later_pipelined_requests_in_order(harness: ServiceHarness, tmp_path: Path) -> None:
+    inbox = harness.service.inbox_override
+    assert inbox is not None
+    client = harness.connect()
+    client.send(get("/api/v1/wait?to=bob&timeout=30") + get("/health"))
+    assert client.read() == b""  # nothing yet: the wait holds the line
+    harness.advance(10.0)  # the request timer must not fire on a pending reply
+    assert client.read() == b""
+    path = MaildirWriter("mx.test", fsync=False).deliver(
+        inbox.root, b"", _Body(b"To: Bob <bob@example.org>\r\nSubject: hi\r\n\r\nx\r\n")
+    )
+    inbox.add([path])
+    harness.run_ready()
+    got = responses(client.read())
+    assert [s for s, _, _ in got] == [200, 200]
+    assert json.loads(got[0][2])["message"]["subject"] == "hi"
+    assert "services" in json.loads(got[1][2])
+
+
+def test_a_long_poll_times_out_with_204(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    client.send(get("/api/v1/wait?subject=never&timeout=3"))
+    harness.advance(3.5)
+    assert status_line(client) == "HTTP/1.1 204 No Content"
+    client.send(get("/health"))
+    assert status_line(client) == "HTTP/1.1 200 OK"
+
+
+def test_event_stream_sends_new_messages(harness: ServiceHarness) -> None:
+    inbox = harness.service.inbox_override
+    assert inbox is not None
+    client = harness.connect()
+    client.send(get("/api/v1/events"))
+    harness.run_ready()
+    head = client.read()
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"text/event-stream" in head
+    path = MaildirWriter("mx.test", fsync=False).deliver(inbox.root, b"", _Body(b"Subject: live\r\n\r\nx\r\n"))
+    inbox.add([path])
+    harness.run_ready()
+    data = client.read()
+    assert b"event: message\ndata: {" in data and b'"subject":"live"' in data
+    harness.advance(15.0)
+    assert b": keep-alive" in client.read()
+    client.close()
+    assert harness.service._streams == []
+
+
+class _Body:
+    """A tiny file-like body for MaildirWriter."""
+
+    def __init__(self, data: bytes) -> None:
+        import io
+
+        self._io = io.BytesIO(data)
+
+    def seek(self, pos: int) -> None:
+        self._io.seek(pos)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._io.read(size)
+
+
+def _unused(*_: Any) -> None:
+    pass
