@@ -18,7 +18,7 @@ import errno
 import os
 import socket
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -55,6 +55,9 @@ _SEND_LIMIT = 1 << 20
 _IOV_LIMIT = 64
 
 _BYTES_TYPES = (bytes, bytearray, memoryview)
+
+# Frames per pass when no budget is set (asynchat's behaviour: all of them).
+_NO_BUDGET = 1 << 62
 
 
 class Producer(Protocol):
@@ -203,6 +206,11 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     #: trickles a line byte by byte keeps the idle timer happy but not this one.
     line_timeout: float | None = None
 
+    #: Frames handed out in one framing pass before the channel yields to the
+    #: others until a later turn of the reactor (None: no limit).  One peer's
+    #: pipeline then cannot hold the loop however many frames it holds.
+    frame_budget: int | None = None
+
     terminator: Terminator = None
 
     def __init__(self, sock: socket.socket | None = None, map: dict[int, Any] | None = None) -> None:  # noqa: A002
@@ -225,6 +233,9 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         self._last_input = 0.0
         self._line_timer: Timer | None = None
         self._line_since = 0.0  # when the frame in progress began (0: none)
+        self._turn_left = _NO_BUDGET  # frames this pass may still hand out
+        self._deferred: Callable[[], Any] | None = None  # run when a yielded turn comes back
+        self._turn_scheduled = False
         self._plain_get_terminator = type(self).get_terminator is async_chat.get_terminator
         # A subclass may wrap recv (TLS, say): then always go through it.
         self._plain_recv = type(self).recv is asyncore.dispatcher.recv
@@ -345,6 +356,8 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     def _process_input(self) -> None:
         """The framing loop: hand out frames while input, a terminator and no pause remain."""
         self._dispatching += 1
+        if self._dispatching == 1:
+            self._turn_left = self.frame_budget or _NO_BUDGET
         try:
             while True:
                 while not self._pause_reasons and not self._closed and self._ipos < len(self._ibuf):
@@ -355,6 +368,11 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
                         self._take_count(term)  # type: ignore[arg-type]
                     elif not self._scan_delimited(term):  # type: ignore[arg-type]
                         break
+                    else:
+                        continue
+                    self._turn_left -= 1
+                    if self._turn_left <= 0:
+                        self.yield_turn()
                 if self._dispatching > 1 or not self._flush_wanted:
                     break
                 # Send the replies of this batch.  If that drains a backlog and
@@ -464,6 +482,11 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
                 self._ipos = pos
                 found()
                 if self._gen != gen or self.terminator is not term:
+                    self._turn_left -= 1
+                    return True
+                self._turn_left -= 1
+                if self._turn_left <= 0:
+                    self.yield_turn()
                     return True
                 idx = find(term, pos)
                 if idx < 0:
@@ -501,6 +524,10 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             self._ipos = pos
             self._frame_len = 0
             self.found_terminator()
+            self._turn_left -= 1
+            if self._turn_left <= 0:
+                self.yield_turn()
+                return True
             # The handler may have changed the terminator, paused us, pushed
             # input back or closed: start over from the outer loop then.  A
             # get_terminator() override is asked again after every frame.
@@ -576,6 +603,51 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
                 self._reactor.call_soon(self._resume_input)
             else:
                 self._process_input()
+
+    def yield_turn(self, then: Callable[[], Any] | None = None) -> None:
+        """Stop framing until a later turn of the reactor; then call *then* (if given) and go on.
+
+        A handler that runs many commands of one read calls this to put the
+        rest off (see :meth:`turn_allowance`).  While the peer's backlog is
+        above the high-water mark the turn waits for it to drain.
+        """
+        if then is not None:
+            self._deferred = then
+        if "turn" not in self._pause_reasons:
+            self.pause_reading("turn")
+        if self._reactor is not None and not self._turn_scheduled:
+            self._turn_scheduled = True
+            self._reactor.call_soon(self._end_turn)
+
+    def turn_allowance(self) -> tuple[int, int]:
+        """(frames, bytes of output) one read's handler may still produce before it should yield."""
+        high = self.out_high_water
+        room = high - self._out_bytes if high is not None else _NO_BUDGET
+        return (self.frame_budget or _NO_BUDGET), room
+
+    def _end_turn(self) -> None:
+        self._turn_scheduled = False
+        if self._closed or "turn" not in self._pause_reasons:
+            return
+        if "backpressure" in self._pause_reasons:
+            return  # the drain that lifts backpressure brings the turn back (_after_send)
+        then = self._deferred
+        if then is not None:
+            self._deferred = None
+            self._dispatching += 1
+            try:
+                then()
+            except Exception:
+                self.handle_error()
+                return
+            finally:
+                self._dispatching -= 1
+            if self._flush_wanted:
+                self._flush_wanted = False
+                self.initiate_send()
+            if self._deferred is not None or self._closed:
+                return  # it yielded again: a later turn goes on
+        self.resume_reading("turn")
 
     def _resume_input(self) -> None:
         if self.connected and not self._pause_reasons and not self._dispatching:
@@ -808,6 +880,9 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
                 low = self.out_low_water if self.out_low_water is not None else (self.out_high_water or 0) // 2
                 if self._out_bytes <= low:
                     self.resume_reading("backpressure")
+                    if "turn" in self._pause_reasons and not self._turn_scheduled and self._reactor is not None:
+                        self._turn_scheduled = True
+                        self._reactor.call_soon(self._end_turn)
         elif not self._ofifo and self._events == READ:
             return  # still wanting just READ: nothing to tell the reactor
         self._update_interest()

@@ -569,6 +569,19 @@ class Protocol:
         self.channel.discard_buffers()
         self.channel.close()
 
+    def defer(self, then: Callable[[], Reply]) -> None:
+        """Handle no more input this turn; on a later one (once the peer has read its backlog) send then()'s reply.
+
+        For a handler that runs many commands of one read: past
+        :meth:`allowance` it keeps the rest and defers them, so one pipeline
+        cannot hold the loop nor build more output than the limits allow.
+        """
+        self.channel.defer_reply(then)
+
+    def allowance(self) -> tuple[int, int]:
+        """(commands, bytes of replies) a handler may still run and build this turn before it should defer."""
+        return self.channel.turn_allowance()
+
     def unread(self, data: bytes) -> None:
         """Put bytes back in front of the input not yet framed."""
         self.channel.unread(data)
@@ -626,6 +639,8 @@ class ServiceChannel(async_chat):
     """Joins one :class:`Protocol` instance to one socket: framing, dispatch, replies."""
 
     ac_in_buffer_size = 65536
+    #: Frames per turn before the other connections get theirs (see async_chat).
+    frame_budget = 1000
 
     def __init__(
         self,
@@ -741,6 +756,24 @@ class ServiceChannel(async_chat):
         if rule is not None and rule.name in self.protocol.command_rules:
             return True
         return super().frame_unfinished()
+
+    def defer_reply(self, then: Callable[[], Reply]) -> None:
+        """Yield the turn; on a later one, send what *then* returns (see :meth:`Protocol.defer`)."""
+
+        def resume() -> None:
+            protocol = self.protocol
+            self._in_handler += 1
+            try:
+                reply = then()
+            except Exception as exc:
+                self.logger.exception("handler_error", command=protocol.command_name)
+                reply = protocol.on_handler_error(protocol.command_name, exc)
+            finally:
+                self._in_handler -= 1
+            self.send_reply(reply)
+            self._handled()
+
+        self.yield_turn(resume)
 
     def _skip_chunk(self, chunk: bytes, end: bool) -> None:
         if end:

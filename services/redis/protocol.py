@@ -82,6 +82,7 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
         self._partial: list[bytes] = []  # bulks of a command being framed frame by frame
         self._remaining = 0
         self._header_pending = False  # the cut line is a "*N" header, not an inline command
+        self._backlog: tuple[list[list[bytes]], str | None] | None = None  # commands put off to a later turn
         self._use(RESP2)
 
     def _use(self, dialect: Dialect) -> None:
@@ -129,12 +130,22 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
                 self.unread(tail)
                 self.switch("command")
             commands = [line.split() for line in lines]
+        return self._run(commands, failure)
+
+    def _run(self, commands: list[list[bytes]], failure: str | None) -> Reply:
+        """Run parsed commands in order; past the turn's allowance the rest wait for a later turn."""
         out: list[bytes] = []
         ran = 0
+        size = 0
+        index = 0
+        # The framework's limits: commands per turn and reply bytes before the
+        # peer's backlog passes its high-water mark.
+        budget, room = self.allowance()
         fast = _FAST
         # Subscribed or inside MULTI: every command takes the full path.
         slow = self._subscribed or self._multi is not None
         for argv in commands:
+            index += 1
             if not argv:
                 continue
             ran += 1
@@ -149,19 +160,34 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
                     reply = self._crashed(exc)
                 if reply is not None:
                     out.append(reply)
-                continue
-            reply = self._execute(argv)
-            if reply is not None:
-                out.append(reply)
-            if self.closing:
+                    size += len(reply)
+            else:
+                reply = self._execute(argv)
+                if reply is not None:
+                    out.append(reply)
+                    size += len(reply)
+                if self.closing:
+                    break
+                slow = self._subscribed or self._multi is not None
+            if ran >= budget or size > room:
+                if index < len(commands) or failure is not None:
+                    self._backlog = (commands[index:], failure)
+                    failure = None
+                    self.defer(self._run_backlog)
                 break
-            slow = self._subscribed or self._multi is not None
         if failure is not None and not self.closing:
             out.append(self._protocol_error(failure))
         self.server.commands_processed += ran
         if not out:
             return None
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def _run_backlog(self) -> Reply:
+        """A later turn: run the commands a read left over (and report its protocol error, if any)."""
+        backlog, self._backlog = self._backlog, None
+        if backlog is None or self.closing:
+            return None
+        return self._run(*backlog)
 
     def _parse_multibulks(self, data: bytes, quotes: bool) -> tuple[list[list[bytes]], str | None]:
         """Parse a chunk of multibulks by splitting it at every CRLF at once, checking each length.
