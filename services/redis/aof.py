@@ -77,18 +77,35 @@ class AppendOnlyFile:
         self._buf = bytearray()
         self._flush_scheduled = False
         self._db = -1  # database selected in the file
+        self._tx_open = False  # inside a transaction: MULTI comes before the next record
+        self._tx_written = False  # MULTI written: EXEC must close it
         self._dirty = False  # written but not fsynced
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._timer = reactor.call_every(1.0, self.fsync) if fsync == "everysec" else None
+
+    def begin(self) -> None:
+        """Start a transaction: the records until :meth:`end` replay all or nothing (MULTI ... EXEC)."""
+        self._tx_open = True
+
+    def end(self) -> None:
+        """End a transaction begun with :meth:`begin` (writes EXEC if anything was recorded)."""
+        self._tx_open = False
+        if self._tx_written:
+            self._tx_written = False
+            self.append(self._db, [b"EXEC"])
 
     def append(self, db: int, argv: list[bytes]) -> None:
         """Record one write command run against database *db*."""
         if db != self._db:
             self._buf += array([b"SELECT", b"%d" % db])
             self._db = db
+        if self._tx_open and not self._tx_written:
+            # Written with the first change, so a transaction that changed nothing leaves no trace.
+            self._tx_written = True
+            self._buf += b"*1\r\n$5\r\nMULTI\r\n"
         self._buf += array(argv)
-        if self.policy == "always":
+        if self.policy == "always" and not self._tx_open:  # a transaction is synced once, at its EXEC
             self.flush()
             self.fsync()
         elif not self._flush_scheduled:

@@ -149,11 +149,11 @@ class CommandContext:
     # ------------------------------------------------------------------ helpers
 
     def _propagate(self, argv: list[bytes] | None = None) -> None:
-        """Record the current write (or a rewritten form of it) in the append-only file."""
+        """Report that the current command changed data: as run, or rewritten as *argv* (deterministic)."""
         # The file is opened after the replay, so no record is made while loading.
-        aof = self.server.aof
-        if aof is not None:
-            aof.append(self.dbindex, self.argv if argv is None else argv)
+        server = self.server
+        if server.propagating:
+            server.propagate(self.dbindex, self.argv if argv is None else argv)
 
     def _typed(self, key: bytes, kind: type) -> Any:
         value = self.db.get(key)
@@ -196,6 +196,10 @@ class ClientContext(CommandContext):
     _subscribed: bool
     _multi: list[list[bytes]] | None
     _multi_failed: bool
+    #: WATCH: (database, key) -> whether the key had already expired when watched.
+    watching: dict[tuple[int, bytes], bool]
+    #: A watched key changed: the next EXEC fails.
+    dirty_cas: bool
     closing: bool
     peer: tuple[str, int] | None
     created: float

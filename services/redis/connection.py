@@ -79,6 +79,9 @@ class ConnectionCommands(ClientContext):
         self.client_name = None
         self._multi = None
         self._multi_failed = False
+        if self.watching:
+            self.server.unwatch_all(self)
+        self.dirty_cas = False
         return b"+RESET\r\n"
 
     @redis_command(

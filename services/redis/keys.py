@@ -66,6 +66,8 @@ class KeyCommands(CommandContext):
     def cmd_flushdb(self, *args: bytes) -> bytes:
         """Remove every key of the selected database."""
         self._flush_mode(args)
+        if self.server.watchers:
+            self.server.touch_flush(self.dbindex)
         self.db.clear()
         self._propagate([b"FLUSHDB"])
         return OK
@@ -81,6 +83,8 @@ class KeyCommands(CommandContext):
     def cmd_flushall(self, *args: bytes) -> bytes:
         """Remove every key of every database."""
         self._flush_mode(args)
+        if self.server.watchers:
+            self.server.touch_flush(None)
         for db in self.server.dbs:
             db.clear()
         self._propagate([b"FLUSHALL"])

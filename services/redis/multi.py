@@ -1,4 +1,4 @@
-"""Transactions: MULTI, EXEC, DISCARD (Redis's multi.c)."""
+"""Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH (Redis's multi.c)."""
 
 from __future__ import annotations
 
@@ -40,17 +40,41 @@ class TransactionCommands(ClientContext):
         fastpath=False,
     )
     def cmd_exec(self) -> bytes:
-        """Run the queued commands one after another; reply with all their replies as one array."""
+        """Run the queued commands one after another; reply with all their replies as one array.
+
+        The reply is a null array instead when a watched key changed (or
+        expired) since WATCH, as in Redis 7.0.
+        """
         if self._multi is None:
             return error("ERR EXEC without MULTI")
         queued, failed = self._multi, self._multi_failed
         self._multi = None
         self._multi_failed = False
+        server = self.server
+        if self.watching and server.watched_key_expired(self):
+            self.dirty_cas = True
+        dirty = self.dirty_cas
+        self._unwatch()
         if failed:
             return error("EXECABORT Transaction discarded because of previous errors.")
-        # One reactor turn runs them all, so no other client's command comes between.
-        replies = [self._execute(argv) or self.null for argv in queued]
+        if dirty:
+            return self.null_array
+        # One reactor turn runs them all, so no other client's command comes
+        # between; the append-only file wraps their changes in MULTI/EXEC.
+        aof = server.aof
+        if aof is not None:
+            aof.begin()
+        try:
+            replies = [self._execute(argv) or self.null for argv in queued]
+        finally:
+            if aof is not None:
+                aof.end()
         return b"*%d\r\n%s" % (len(replies), b"".join(replies))
+
+    def _unwatch(self) -> None:
+        if self.watching:
+            self.server.unwatch_all(self)
+        self.dirty_cas = False
 
     @redis_command(
         "DISCARD",
@@ -66,4 +90,32 @@ class TransactionCommands(ClientContext):
             return error("ERR DISCARD without MULTI")
         self._multi = None
         self._multi_failed = False
+        self._unwatch()
+        return OK
+
+    @redis_command(
+        "WATCH",
+        arity=-2,
+        flags="noscript loading stale fast allow_busy",
+        keys=(1, -1, 1),
+        key_flags="RO",
+        group="transactions",
+        in_multi="run",
+        fastpath=False,
+    )
+    def cmd_watch(self, key: bytes, *keys: bytes) -> bytes:
+        """Make the next EXEC fail if any of these keys changes, is deleted, expires or is flushed first."""
+        if self._multi is not None:
+            return error("ERR WATCH inside MULTI is not allowed")
+        if not self.dirty_cas:  # already doomed: no point watching more
+            for k in (key, *keys):
+                self.server.watch(self, self.dbindex, k)
+        return OK
+
+    @redis_command(
+        "UNWATCH", arity=1, flags="noscript loading stale fast allow_busy", group="transactions", fastpath=False
+    )
+    def cmd_unwatch(self) -> bytes:
+        """Forget the watched keys."""
+        self._unwatch()
         return OK

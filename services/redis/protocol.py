@@ -75,6 +75,8 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
         self._subscribed = False  # kept by the service as subscriptions come and go
         self._multi: list[list[bytes]] | None = None  # commands queued since MULTI
         self._multi_failed = False  # a command was refused while queueing: EXEC aborts
+        self.watching: dict[tuple[int, bytes], bool] = {}  # WATCH: (db, key) -> already expired then
+        self.dirty_cas = False  # a watched key changed: EXEC fails
         self.created = time.time()
         settings = service.settings
         self._max_bulk = settings.max_bulk_len
@@ -101,9 +103,11 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
         return None
 
     def on_close(self) -> None:
-        """Drop this connection's subscriptions."""
+        """Drop this connection's subscriptions and watched keys."""
         if self.channels or self.patterns:
             self.server.unsubscribe_all(self)
+        if self.watching:
+            self.server.unwatch_all(self)
 
     # ------------------------------------------------------------------ framing
 

@@ -94,6 +94,11 @@ class RedisService(Service):
         # monotonic (and fake in tests), so keep the offset between the two.
         self._epoch_offset = time.time() - self.reactor.time()
         self._expiry_timer: Timer | None = None
+        # WATCH: (database, key) -> the clients watching it.
+        self.watchers: dict[tuple[int, bytes], set[ClientContext]] = {}
+        # True when a change must be reported (an AOF is open or a key is
+        # watched), so the handlers' _propagate costs one test otherwise.
+        self.propagating = False
 
     # ------------------------------------------------------------------ time
 
@@ -112,8 +117,88 @@ class RedisService(Service):
 
     def _key_expired(self, db: Database, key: bytes) -> None:
         self.expired_keys += 1
+        if self.watchers:
+            self.touch(db.index, [key])
         if self.aof is not None and not self.loading:
             self.aof.append(db.index, [b"DEL", key])
+
+    # ------------------------------------------------------------------ changes, WATCH
+
+    def _update_propagating(self) -> None:
+        self.propagating = self.aof is not None or bool(self.watchers)
+
+    def propagate(self, dbindex: int, argv: list[bytes]) -> None:
+        """A command changed data: touch the keys it names (WATCH) and record it in the append-only file."""
+        if self.watchers:
+            spec = TABLE.get(argv[0].upper().decode("latin-1"))
+            if spec is not None:
+                self.touch(dbindex, spec.keys(argv))
+        if self.aof is not None:
+            self.aof.append(dbindex, argv)
+
+    def watch(self, client: ClientContext, dbindex: int, key: bytes) -> None:
+        """Let *client*'s next EXEC fail if *key* of database *dbindex* changes or expires."""
+        slot = (dbindex, key)
+        if slot in client.watching:
+            return
+        db = self.dbs[dbindex]
+        deadline = db.expires.get(key)
+        # A key already past its deadline (not yet deleted) is remembered as
+        # such: its deletion is then no change (Redis 7.0's watchedKey.expired).
+        client.watching[slot] = key in db.data and deadline is not None and deadline <= self.now_ms()
+        self.watchers.setdefault(slot, set()).add(client)
+        self.propagating = True
+
+    def unwatch_all(self, client: ClientContext) -> None:
+        """Forget every key *client* watches."""
+        for slot in client.watching:
+            clients = self.watchers.get(slot)
+            if clients is not None:
+                clients.discard(client)
+                if not clients:
+                    del self.watchers[slot]
+        client.watching.clear()
+        self._update_propagating()
+
+    def _dirty(self, client: ClientContext) -> None:
+        client.dirty_cas = True
+        self.unwatch_all(client)  # dirty already: nothing more to watch until EXEC
+
+    def touch(self, dbindex: int, keys: list[bytes]) -> None:
+        """Keys were changed (or deleted, or expired): make the EXEC of their watchers fail."""
+        db = self.dbs[dbindex]
+        for key in keys:
+            clients = self.watchers.get((dbindex, key))
+            if not clients:
+                continue
+            for client in list(clients):
+                if client.watching.get((dbindex, key)) and key not in db.data:
+                    # Watched after it expired, now deleted: logically no change.
+                    client.watching[(dbindex, key)] = False
+                    continue
+                self._dirty(client)
+
+    def touch_flush(self, dbindex: int | None) -> None:
+        """A database (None: every one) is being emptied: touch the watched keys it holds."""
+        for (index, key), clients in list(self.watchers.items()):
+            if (dbindex is not None and index != dbindex) or key not in self.dbs[index].data:
+                continue
+            for client in list(clients):
+                if client.watching.get((index, key)):
+                    client.watching[(index, key)] = False
+                    continue
+                self._dirty(client)
+
+    def watched_key_expired(self, client: ClientContext) -> bool:
+        """True if a key *client* watched while alive has passed its deadline (EXEC then fails)."""
+        now = self.now_ms()
+        for (index, key), expired_before in client.watching.items():
+            if expired_before:
+                continue
+            deadline = self.dbs[index].expires.get(key)
+            if deadline is not None and deadline <= now and key in self.dbs[index].data:
+                return True
+        return False
 
     def _active_expire(self) -> None:
         """Sample keys with deadlines, as Redis does: 20 at a time, again while over 25% were dead."""
@@ -144,6 +229,7 @@ class RedisService(Service):
         if path is not None:
             self.load_aof(path)
             self.aof = AppendOnlyFile(path, self.settings.appendfsync, self.reactor, self.log)
+            self._update_propagating()
         elif self.settings.appendonly:
             self.log.warning("aof_disabled", reason="no data directory and no aof_path")
         self._expiry_timer = self.reactor.call_every(1.0 / self.settings.hz, self._active_expire)
@@ -156,25 +242,47 @@ class RedisService(Service):
         if self.aof is not None:
             self.aof.close()
             self.aof = None
+            self._update_propagating()
 
     def load_aof(self, path: Path) -> int:
-        """Replay the commands in *path*; a cut last record is dropped (and cut from the file)."""
+        """Replay the commands in *path*; a cut last record is dropped (and cut from the file).
+
+        Commands between ``MULTI`` and ``EXEC`` (a transaction or a script's
+        effects) are applied together at ``EXEC``: a file that ends inside
+        one is cut back to before its ``MULTI``, as Redis does.
+        """
         if not path.exists():
             return 0
         data = path.read_bytes()
         replayer = _Replayer(self)
         count = 0
+        valid = 0  # end of the last record outside a transaction
+        pending: list[list[bytes]] | None = None
         self.loading = True
         try:
-            for argv, _end in read_commands(data):
-                replayer.run(argv)
-                count += 1
+            for argv, end in read_commands(data):
+                name = argv[0].upper()
+                if name == b"MULTI" and len(argv) == 1:
+                    pending = []
+                elif name == b"EXEC" and len(argv) == 1 and pending is not None:
+                    for queued in pending:
+                        replayer.run(queued)
+                    count += len(pending)
+                    pending = None
+                    valid = end
+                elif pending is not None:
+                    pending.append(argv)
+                else:
+                    replayer.run(argv)
+                    count += 1
+                    valid = end
+            if pending is not None:
+                raise TruncatedAOFError(valid)
         except TruncatedAOFError as cut:
-            self.log.warning(
-                "aof_truncated", path=str(path), valid_bytes=cut.valid, dropped_bytes=len(data) - cut.valid
-            )
+            cut_at = valid if pending is not None else cut.valid
+            self.log.warning("aof_truncated", path=str(path), valid_bytes=cut_at, dropped_bytes=len(data) - cut_at)
             # New records must follow a complete one, or the file stays unreadable.
-            os.truncate(path, cut.valid)
+            os.truncate(path, cut_at)
         except ValueError as exc:
             raise RuntimeError(f"the append-only file {path} is corrupt: {exc}") from None
         finally:

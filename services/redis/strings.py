@@ -66,7 +66,7 @@ class StringCommands(CommandContext):
             db.data[key] = value
             if db.expires:
                 db.persist(key)
-            if self.server.aof is not None:
+            if self.server.propagating:
                 self._propagate()
             return OK
         condition = b""
