@@ -12,6 +12,7 @@ import structlog
 from linechat._compat import asyncore
 from linechat.limits import RESERVED_FDS, FdReserve, LogThrottle, raise_fd_limit
 from linechat.plugin import Hooks, Plugin
+from linechat.preflight import ListenError
 from linechat.reactor import READ, Reactor, Timer
 from linechat.service import ListenerSpec, Service, ServiceChannel
 
@@ -245,11 +246,14 @@ class App:
             return None
 
     def start(self) -> None:
-        """Bind every listener and start the services; raise OSError if a port is taken."""
+        """Bind every listener and start the services; raise ListenError (an OSError) if one cannot listen."""
         try:
             for service in self.services.values():
                 for spec in service.listeners():
-                    listener = Listener(self, service, spec)
+                    try:
+                        listener = Listener(self, service, spec)
+                    except OSError as exc:
+                        raise ListenError(service.name, spec, exc) from exc
                     self.listeners.append(listener)
                     host, port = listener.address
                     self.log.info("listening", service=service.name, listener=spec.name, host=host, port=port)

@@ -106,7 +106,9 @@ def _usable(items: list[Discovered], base: type) -> tuple[dict[str, type], list[
 
 
 def _fail(message: str, out: TextIO, code: int = EXIT_USAGE) -> int:
-    out.write(f"linechat: {message}\n")
+    """Write each line of *message* as one ``linechat: ...`` line; return *code*."""
+    for line in message.splitlines() or [""]:
+        out.write(f"linechat: {line}\n")
     return code
 
 
@@ -129,13 +131,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), sys.stderr)
     if args.command == "config":
         return _cmd_config(args, settings, sys.stdout)
+    _, problem = _only(args, services, bad_services)
+    if problem:  # before the load failures are logged: this line says all there is
+        return _fail(problem, sys.stderr)
     configure_logging(settings.log.level, settings.log.format)  # type: ignore[attr-defined]
     log = structlog.get_logger("linechat.cli")
     for item in bad_services + bad_plugins:
         log.error("entry_point_failed", group=item.group, name=item.name, origin=item.origin, error=item.error)
     if (bad_services or bad_plugins) and settings.strict:  # type: ignore[attr-defined]
         return _fail("a service or plugin failed to load and strict is set", sys.stderr, EXIT_FAILURE)
-    return _cmd_serve(args, settings, services, plugins, log)
+    return _cmd_serve(args, settings, services, plugins, bad_services, log)
 
 
 def _cmd_services(args: argparse.Namespace, out: TextIO) -> int:
@@ -205,31 +210,62 @@ def _to_toml(data: dict[str, Any], prefix: str = "") -> str:
     return text
 
 
+def _only(
+    args: argparse.Namespace, services: dict[str, type], bad_services: list[Discovered]
+) -> tuple[list[str] | None, str | None]:
+    """The services named by ``--only`` (None: no such flag), or why the flag is wrong."""
+    if getattr(args, "only", None) is None:
+        return None, None
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    if not only:
+        return None, f"--only needs at least one service name (known: {', '.join(services)})"
+    for name in only:
+        failed = next((item for item in bad_services if item.name == name), None)
+        if failed is not None:
+            return None, f"--only names service {name}, which failed to load: {failed.error}"
+    unknown = sorted(set(only) - set(services))
+    if unknown:
+        return None, f"--only names unknown services: {', '.join(unknown)} (known: {', '.join(services)})"
+    return only, None
+
+
 def _cmd_serve(
-    args: argparse.Namespace, settings: Any, services: dict[str, type], plugins: dict[str, type], log: Any
+    args: argparse.Namespace,
+    settings: Any,
+    services: dict[str, type],
+    plugins: dict[str, type],
+    bad_services: list[Discovered],
+    log: Any,
 ) -> int:
     from linechat.app import App
+    from linechat.preflight import ListenError, data_dir_problem, listen_conflicts
 
-    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
-    if only:
-        unknown = sorted(set(only) - set(services))
-        if unknown:
-            return _fail(
-                f"--only names unknown services: {', '.join(unknown)} (known: {', '.join(services)})", sys.stderr
-            )
+    only, problem = _only(args, services, bad_services)
+    if problem:
+        return _fail(problem, sys.stderr)
+    problem = data_dir_problem(Path(settings.data_dir))
+    if problem:
+        return _fail(problem, sys.stderr)
     try:
         app = App(settings, services, plugins, only=only)
     except Exception:
         log.exception("start_failed", reason="a service or plugin failed to configure and strict is set")
         return EXIT_FAILURE
     if not app.services:
+        app.reactor.close()
         return _fail("no service is enabled (see `linechat config`)", sys.stderr, EXIT_FAILURE)
+    conflicts = listen_conflicts(app.services.values())
+    if conflicts:
+        app.reactor.close()
+        return _fail("\n".join(conflicts), sys.stderr)
     try:
         app.start()
-    except OSError as exc:
-        log.error("listen_failed", error=str(exc))
+    except ListenError as exc:
         app.reactor.close()
-        return EXIT_FAILURE
+        return _fail(str(exc), sys.stderr)
+    except OSError as exc:
+        app.reactor.close()
+        return _fail(f"cannot start: {exc}", sys.stderr, EXIT_FAILURE)
     except Exception:
         log.exception("start_failed")
         app.reactor.close()

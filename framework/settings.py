@@ -6,21 +6,37 @@ environment variables (``__`` separates levels), command-line flags.
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import json
 import os
+import re
 import tomllib
+import types
+import typing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 from linechat.plugin import Plugin
 from linechat.service import Service
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-__all__ = ["LogSettings", "SettingsError", "build_settings_model", "load_settings", "parse_assignment"]
+__all__ = [
+    "LogSettings",
+    "SettingsError",
+    "build_settings_model",
+    "host_problem",
+    "load_settings",
+    "parse_assignment",
+]
 
 ENV_PREFIX = "LINECHAT_"
+#: LINECHAT_ variables that are not settings.
+ENV_NOT_SETTINGS = frozenset({"LINECHAT_CONFIG"})
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
 class LogSettings(BaseModel):
@@ -37,6 +53,50 @@ class LogSettings(BaseModel):
 
 class SettingsError(Exception):
     """Invalid settings; the message names each field and where its value came from."""
+
+
+def host_problem(host: str) -> str | None:
+    """Why *host* cannot be a listening address (None if it can): an IP address or a host name, no port."""
+    if host == "":
+        return None  # every interface, as socket.bind has it
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    if host.startswith("[") and host.endswith("]"):
+        return f"write an IPv6 address without brackets ({host[1:-1]!r})"
+    name, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and ":" not in name:
+        return f"a port does not belong in host: use {name!r} and set the port ({port}) on its own"
+    if ":" in host:
+        return "not a valid IPv6 address"
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return "not an IP address or a host name"
+    return None
+
+
+def _check_host(cls: type, value: Any) -> Any:
+    if isinstance(value, str):
+        problem = host_problem(value)
+        if problem:
+            raise ValueError(problem)
+    return value
+
+
+def _with_host_check(settings_cls: type[BaseModel]) -> type[BaseModel]:
+    """A subclass of a service's settings whose ``host`` and ``*_host`` fields are checked at load time."""
+    names = [name for name in settings_cls.model_fields if name == "host" or name.endswith("_host")]
+    if not names:
+        return settings_cls
+    check = field_validator(*names)(_check_host)  # type: ignore[arg-type]
+    return create_model(  # type: ignore[no-any-return, call-overload]
+        settings_cls.__name__,
+        __base__=settings_cls,
+        __module__=settings_cls.__module__,
+        __validators__={"check_listen_hosts": check},
+    )
 
 
 def build_settings_model(
@@ -56,7 +116,9 @@ def build_settings_model(
     service_fields: dict[str, Any] = {
         name: (dict[str, Any], Field(default_factory=dict)) for name, group in loose.items() if group == "services"
     }
-    service_fields.update({name: (cls.Settings, Field(default_factory=cls.Settings)) for name, cls in services.items()})
+    for name, cls in services.items():
+        checked = _with_host_check(cls.Settings)
+        service_fields[name] = (checked, Field(default_factory=checked))
     plugin_fields: dict[str, Any] = {
         name: (dict[str, Any], Field(default_factory=dict)) for name, group in loose.items() if group == "plugins"
     }
@@ -147,11 +209,94 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
     init = _nest(flags or [])
+    unknown = _unknown_env(model)
+    if unknown:
+        raise SettingsError("\n".join(unknown))
     bound = type(model.__name__, (model,), {"model_config": {**model.model_config, "toml_file": config_file}})
     try:
         return bound(**init)  # type: ignore[no-any-return]
     except ValidationError as exc:
-        raise SettingsError(_explain(exc, init, toml_data, config_file)) from None
+        raise SettingsError(_explain(model, exc, init, toml_data, config_file)) from None
+
+
+def _models_in(annotation: Any) -> tuple[list[type[BaseModel]], bool]:
+    """The settings models an annotation holds (``X | None`` included), and whether it is an open table."""
+    args = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+    models: list[type[BaseModel]] = []
+    is_open = False
+    for item in args or (annotation,):
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            models.append(item)
+        elif item is dict or typing.get_origin(item) is dict:
+            is_open = True
+    return models, is_open
+
+
+def _paths(model: type[BaseModel]) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
+    """(every dotted path to a table or key of *model*, the paths of open tables that take any key)."""
+    paths: set[tuple[str, ...]] = set()
+    open_tables: set[tuple[str, ...]] = set()
+
+    def walk(cls: type[BaseModel], prefix: tuple[str, ...]) -> None:
+        for name, field in cls.model_fields.items():
+            path = (*prefix, name.lower())
+            paths.add(path)
+            models, is_open = _models_in(field.annotation)
+            if is_open:
+                open_tables.add(path)
+            for sub in models:
+                walk(sub, path)
+
+    walk(model, ())
+    return paths, open_tables
+
+
+def _children(paths: set[tuple[str, ...]], parent: tuple[str, ...]) -> list[str]:
+    return sorted(p[-1] for p in paths if len(p) == len(parent) + 1 and p[:-1] == parent)
+
+
+def _plausible(wrong: str, right: str) -> bool:
+    """Whether *right* is a likely meaning of *wrong*: level by level, each differing name is close."""
+    a, b = wrong.split("__"), right.split("__")
+    if len(a) != len(b):
+        return True  # a level separator missed or doubled: LOG_LEVEL for LOG__LEVEL
+    return all(x == y or difflib.SequenceMatcher(None, x, y).ratio() >= 0.75 for x, y in zip(a, b, strict=True))
+
+
+def _unknown_env(model: type[BaseModel]) -> list[str]:
+    """One line for each ``LINECHAT_*`` variable that looks like a setting but is none, with the closest name.
+
+    pydantic-settings reads only the variables it knows, so a misspelt one
+    would otherwise be ignored without a word.
+    """
+    paths, open_tables = _paths(model)
+    names = {"__".join(path): path for path in paths}
+    problems = []
+    for key in sorted(os.environ):
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in ENV_NOT_SETTINGS:
+            continue
+        suffix = upper[len(ENV_PREFIX) :].lower()
+        parts = tuple(suffix.split("__"))
+        if parts in paths or any(parts[: len(t)] == t for t in open_tables):
+            continue
+        others = [name[len(ENV_PREFIX) :].lower() for name in ENV_NOT_SETTINGS]
+        close = [c for c in difflib.get_close_matches(suffix, [*names, *others], 3, 0.8) if _plausible(suffix, c)][:1]
+        if close:
+            guess = close[0]
+            dotted = f" ({'.'.join(names[guess])})" if guess in names else ""
+            problems.append(f"{key} is not a setting; did you mean {ENV_PREFIX}{guess.upper()}{dotted}?")
+            continue
+        known = max((d for d in range(1, len(parts)) if parts[:d] in paths), default=0)
+        if known:
+            parent, children = ".".join(parts[:known]), _children(paths, parts[:known])
+            if children:
+                has = ", ".join(children)
+                problems.append(f"{key} is not a setting: {parent} has no {parts[known]!r} (it has: {has})")
+            else:
+                problems.append(f"{key} is not a setting: {parent} is a value, not a table")
+        # Otherwise it does not look like a setting (another tool's variable): left alone.
+    return problems
 
 
 def _depth(data: Any, loc: tuple[str, ...]) -> int:
@@ -167,25 +312,48 @@ def _depth(data: Any, loc: tuple[str, ...]) -> int:
     return len(loc)
 
 
-def _explain(exc: ValidationError, flags: dict[str, Any], toml_data: dict[str, Any], config_file: Any) -> str:
-    lines = ["invalid settings:"]
+def _env_origin(loc: tuple[str, ...], env: set[str]) -> tuple[int, str]:
+    """How much of *loc* an environment variable supplied, and that variable's name."""
+    for depth in range(len(loc), 0, -1):
+        name = ENV_PREFIX + "__".join(loc[:depth]).upper()
+        found = sorted(key for key in env if key == name or key.startswith(name + "__"))
+        if found:
+            return depth, found[0]
+    return 0, ""
+
+
+def _explain(
+    model: type[BaseModel], exc: ValidationError, flags: dict[str, Any], toml_data: dict[str, Any], config_file: Any
+) -> str:
+    """One line per problem: the dotted key, what is wrong with it, and the source of its value."""
+    lines = []
     env = {key.upper() for key in os.environ}
+    paths, _ = _paths(model)
     for error in exc.errors():
         loc = tuple(str(part) for part in error["loc"])
         field = ".".join(loc) or "(root)"
         # The source holding the deepest part of the path supplied the value;
         # on a tie the higher-priority source wins (flags, then env, then file).
-        env_depth = next((d for d in range(len(loc), 0, -1) if ENV_PREFIX + "__".join(loc[:d]).upper() in env), 0)
+        env_depth, env_name = _env_origin(loc, env)
         candidates = [
             (_depth(flags, loc), 3, f"the command line (--set {field}=...)"),
-            (env_depth, 2, f"environment variable {ENV_PREFIX}{'__'.join(loc[:env_depth]).upper()}"),
+            (env_depth, 2, f"environment variable {env_name}"),
             (_depth(toml_data, loc), 1, f"config file {config_file}"),
         ]
         depth, _, origin = max(candidates)
         if depth == 0:
             origin = "the defaults"
-        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            siblings = _children(paths, tuple(part.lower() for part in loc[:-1]))
+            close = difflib.get_close_matches(loc[-1].lower(), siblings, 1, 0.6)
+            if close:
+                message = f"no such setting; did you mean {'.'.join((*loc[:-1], close[0]))}?"
+            else:
+                message = f"no such setting (known: {', '.join(siblings)})"
+            lines.append(f"unknown setting {field}: {message} -- from {origin}")
+            continue
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] != "missing" and "input" in error and not isinstance(error["input"], dict):
             message += f" (got {error['input']!r})"
-        lines.append(f"  {field}: {message} -- from {origin}")
+        lines.append(f"invalid setting {field}: {message} -- from {origin}")
     return "\n".join(lines)

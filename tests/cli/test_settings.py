@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from linechat.plugins.access import AccessControl
 from linechat.services.echo import EchoService
-from linechat.settings import SettingsError, build_settings_model, load_settings, parse_assignment
+from linechat.settings import SettingsError, build_settings_model, host_problem, load_settings, parse_assignment
 
 MODEL = build_settings_model({"echo": EchoService}, {"access": AccessControl})
 
@@ -71,3 +71,28 @@ def test_parse_assignment() -> None:
     assert parse_assignment('a=["x"]') == (["a"], ["x"])
     with pytest.raises(SettingsError):
         parse_assignment("novalue")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::1", "::", "fe80::1%lo", "localhost", "", "mx.example"])
+def test_listening_hosts_accepted(host: str) -> None:
+    assert host_problem(host) is None
+    settings = load_settings(MODEL, None, [(["services", "echo", "host"], host)])
+    assert settings.services.echo.host == host  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("127.0.0.1:17308", "port"),
+        ("localhost:80", "port"),
+        ("[::1]", "brackets"),
+        ("bad host", "host name"),
+        ("-bad.test", "host name"),
+        ("a..b", "host name"),
+        ("1::2::3", "IPv6"),
+    ],
+)
+def test_listening_hosts_refused_at_load_time(host: str, why: str) -> None:
+    assert why in (host_problem(host) or "")
+    with pytest.raises(SettingsError, match=r"invalid setting services\.echo\.host: .*command line"):
+        load_settings(MODEL, None, [(["services", "echo", "host"], host)])
