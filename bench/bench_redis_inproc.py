@@ -111,8 +111,8 @@ def roundtrip_mode(server: str, payload: bytes, rounds: int, connections: int) -
     pairs = [_tcp_pair() for _ in range(connections)]
     turn: Callable[[], Any]
     if server == "ours":
+        from linechat import ServiceChannel
         from linechat.reactor import Reactor
-        from linechat.service import ServiceChannel
         from linechat.services.redis import RedisService
 
         _quiet_logs()

@@ -10,11 +10,13 @@ from typing import Any
 
 import structlog
 from linechat._compat import asyncore
+from linechat.channel import ServiceChannel
+from linechat.context import ServiceContext
 from linechat.limits import RESERVED_FDS, FdReserve, LogThrottle, raise_fd_limit
 from linechat.plugin import Hooks, Plugin
 from linechat.preflight import ListenError
 from linechat.reactor import READ, Reactor, Timer
-from linechat.service import ListenerSpec, Service, ServiceChannel
+from linechat.service import ListenerSpec, Service
 
 __all__ = ["App", "Listener"]
 
@@ -236,7 +238,7 @@ class App:
         """Build a service or plugin; a failure is logged and skipped, or raised when strict."""
         try:
             if kind == "service":
-                return cls(settings, app=self)
+                return cls(settings, self.context_for(name))
             return cls(settings, self)
         except Exception as exc:
             if getattr(self.settings, "strict", False):
@@ -244,6 +246,15 @@ class App:
             self.log.exception(f"{kind}_failed", name=name)
             self.failed[f"{kind}:{name}"] = f"{type(exc).__name__}: {exc}"
             return None
+
+    def context_for(self, name: str) -> ServiceContext:
+        """What the service *name* runs with: this app's reactor and plugin hooks, its own data directory."""
+        return ServiceContext(
+            reactor=self.reactor,
+            data_dir=self.data_dir / name,
+            access_log=bool(self.settings.log.access),
+            hooks=self.hooks,
+        )
 
     def start(self) -> None:
         """Bind every listener and start the services; raise ListenError (an OSError) if one cannot listen."""

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from linechat.app import App
-    from linechat.service import Protocol, Service
+    from linechat.protocol import Protocol
+    from linechat.service import Service
 
 __all__ = ["PLUGIN_GROUP", "SERVICE_GROUP", "Discovered", "Hooks", "Plugin", "PluginSettings", "discover"]
 

@@ -11,8 +11,8 @@ from linechat.plugin import Plugin, PluginSettings
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork
 
 if TYPE_CHECKING:
+    from linechat import Protocol, Service
     from linechat.app import App
-    from linechat.service import Protocol, Service
 
 _log = structlog.get_logger("linechat.access")
 

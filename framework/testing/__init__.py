@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from linechat.app import App
+from linechat.channel import ServiceChannel
+from linechat.context import ServiceContext
 from linechat.plugin import Plugin
 from linechat.reactor import Reactor
-from linechat.service import ListenerSpec, Service, ServiceChannel, ServiceSettings
+from linechat.service import ListenerSpec, Service, ServiceSettings
 from linechat.settings import build_settings_model, load_settings
 
 __all__ = [
@@ -175,9 +177,8 @@ class ServiceHarness:
             settings = settings.model_copy(update=overrides)
         self.clock = FakeClock()
         self.reactor = Reactor(clock=self.clock)
-        self.service = service_cls(settings, reactor=self.reactor)
-        if data_dir is not None:
-            self.service.data_dir = Path(data_dir)
+        context = ServiceContext(self.reactor, data_dir=Path(data_dir) if data_dir is not None else None)
+        self.service = service_cls(settings, context)
         self.service.start()
         self._ports = itertools.count(40000)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from linechat import ListenerSpec, Service, ServiceSettings
+from linechat import ListenerSpec, Service, ServiceContext, ServiceSettings
 from linechat.services.chat.backplane import Backplane, Event, LocalBackplane, Member, RoomInfo
 from linechat.services.chat.irc import IrcSession
 from linechat.services.chat.plain import PlainSession
@@ -18,7 +18,6 @@ from linechat.services.chat.session import ChatSession
 from pydantic import Field
 
 if TYPE_CHECKING:
-    from linechat.app import App
     from linechat.reactor import Reactor
 
 __all__ = [
@@ -76,8 +75,10 @@ class ChatService(Service):
 
     settings: ChatSettings
 
-    def __init__(self, settings: ServiceSettings, app: App | None = None, reactor: Reactor | None = None) -> None:
-        super().__init__(settings, app=app, reactor=reactor)
+    def __init__(
+        self, settings: ServiceSettings, context: ServiceContext | None = None, *, reactor: Reactor | None = None
+    ) -> None:
+        super().__init__(settings, context, reactor=reactor)
         self.backplane: Backplane = self.make_backplane()
         self._dirty: list[ChatSession] = []  # sessions with room traffic to push this turn
         self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from linechat.service import CommandError
+from linechat.protocol import CommandError
 
 __all__ = [
     "EMPTY_ARRAY",

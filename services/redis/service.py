@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from linechat import Service, ServiceSettings
+from linechat import Service, ServiceContext, ServiceSettings
 from linechat.reactor import Timer
 from linechat.services.redis.aof import AppendOnlyFile, TruncatedAOFError, read_commands
 from linechat.services.redis.base import ClientContext
@@ -17,6 +17,9 @@ from linechat.services.redis.protocol import TABLE, RedisProtocol
 from linechat.services.redis.resp import RESP3, RespError, array, glob_match
 from linechat.services.redis.store import Database
 from pydantic import Field
+
+if TYPE_CHECKING:
+    from linechat.reactor import Reactor
 
 __all__ = ["RedisService", "RedisSettings"]
 
@@ -80,8 +83,10 @@ class RedisService(Service):
 
     settings: RedisSettings
 
-    def __init__(self, settings: ServiceSettings, app: Any = None, reactor: Any = None) -> None:
-        super().__init__(settings, app, reactor)
+    def __init__(
+        self, settings: ServiceSettings, context: ServiceContext | None = None, *, reactor: Reactor | None = None
+    ) -> None:
+        super().__init__(settings, context, reactor=reactor)
         self.loading = False
         self.dbs = [Database(i, self._db_clock, self._key_expired) for i in range(self.settings.databases)]
         self.aof: AppendOnlyFile | None = None
