@@ -248,10 +248,15 @@ class ServiceChannel(async_chat):
         protocol = self.protocol
         if protocol.closing:
             return
+        # _invoke, inlined: this runs once per read on the pipelining fast path.
         self._dispatching += 1
+        self._in_handler += 1
         try:
-            reply = self._invoke(self._on_frame, (data, False), "rule")
+            reply = self._on_frame(data, False)
+        except Exception as exc:
+            reply = self._handler_failed(exc, "rule")
         finally:
+            self._in_handler -= 1
             self._dispatching -= 1
         if self._ipos < len(self._ibuf):
             # The handler put back a cut frame and chose a rule for it: queue
