@@ -27,7 +27,7 @@ ALLOWED = {
     "commands": set(),
     "context": set(),
     "protocol": {"asynchat", "commands", "rules"},
-    "channel": {"asynchat", "protocol", "rules"},
+    "channel": {"asynchat", "limits", "protocol", "rules"},
     "service": {"context"},
 }
 
