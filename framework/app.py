@@ -254,6 +254,8 @@ class App:
             data_dir=self.data_dir / name,
             access_log=bool(self.settings.log.access),
             hooks=self.hooks,
+            services=self.services,
+            plugins=self.plugins,
         )
 
     def start(self) -> None:

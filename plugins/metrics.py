@@ -14,8 +14,8 @@ from linechat.plugin import Plugin, PluginSettings
 from pydantic import Field
 
 if TYPE_CHECKING:
+    from linechat import Protocol
     from linechat.app import App
-    from linechat.service import Protocol
 
 __all__ = ["Metrics", "MetricsSettings"]
 

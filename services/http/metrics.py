@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,15 +14,15 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from linechat.app import App
+    from linechat import Service
 
 __all__ = ["CONTENT_TYPE", "LinechatCollector", "exposition", "make_registry"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _metrics_plugin(app: App) -> Any:
-    for plugin in app.plugins:
+def _metrics_plugin(plugins: Sequence[Any]) -> Any:
+    for plugin in plugins:
         if getattr(plugin, "name", "") == "metrics":
             return plugin
     return None
@@ -31,15 +31,15 @@ def _metrics_plugin(app: App) -> Any:
 class LinechatCollector(Collector):
     """Reads the services and the metrics plugin at scrape time (nothing is counted here)."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, services: Mapping[str, Service], plugins: Sequence[Any]) -> None:
+        self.services = services
+        self.plugins = plugins
         self.started = time.time()
 
     def collect(self) -> Iterator[Metric]:
         """Yield every metric family."""
-        app = self.app
-        services = app.services
-        plugin = _metrics_plugin(app)
+        services = self.services
+        plugin = _metrics_plugin(self.plugins)
         open_ = GaugeMetricFamily("linechat_connections_open", "Connections open now", labels=["service"])
         for name, service in services.items():
             open_.add_metric([name], len(service.connections))
@@ -53,7 +53,7 @@ class LinechatCollector(Collector):
         yield from self._redis(services)
 
     def _from_plugin(self, plugin: Any) -> Iterator[Metric]:
-        services = self.app.services
+        services = self.services
         total = CounterMetricFamily("linechat_connections", "Connections accepted", labels=["service"])
         for name in services:
             total.add_metric([name], plugin.connections_total.get(name, 0))
@@ -97,7 +97,7 @@ class LinechatCollector(Collector):
         yield replies
         yield slow
 
-    def _smtp(self, services: dict[str, Any]) -> Iterator[Metric]:
+    def _smtp(self, services: Mapping[str, Any]) -> Iterator[Metric]:
         stored = GaugeMetricFamily("linechat_smtp_messages_stored", "Messages in the store", labels=["service"])
         received = CounterMetricFamily(
             "linechat_smtp_messages_received", "Messages stored since start", labels=["service"]
@@ -114,7 +114,7 @@ class LinechatCollector(Collector):
             yield stored
             yield received
 
-    def _redis(self, services: dict[str, Any]) -> Iterator[Metric]:
+    def _redis(self, services: Mapping[str, Any]) -> Iterator[Metric]:
         keys = GaugeMetricFamily("linechat_redis_keys", "Keys per database", labels=["service", "db"])
         processed = CounterMetricFamily("linechat_redis_commands_processed", "Commands run", labels=["service"])
         expired = CounterMetricFamily("linechat_redis_expired_keys", "Keys expired", labels=["service"])
@@ -144,10 +144,10 @@ class LinechatCollector(Collector):
             yield aof
 
 
-def make_registry(app: App) -> CollectorRegistry:
+def make_registry(services: Mapping[str, Service], plugins: Sequence[Any]) -> CollectorRegistry:
     """A registry of this server's own (not prometheus_client's global one)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(LinechatCollector(app))
+    registry.register(LinechatCollector(services, plugins))
     ProcessCollector(registry=registry)
     return registry
 

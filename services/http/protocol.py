@@ -239,10 +239,10 @@ class HttpProtocol(Protocol):
             self.conn.start_next_cycle()
 
     def _account(self, status: int, size: int) -> None:
-        app = self.service.app
-        if app is not None:
+        hooks = self.context.hooks
+        if hooks is not None:
             duration = time.perf_counter() - self._started
-            app.hooks.command_handled(self, self._method, "error" if status >= 400 else "ok", size, duration)
+            hooks.command_handled(self, self._method, "error" if status >= 400 else "ok", size, duration)
 
     # ------------------------------------------------------------------ event streams
 

@@ -103,8 +103,8 @@ class HttpService(Service):
     def inbox(self) -> Inbox | None:
         """The inbox served: the SMTP service named by ``smtp_service`` in the same app, looked up per request."""
         inbox = self.inbox_override
-        if inbox is None and self.app is not None:
-            smtp = self.app.services.get(self.settings.smtp_service)
+        if inbox is None:
+            smtp = self.context.services.get(self.settings.smtp_service)
             inbox = getattr(smtp, "inbox", None)
         if inbox is not None and inbox is not self._subscribed:
             if self._subscribed is not None:
@@ -169,8 +169,8 @@ class HttpService(Service):
     def health(self, request: Request) -> Response:
         """Liveness: every service with its open connections."""
         services: dict[str, Any] = {}
-        if self.app is not None:
-            for name, service in self.app.services.items():
+        if self.context.services:
+            for name, service in self.context.services.items():
                 services[name] = {"connections": len(service.connections)}
         else:
             services[self.name] = {"connections": len(self.connections)}
@@ -178,12 +178,12 @@ class HttpService(Service):
 
     def metrics(self, request: Request) -> Response:
         """The Prometheus text exposition of the whole server."""
-        if self.app is None:
+        if not self.context.services:
             return error_response(503, "metrics need the server (App)")
         from linechat.services.http.metrics import CONTENT_TYPE, exposition, make_registry
 
         if self._registry is None:
-            self._registry = make_registry(self.app)
+            self._registry = make_registry(self.context.services, self.context.plugins)
         return Response(200, exposition(self._registry), CONTENT_TYPE)
 
     # ------------------------------------------------------------------ the inbox API
