@@ -204,6 +204,23 @@ class ConnectionCommands(ClientContext):
         """Every connection, one line each."""
         return self.dialect.verbatim(b"".join(p.client_info() + b"\n" for p in self.server.clients()))
 
+    @redis_command("CLIENT|UNBLOCK", arity=-3, flags="admin noscript loading stale", group="connection")
+    def cmd_client_unblock(self, client_id: bytes, *reason: bytes) -> bytes:
+        """Answer a client blocked in BLPOP, XREAD... as on a timeout (TIMEOUT, the default) or with an error."""
+        if len(reason) > 1:
+            sub = self.argv[1].decode("latin-1")
+            raise RespError(f"ERR unknown subcommand or wrong number of arguments for '{sub}'. Try CLIENT HELP.")
+        as_error = False
+        if reason:
+            word = reason[0].upper()
+            if word not in (b"TIMEOUT", b"ERROR"):
+                raise RespError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+            as_error = word == b"ERROR"
+        target = parse_int(client_id)
+        if target is None:
+            raise RespError("ERR value is not an integer or out of range")
+        return integer(1 if self.server.blocking.unblock(target, as_error) else 0)
+
     def client_info(self) -> bytes:
         """One line describing this client, in the style of CLIENT LIST."""
         peer = f"{self.peer[0]}:{self.peer[1]}" if self.peer else "?"

@@ -61,11 +61,14 @@ class TransactionCommands(ClientContext):
             return self.null_array
         # One reactor turn runs them all, so no other client's command comes
         # between; the append-only file wraps their changes in MULTI/EXEC.
+        # Blocking commands do not block, and the clients the writes wake
+        # are served once the whole transaction has run.
         aof = server.aof
         if aof is not None:
             aof.begin()
         try:
-            replies = [self._execute(argv) or self.null for argv in queued]
+            with server.blocking.atomic():
+                replies = [self._execute(argv) or self.null for argv in queued]
         finally:
             if aof is not None:
                 aof.end()

@@ -20,10 +20,12 @@ is complete the connection goes back to the ``stream`` rule.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from linechat import CommandError, Protocol, Reply, Rule, ServiceChannel, terminator
+from linechat.services.redis.blocking import BlockingListCommands, Waiter
 from linechat.services.redis.commands import DataCommands
 from linechat.services.redis.connection import SERVER_VERSION, ConnectionCommands
 from linechat.services.redis.introspection import ServerCommands
@@ -50,9 +52,19 @@ _FAST: dict[bytes, tuple[Callable[..., Any], int, int]] = {}
 _UNBOUNDED = 1 << 62
 # "$0" ... "$1023": the bulk headers the multibulk parser checks by lookup.
 _BULK_HEADERS = tuple(b"$%d" % size for size in range(1024))
+# Input held while a client is blocked, in bytes: past this the client is closed.
+_DEFERRED_LIMIT = 256 * 1024 * 1024
 
 
-class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSubCommands, ServerCommands, Protocol):
+class RedisProtocol(
+    BlockingListCommands,
+    DataCommands,
+    ConnectionCommands,
+    TransactionCommands,
+    PubSubCommands,
+    ServerCommands,
+    Protocol,
+):
     """A client connection speaking RESP2 or RESP3 (and inline commands) on one port."""
 
     encoding = None  # arguments stay bytes
@@ -85,6 +97,14 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
         self._remaining = 0
         self._header_pending = False  # the cut line is a "*N" header, not an inline command
         self._backlog: tuple[list[list[bytes]], str | None] | None = None  # commands put off to a later turn
+        # A blocked client keeps reading (so a hang-up is seen at once) but
+        # runs nothing: the commands that arrive wait here, in order, until
+        # it is answered.  A str item is a protocol error found in that input.
+        self._blocked: Waiter | None = None
+        self._deferred: deque[list[bytes] | str] = deque()
+        self._deferred_bytes = 0
+        self._resume_due = False
+        self._resuming = False  # running parked commands: a close waits for their reply
         self._use(RESP2)
 
     def _use(self, dialect: Dialect) -> None:
@@ -103,11 +123,15 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
         return None
 
     def on_close(self) -> None:
-        """Drop this connection's subscriptions and watched keys."""
+        """Drop this connection's subscriptions and watched keys; a blocked client leaves its queues, taking nothing."""
         if self.channels or self.patterns:
             self.server.unsubscribe_all(self)
         if self.watching:
             self.server.unwatch_all(self)
+        if self._blocked is not None:
+            self.server.blocking.forget(self._blocked)
+            self._blocked = None
+        self._deferred.clear()
 
     # ------------------------------------------------------------------ framing
 
@@ -134,6 +158,9 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
                 self.unread(tail)
                 self.switch("command")
             commands = [line.split() for line in lines]
+        if self._blocked is not None or self._deferred:
+            self._defer(commands, failure, len(data))
+            return None
         return self._run(commands, failure)
 
     def _run(self, commands: list[list[bytes]], failure: str | None) -> Reply:
@@ -146,6 +173,7 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
         # peer's backlog passes its high-water mark.
         budget, room = self.allowance()
         fast = _FAST
+        ready = self.server.blocking.ready  # keys a write made ready for blocked clients
         # Subscribed or inside MULTI: every command takes the full path.
         slow = self._subscribed or self._multi is not None
         for argv in commands:
@@ -170,9 +198,16 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
                 if reply is not None:
                     out.append(reply)
                     size += len(reply)
+                if self._blocked is not None:
+                    # The rest waits until this client is answered.
+                    self._defer(commands[index:], failure, 0)
+                    failure = None
+                    break
                 if self.closing:
                     break
                 slow = self._subscribed or self._multi is not None
+            if ready:
+                self.server.blocking.serve_ready()
             if ran >= budget or size > room:
                 if index < len(commands) or failure is not None:
                     self._backlog = (commands[index:], failure)
@@ -343,7 +378,6 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
             self.switch("bulklen")
             return None
         self.switch("stream")
-        self.server.commands_processed += 1
         return self._inline(line)
 
     @terminator("bulklen", b"\n", max_size=_MAX_COUNT_LINE)
@@ -370,8 +404,7 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
             return None
         argv, self._partial = self._partial, []
         self.switch("stream")
-        self.server.commands_processed += 1
-        return self._execute(argv)
+        return self._submit(argv)
 
     def on_frame_too_long(self, rule: Rule, size: int) -> bool:
         """An over-long inline command or count line: report it as Redis does, then close."""
@@ -397,7 +430,78 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
             return self._protocol_error("unbalanced quotes in request")
         if not argv:
             return None
-        return self._execute(argv)
+        return self._submit(argv)
+
+    # ------------------------------------------------------------------ blocking
+
+    def _submit(self, argv: list[bytes]) -> bytes | None:
+        """Run one command framed frame by frame, or park it behind a blocked one."""
+        if self._blocked is not None or self._deferred:
+            self._defer([argv], None, sum(map(len, argv)))
+            return None
+        self.server.commands_processed += 1
+        reply = self._execute(argv)
+        if self.server.blocking.ready:
+            self.server.blocking.serve_ready()
+        return reply
+
+    def _defer(self, commands: list[list[bytes]], failure: str | None, size: int) -> None:
+        """Keep commands (and a protocol error after them) until the blocked command is answered."""
+        deferred = self._deferred
+        deferred.extend(argv for argv in commands if argv)
+        if failure is not None:
+            deferred.append(failure)
+        self._deferred_bytes += size
+        if self._deferred_bytes > _DEFERRED_LIMIT:
+            self.log.warning("blocked_input_overflow", size=self._deferred_bytes, limit=_DEFERRED_LIMIT)
+            self.abort()
+
+    def unblocked(self, reply: bytes) -> None:
+        """The blocked command is answered (served, timed out, CLIENT UNBLOCK): send it, then run what waited."""
+        self._blocked = None
+        if self.channel.closed:
+            return
+        self.send(reply)
+        if self._deferred and not self._resume_due:
+            # As in Redis, the writer's own pipeline goes on first; this runs next.
+            self._resume_due = True
+            self.reactor.call_soon(self._resume)
+
+    def _resume(self) -> None:
+        """Run the commands that arrived while this client was blocked, until one blocks again."""
+        self._resume_due = False
+        deferred = self._deferred
+        blocking = self.server.blocking
+        while deferred and self._blocked is None and not self.closing and not self.channel.closed:
+            item = deferred.popleft()
+            if isinstance(item, str):
+                self.send(error(f"ERR Protocol error: {item}"))
+                self.close()
+                break
+            self.server.commands_processed += 1
+            self._resuming = True
+            try:
+                reply = self._execute(item)
+            except Exception as exc:
+                reply = self._crashed(exc)
+            finally:
+                self._resuming = False
+            if reply is not None:
+                self.send(reply)
+            if self.closing:
+                super().close()  # QUIT: after its reply
+                break
+            if blocking.ready:
+                blocking.serve_ready()
+        if not deferred:
+            self._deferred_bytes = 0
+
+    def close(self) -> None:
+        """Close after the current reply; while parked commands run, after the reply they send."""
+        if self._resuming:
+            self.closing = True
+            return
+        super().close()
 
     # ------------------------------------------------------------------ dispatch
 
@@ -464,7 +568,7 @@ class RedisProtocol(DataCommands, ConnectionCommands, TransactionCommands, PubSu
 
     def idle_allowed(self) -> bool:
         """Subscribers and blocked clients are silent by design: Redis's timeout spares them too."""
-        return self._subscribed or self._pending is not None
+        return self._subscribed or self._blocked is not None
 
 
 #: The command table of the service: every command the connection knows, declared beside its handler.

@@ -11,6 +11,7 @@ from linechat import Service, ServiceContext, ServiceSettings
 from linechat.reactor import Timer
 from linechat.services.redis.aof import AppendOnlyFile, TruncatedAOFError, read_commands
 from linechat.services.redis.base import ClientContext
+from linechat.services.redis.blocking import Blocking
 from linechat.services.redis.commands import DataCommands
 from linechat.services.redis.connection import SERVER_VERSION
 from linechat.services.redis.protocol import TABLE, RedisProtocol
@@ -88,7 +89,11 @@ class RedisService(Service):
     ) -> None:
         super().__init__(settings, context, reactor=reactor)
         self.loading = False
-        self.dbs = [Database(i, self._db_clock, self._key_expired) for i in range(self.settings.databases)]
+        #: Clients blocked on keys (BLPOP, XREAD BLOCK...) and the keys writes made ready.
+        self.blocking = Blocking(self.reactor)
+        self.dbs = [
+            Database(i, self._db_clock, self._key_expired, self.blocking.signal) for i in range(self.settings.databases)
+        ]
         self.aof: AppendOnlyFile | None = None
         self.subscribers: dict[bytes, set[ClientContext]] = {}
         self.pattern_subscribers: dict[bytes, set[ClientContext]] = {}
@@ -393,7 +398,14 @@ class RedisService(Service):
                 "hz": self.settings.hz,
             },
         )
-        section("Clients", {"connected_clients": len(self.connections), "maxclients": self.settings.maxclients})
+        section(
+            "Clients",
+            {
+                "connected_clients": len(self.connections),
+                "maxclients": self.settings.maxclients,
+                "blocked_clients": self.blocking.blocked_clients,
+            },
+        )
         section(
             "Persistence",
             {

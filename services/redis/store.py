@@ -25,12 +25,31 @@ class Database:
     active expiry cycle can sample them at random in O(1).
     """
 
-    __slots__ = ("_clock", "_on_expire", "_sample_keys", "_sample_pos", "data", "expires", "index")
+    __slots__ = (
+        "_clock",
+        "_on_expire",
+        "_on_ready",
+        "_sample_keys",
+        "_sample_pos",
+        "blocked",
+        "data",
+        "expires",
+        "index",
+    )
 
-    def __init__(self, index: int, clock: Callable[[], int], on_expire: Callable[[Database, bytes], None]) -> None:
+    def __init__(
+        self,
+        index: int,
+        clock: Callable[[], int],
+        on_expire: Callable[[Database, bytes], None],
+        on_ready: Callable[[Database, bytes], None] | None = None,
+    ) -> None:
         self.index = index
         self.data: dict[bytes, Any] = {}
         self.expires: dict[bytes, int] = {}
+        #: Clients blocked on each key (BLPOP, XREAD BLOCK...), first blocked first.
+        self.blocked: dict[bytes, Any] = {}
+        self._on_ready = on_ready
         self._sample_keys: list[bytes] = []
         self._sample_pos: dict[bytes, int] = {}
         self._clock = clock
@@ -52,6 +71,8 @@ class Database:
     def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
         """Store *value* under *key*; any deadline is dropped unless *keep_ttl*."""
         self.data[key] = value
+        if self.blocked and key in self.blocked and self._on_ready is not None:
+            self._on_ready(self, key)  # a client waits for this key: serve it after this command
         if not keep_ttl and self.expires and key in self.expires:
             self.persist(key)
 

@@ -301,4 +301,3 @@ def test_installed_next_to_an_app_with_generic_package_names(
         check_linechat(venv, source, tmp_path)
     venv.pip("uninstall", "-y", "generic-app" if first == "linechat" else "linechat", cwd=tmp_path)
     assert venv.entries() == venv.baseline
-
