@@ -7,9 +7,19 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Database", "type_name"]
+__all__ = ["Database", "register_type", "type_name"]
 
-_TYPE_NAMES: dict[type, bytes] = {bytes: b"string", deque: b"list", dict: b"hash", set: b"set"}
+_TYPE_NAMES: dict[type, bytes] = {
+    bytes: b"string",
+    deque: b"list",
+    dict: b"hash",
+    set: b"set",
+}
+
+
+def register_type(kind: type, name: bytes) -> None:
+    """Give a value class the name TYPE reports (data type modules register their own classes)."""
+    _TYPE_NAMES[kind] = name
 
 
 def type_name(value: Any) -> bytes:
@@ -20,8 +30,8 @@ def type_name(value: Any) -> bytes:
 class Database:
     """One numbered database: values by key, plus deadlines (ms since the epoch) for some keys.
 
-    Values are ``bytes`` (strings), ``deque`` (lists), ``dict`` (hashes) and
-    ``set`` (sets).  Keys with a deadline are also kept in a list so the
+    Values are ``bytes`` (strings), ``deque`` (lists), ``dict`` (hashes),
+    ``set`` (sets) and ``SortedSet`` (sorted sets).  Keys with a deadline are also kept in a list so the
     active expiry cycle can sample them at random in O(1).
     """
 
