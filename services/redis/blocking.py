@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from linechat.services.redis.base import SYNTAX, WRONGTYPE, CommandContext, to_long_double
 from linechat.services.redis.resp import RespError, array, bulk, error, parse_int
@@ -249,7 +249,9 @@ class BlockingListCommands(CommandContext):
 
     def _wait(self, keys: list[bytes], serve: Callable[[bytes], bytes | None], timeout_ms: int, reply: bytes) -> None:
         """Block this client on *keys*; *serve* is tried on each key that becomes ready."""
-        self._blocked = self.server.blocking.block(self, self.db, keys, serve, timeout_ms, reply)
+        # This mixin only ever runs as part of RedisProtocol.
+        client = cast("RedisProtocol", self)
+        self._blocked = self.server.blocking.block(client, self.db, keys, serve, timeout_ms, reply)
 
     def _list_at(self, key: bytes) -> deque[bytes] | None:
         """The non-empty list at *key*, None when there is none; WRONGTYPE for another type."""
