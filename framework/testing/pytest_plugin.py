@@ -1,4 +1,4 @@
-"""pytest fixtures for service authors: ``linechat_harness`` and ``linechat_server``."""
+"""pytest fixtures: ``linechat_harness`` and ``linechat_server`` for service authors, ``linechat_inbox`` for mail."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from linechat.testing import RunningServer, ServiceHarness, serve
+from linechat.testing.mail import MailInbox, smtp_sink
 
 
 @pytest.fixture
@@ -36,3 +37,10 @@ def linechat_server(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
             return stack.enter_context(serve(services, **kwargs))
 
         yield start
+
+
+@pytest.fixture
+def linechat_inbox(tmp_path: Path) -> Iterator[MailInbox]:
+    """An SMTP sink on a free loopback port: ``host``/``port``, ``messages``, ``wait_for()``, ``clear()``."""
+    with smtp_sink(tmp_path / "linechat-inbox") as inbox:
+        yield inbox
