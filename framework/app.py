@@ -12,7 +12,7 @@ import structlog
 from linechat._compat import asyncore
 from linechat.channel import ServiceChannel
 from linechat.context import ServiceContext
-from linechat.limits import RESERVED_FDS, FdReserve, LogThrottle, raise_fd_limit
+from linechat.limits import RESERVED_FDS, FdReserve, LogThrottle, raise_fd_limit, tune_malloc
 from linechat.plugin import Hooks, Plugin
 from linechat.preflight import ListenError
 from linechat.reactor import READ, Reactor, Timer
@@ -278,6 +278,8 @@ class App:
             raise
         self.fd_reserve.acquire()
         self._fit_descriptors()
+        # Measured (docs/performance.md): large values then peak lower.
+        tune_malloc()
         self.hooks.server_started(self)
 
     def _fit_descriptors(self) -> None:

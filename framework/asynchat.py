@@ -59,6 +59,10 @@ _BYTES_TYPES = (bytes, bytearray, memoryview)
 # Frames per pass when no budget is set (asynchat's behaviour: all of them).
 _NO_BUDGET = 1 << 62
 
+# A frame or backlog this large leaves holes in the heap when freed: ask the
+# reactor to hand free pages back (glibc keeps them otherwise).
+BIG_BUFFER = 1 << 20
+
 
 class Producer(Protocol):
     """Anything with a ``more()`` method that returns bytes, and ``b""`` when done."""
@@ -197,8 +201,13 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     out_high_water: int | None = None
     #: ... until the queue drains below this.
     out_low_water: int | None = None
-    #: Above this many queued output bytes the peer is too slow: disconnect it.
+    #: Queued output above this when more is queued: the peer is too slow,
+    #: disconnect it.  A single reply of any size into a short queue is fine.
     out_hard_limit: int | None = None
+    #: Queued output that may stay above this for at most ``out_soft_seconds``
+    #: (needs a reactor) before the peer is disconnected.
+    out_soft_limit: int | None = None
+    out_soft_seconds: float = 60.0
     #: Seconds without input before :meth:`handle_idle_timeout` (needs a reactor).
     idle_timeout: float | None = None
     #: Seconds a peer may take to finish a delimited frame (a line) it has
@@ -212,6 +221,17 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     frame_budget: int | None = None
 
     terminator: Terminator = None
+
+    # Per-connection state that most connections never change lives on the
+    # class until they do: an idle connection's __dict__ stays small.
+    _line_timer: Timer | None = None
+    _line_since = 0.0  # when the frame in progress began (0: none)
+    _turn_left = _NO_BUDGET  # frames this pass may still hand out
+    _deferred: Callable[[], Any] | None = None  # run when a yielded turn comes back
+    _turn_scheduled = False
+    _soft_since = 0.0  # when the backlog went above out_soft_limit (0: it is not)
+    _soft_timer: Timer | None = None
+    _big = False  # a large backlog is queued: release memory when it is gone
 
     def __init__(self, sock: socket.socket | None = None, map: dict[int, Any] | None = None) -> None:  # noqa: A002
         self._ibuf = b""  # received input; bytes before _ipos are consumed
@@ -231,11 +251,6 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         self._events = 0  # interest last told to the reactor
         self._idle_timer: Timer | None = None
         self._last_input = 0.0
-        self._line_timer: Timer | None = None
-        self._line_since = 0.0  # when the frame in progress began (0: none)
-        self._turn_left = _NO_BUDGET  # frames this pass may still hand out
-        self._deferred: Callable[[], Any] | None = None  # run when a yielded turn comes back
-        self._turn_scheduled = False
         self._plain_get_terminator = type(self).get_terminator is async_chat.get_terminator
         # A subclass may wrap recv (TLS, say): then always go through it.
         self._plain_recv = type(self).recv is asyncore.dispatcher.recv
@@ -686,7 +701,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             return
         self._ofifo.append(data)
         self._out_bytes += size
-        self._check_output_limits()
+        self._check_output_limits(size)
         self._send_soon()
 
     def _send_direct(self, data: bytes | bytearray | memoryview, size: int) -> None:
@@ -706,7 +721,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         rest = memoryview(data)[sent:]
         self._ofifo.append(rest)
         self._out_bytes += rest.nbytes
-        self._check_output_limits()
+        self._check_output_limits(rest.nbytes)
         self._update_interest()
 
     def push_with_producer(self, producer: Producer | bytes) -> None:
@@ -717,8 +732,9 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             return
         self._ofifo.append(producer)
         if isinstance(producer, _BYTES_TYPES):
-            self._out_bytes += producer.nbytes if isinstance(producer, memoryview) else len(producer)
-            self._check_output_limits()
+            size = producer.nbytes if isinstance(producer, memoryview) else len(producer)
+            self._out_bytes += size
+            self._check_output_limits(size)
         self._send_soon()
 
     def push_many(self, items: Iterable[bytes]) -> None:
@@ -732,7 +748,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
                 fifo.append(data)
                 total += len(data)
         self._out_bytes += total
-        self._check_output_limits()
+        self._check_output_limits(total)
         self._send_soon()
 
     def _send_soon(self) -> None:
@@ -754,15 +770,52 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Bytes queued for the peer (producers not yet run are not counted)."""
         return self._out_bytes
 
-    def _check_output_limits(self) -> None:
+    def _check_output_limits(self, added: int) -> None:
         queued = self._out_bytes
         hard = self.out_hard_limit
-        if hard is not None and queued > hard:
+        # The reader is judged, not the reply: only output queued behind a
+        # backlog already over the limit cuts the peer off.
+        if hard is not None and queued - added > hard:
             self.handle_slow_consumer(queued)
             return
+        if queued >= BIG_BUFFER:
+            self._big = True
+        soft = self.out_soft_limit
+        if soft is not None and queued > soft and not self._soft_since:
+            self._soft_exceeded()
         high = self.out_high_water
         if high is not None and queued > high:
             self.pause_reading("backpressure")
+
+    def memory_freed(self) -> None:
+        """A large buffer of this channel was freed: let the reactor give the memory back soon."""
+        self._big = False
+        if self._reactor is not None:
+            self._reactor.release_memory_soon()
+
+    def _soft_exceeded(self) -> None:
+        reactor = self._reactor
+        if reactor is None or self._closed:
+            return
+        self._soft_since = reactor.time()
+        if self._soft_timer is None:
+            self._soft_timer = reactor.call_later(self.out_soft_seconds, self._check_soft)
+
+    def _check_soft(self) -> None:
+        self._soft_timer = None
+        reactor = self._reactor
+        if reactor is None or self._closed or not self._soft_since:
+            return
+        soft = self.out_soft_limit
+        if soft is None or self._out_bytes <= soft:
+            self._soft_since = 0.0
+            return
+        due = self._soft_since + self.out_soft_seconds
+        now = reactor.time()
+        if now >= due:
+            self.handle_slow_consumer(self._out_bytes)
+        else:
+            self._soft_timer = reactor.call_later(due - now, self._check_soft)
 
     def handle_slow_consumer(self, queued: int) -> None:
         """Called when queued output passes ``out_hard_limit``; the default disconnects."""
@@ -875,6 +928,10 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     def _after_send(self) -> None:
         if not self._ofifo:
             self._out_bytes = 0
+            if self._big:
+                self.memory_freed()
+        if self._soft_since and self._out_bytes <= self.out_soft_limit:  # type: ignore[operator]
+            self._soft_since = 0.0  # back under the soft limit: its clock stops
         if self._pause_reasons:
             if "backpressure" in self._pause_reasons:
                 low = self.out_low_water if self.out_low_water is not None else (self.out_high_water or 0) // 2
@@ -943,6 +1000,9 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         if self._line_timer is not None:
             self._line_timer.cancel()
             self._line_timer = None
+        if self._soft_timer is not None:
+            self._soft_timer.cancel()
+            self._soft_timer = None
         self._reactor = None
         self._events = 0
 
@@ -988,6 +1048,8 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def close(self) -> None:
         """Close the socket and leave the channel map (idempotent)."""
+        if self._big:
+            self.memory_freed()  # before leaving the reactor
         self._closed = True
         self._gen += 1
         if self._idle_timer is not None:
@@ -996,6 +1058,9 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         if self._line_timer is not None:
             self._line_timer.cancel()
             self._line_timer = None
+        if self._soft_timer is not None:
+            self._soft_timer.cancel()
+            self._soft_timer = None
         for item in self._ofifo:
             if isinstance(item, file_producer):
                 item.done()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from linechat.asynchat import async_chat
+from linechat.asynchat import BIG_BUFFER, async_chat
 from linechat.limits import LogThrottle
 from linechat.protocol import Pending, Protocol, Reply
 from linechat.rules import Rule
@@ -71,6 +71,9 @@ class ServiceChannel(async_chat):
         # A low mark at or above the high mark would resume at once.
         self.out_low_water = min(settings.out_low_water, settings.out_high_water // 2)
         self.out_hard_limit = settings.out_hard_limit
+        if settings.out_soft_limit is not None:
+            self.out_soft_limit = settings.out_soft_limit
+            self.out_soft_seconds = settings.out_soft_seconds
         self.max_input_buffer = max(settings.max_line, self.ac_in_buffer_size) * 4
         self._chunks: list[bytes] = []
         self._on_frame: Callable[..., Any] = self._no_frame
@@ -304,6 +307,9 @@ class ServiceChannel(async_chat):
             else:
                 frame = b"".join(chunks)
                 chunks.clear()
+                if len(frame) >= BIG_BUFFER:
+                    # Its pieces are free now, the frame itself once handled.
+                    self._big = True
             if self._on_frame is self._command_frame:
                 self._command_frame(frame)
                 return
@@ -471,7 +477,13 @@ class ServiceChannel(async_chat):
 
     def handle_slow_consumer(self, queued: int) -> None:
         """Disconnect a peer that does not read its replies."""
-        self.logger.warning("slow_consumer_disconnected", queued=queued, limit=self.out_hard_limit)
+        self.logger.warning(
+            "slow_consumer_disconnected",
+            queued=queued,
+            hard_limit=self.out_hard_limit,
+            soft_limit=self.out_soft_limit,
+            soft_seconds=self.out_soft_seconds,
+        )
         self.protocol.closing = True
         self.discard_buffers()
         self.close()

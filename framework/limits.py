@@ -106,3 +106,53 @@ class LogThrottle:
             log(event, **fields, repeated=self.suppressed, total=self.seen)
             self.suppressed = 0
             self._window_start = now
+
+
+# --------------------------------------------------------------------------- memory
+
+_libc: Any = None
+# glibc mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def _glibc() -> Any:
+    global _libc
+    if _libc is None:
+        _libc = False
+        try:
+            import ctypes
+            import ctypes.util
+
+            name = ctypes.util.find_library("c")
+            lib = ctypes.CDLL(name) if name else None
+            if lib is not None and hasattr(lib, "malloc_trim") and hasattr(lib, "mallopt"):
+                _libc = lib
+        except OSError:
+            pass
+    return _libc
+
+
+def tune_malloc(mmap_threshold: int = 256 << 10, trim_threshold: int = 1 << 20) -> bool:
+    """Fix glibc's mmap threshold so large buffers are mapped and unmapped, not kept in the heap.
+
+    By default glibc raises the threshold each time a mapped block is freed
+    (up to 32 MiB), so after one large reply every later buffer of that size
+    comes from the heap, and a heap full of holes is not given back.  Setting
+    it turns that off.  Returns False where there is no glibc.
+    """
+    libc = _glibc()
+    if not libc:
+        return False
+    libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+    libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+    return True
+
+
+def release_memory() -> bool:
+    """Give free heap pages back to the system (glibc's malloc_trim); False where there is none."""
+    libc = _glibc()
+    if not libc:
+        return False
+    libc.malloc_trim(0)
+    return True

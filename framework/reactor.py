@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 from linechat._compat import asyncore
+from linechat.limits import release_memory
 
 __all__ = ["ChannelMap", "Reactor", "Timer"]
 
@@ -129,6 +130,10 @@ class _Waker:
 
 class Reactor:
     """An event loop that drives asyncore dispatchers, timers and thread-safe callbacks."""
+
+    #: Seconds after a large buffer was freed before free heap pages go back to the system.
+    memory_release_delay = 1.0
+    _memory_timer: Timer | None = None
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.time = clock
@@ -250,6 +255,15 @@ class Reactor:
         timer = Timer(self, self.time() + interval, callback, args, interval)
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
         return timer
+
+    def release_memory_soon(self) -> None:
+        """A large buffer was freed: give free heap pages back to the system shortly (once for many calls)."""
+        if self._memory_timer is None:
+            self._memory_timer = self.call_later(self.memory_release_delay, self._release_memory)
+
+    def _release_memory(self) -> None:
+        self._memory_timer = None
+        release_memory()
 
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
         """Call ``callback(*args)`` on the next turn (from the loop's own thread)."""

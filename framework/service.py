@@ -48,7 +48,13 @@ class ServiceSettings(BaseModel):
     )
     out_high_water: int = Field(1 << 20, ge=1024, description="queued output that pauses reading from a peer")
     out_low_water: int = Field(256 << 10, ge=0, description="queued output that resumes reading")
-    out_hard_limit: int = Field(16 << 20, ge=1024, description="queued output that disconnects a slow peer")
+    out_hard_limit: int = Field(
+        16 << 20, ge=1024, description="queued output that disconnects a peer when more is queued behind it"
+    )
+    out_soft_limit: int | None = Field(
+        8 << 20, ge=1024, description="queued output a peer may stay above for out_soft_seconds (null: none)"
+    )
+    out_soft_seconds: float = Field(60.0, gt=0, description="grace time above out_soft_limit before a disconnect")
     backlog: int = Field(512, ge=1, description="listen() backlog")
     send_buffer: int | None = Field(
         None, ge=4096, description="SO_SNDBUF of each accepted socket (None: the system's, which may be megabytes)"

@@ -49,6 +49,10 @@ class ChatSettings(ServiceSettings):
     out_high_water: int = Field(256 << 10, ge=1024, description="queued output that pauses reading from a peer")
     out_low_water: int = Field(64 << 10, ge=0, description="queued output that resumes reading")
     out_hard_limit: int = Field(1 << 20, ge=1024, description="queued output that disconnects a slow reader")
+    out_soft_limit: int | None = Field(
+        512 << 10, ge=1024, description="queued output a reader may stay above for out_soft_seconds"
+    )
+    out_soft_seconds: float = Field(30.0, gt=0, description="grace time above out_soft_limit before a disconnect")
     # The kernel's send buffer is memory a slow reader holds too; on some
     # systems it defaults to megabytes, hiding a stalled peer from out_hard_limit.
     server_name: str = Field("linechat", min_length=1, description="the server's name in IRC prefixes")

@@ -118,7 +118,7 @@ class ChatSession(Protocol):
             return
         data = outq[0] if len(outq) == 1 else b"".join(outq)
         channel = self.channel
-        if self._hard_limit is not None and channel.out_buffered + len(data) > self._hard_limit:
+        if self._hard_limit is not None and channel.out_buffered > self._hard_limit:
             # The push below passes the output cap and the framework cuts the
             # peer off; say why to the rooms it leaves.
             self.quit_reason = "Slow reader: output limit reached"

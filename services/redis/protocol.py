@@ -56,6 +56,10 @@ _BULK_HEADERS = tuple(b"$%d" % size for size in range(1024))
 _DEFERRED_LIMIT = 256 * 1024 * 1024
 
 
+#: Replies of one read above this many bytes are queued one by one instead of joined.
+_JOIN_LIMIT = 1 << 16
+
+
 class RedisProtocol(
     BlockingListCommands,
     DataCommands,
@@ -219,7 +223,10 @@ class RedisProtocol(
         self.server.commands_processed += ran
         if not out:
             return None
-        return out[0] if len(out) == 1 else b"".join(out)
+        if len(out) == 1:
+            return out[0]
+        # Large replies go out as they are (a list is queued item by item) rather than copied into one.
+        return b"".join(out) if size < _JOIN_LIMIT else out
 
     def _run_backlog(self) -> Reply:
         """A later turn: run the commands a read left over (and report its protocol error, if any)."""
