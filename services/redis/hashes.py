@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from linechat.services.redis.base import (
+    LONG_DOUBLE_MAX,
     OVERFLOW,
+    SYNTAX,
     CommandContext,
+    format_long_double,
     int_arg,
+    parse_long_double,
+    to_long_double,
 )
 from linechat.services.redis.resp import (
+    EMPTY_ARRAY,
     INT64_MAX,
     INT64_MIN,
     OK,
@@ -18,6 +26,7 @@ from linechat.services.redis.resp import (
     bulk,
     integer,
 )
+from linechat.services.redis.store import MAX_RANDOM_REPEATS, random_items
 from linechat.services.redis.table import redis_command
 
 __all__ = ["HashCommands"]
@@ -136,3 +145,73 @@ class HashCommands(CommandContext):
     def cmd_hvals(self, key: bytes) -> bytes:
         """Values of a hash."""
         return array(list((self._typed(key, dict) or {}).values()))
+
+    @redis_command("HINCRBYFLOAT", arity=4, flags="write denyoom fast", keys=(1, 1, 1), group="hash")
+    def cmd_hincrbyfloat(self, key: bytes, field: bytes, increment: bytes) -> bytes:
+        """Add a decimal number to a hash field (long double arithmetic, as Redis)."""
+        if increment.lower().lstrip(b"+-") in (b"inf", b"infinity"):
+            raise RespError("ERR value is NaN or Infinity")
+        delta = parse_long_double(increment)
+        fields = self._typed(key, dict)
+        old = None if fields is None else fields.get(field)
+        if old is None:
+            current = Fraction(0)
+        else:
+            try:
+                current = parse_long_double(old)
+            except RespError:
+                raise RespError("ERR hash value is not a float") from None
+        result = to_long_double(current + delta)
+        if abs(result) > LONG_DOUBLE_MAX:
+            raise RespError("ERR increment would produce NaN or Infinity")
+        text = format_long_double(result)
+        if fields is None:
+            fields = {}
+            self.db.set(key, fields)
+        fields[field] = text
+        # Replay must not depend on float arithmetic: record the result.
+        self._propagate([b"HSET", key, field, text])
+        return bulk(text)
+
+    @redis_command("HSTRLEN", arity=3, flags="readonly fast", keys=(1, 1, 1), key_flags="RO", group="hash")
+    def cmd_hstrlen(self, key: bytes, field: bytes) -> bytes:
+        """Length of a hash field's value (0 if there is none)."""
+        fields = self._typed(key, dict)
+        value = None if fields is None else fields.get(field)
+        return integer(0 if value is None else len(value))
+
+    @redis_command(
+        "HRANDFIELD", arity=-2, flags="readonly", keys=(1, 1, 1), group="hash", tips="nondeterministic_output"
+    )
+    def cmd_hrandfield(self, key: bytes, *args: bytes) -> bytes:
+        """Random fields: one, COUNT distinct (count > 0) or with repeats (count < 0), WITHVALUES."""
+        if len(args) > 2:
+            raise RespError(SYNTAX)
+        count: int | None = None
+        withvalues = False
+        if args:
+            count = int_arg(args[0])
+            if len(args) == 2:
+                if args[1].upper() != b"WITHVALUES":
+                    raise RespError(SYNTAX)
+                withvalues = True
+            # Redis refuses what would overflow a reply's length; we also
+            # refuse repeats past a bound, where Redis would stream gigabytes.
+            if (withvalues and not -(INT64_MAX // 2) <= count <= INT64_MAX // 2) or count < -MAX_RANDOM_REPEATS:
+                raise RespError("ERR value is out of range")
+        fields = self._typed(key, dict)
+        if count is None:
+            if fields is None:
+                return self.null
+            return bulk(random_items(fields, 1, False)[0])
+        if fields is None or count == 0:
+            return EMPTY_ARRAY
+        chosen = random_items(fields, abs(count), count < 0)
+        if not withvalues:
+            return array(chosen)
+        pair = b"*2\r\n" if self.dialect.version == 3 else b""
+        parts = [b"*%d\r\n" % (len(chosen) if pair else 2 * len(chosen))]
+        for name in chosen:
+            value = fields[name]
+            parts.append(pair + b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(name), name, len(value), value))
+        return b"".join(parts)

@@ -20,7 +20,7 @@ from linechat.services.redis.resp import (
     glob_match,
     integer,
 )
-from linechat.services.redis.store import type_name
+from linechat.services.redis.store import copy_value, encoding_of, type_name
 from linechat.services.redis.table import KeySpec, redis_command
 
 __all__ = ["KeyCommands"]
@@ -346,3 +346,170 @@ class KeyCommands(CommandContext):
             if db.get(key) is not None:
                 return bulk(key)
         return self.null
+
+    # ------------------------------------------------------------------ COPY, TOUCH, EXPIRETIME, OBJECT
+
+    @redis_command(
+        "COPY",
+        arity=-3,
+        flags="write denyoom",
+        keys=[KeySpec(("RO", "access"), 1), KeySpec(("OW", "update"), 2)],
+        group="generic",
+    )
+    def cmd_copy(self, source: bytes, destination: bytes, *options: bytes) -> bytes:
+        """Copy a key's value (and deadline) to another key, maybe in another database (DB, REPLACE)."""
+        replace = False
+        target = self.db
+        i = 0
+        while i < len(options):
+            opt = options[i].upper()
+            if opt == b"REPLACE":
+                replace = True
+            elif opt == b"DB" and i + 1 < len(options):
+                index = int_arg(options[i + 1])
+                if not 0 <= index < len(self.server.dbs):
+                    raise RespError("ERR DB index is out of range")
+                target = self.server.dbs[index]
+                i += 1
+            else:
+                raise RespError(SYNTAX)
+            i += 1
+        if target is self.db and source == destination:
+            raise RespError("ERR source and destination objects are the same")
+        value = self.db.get(source)
+        if value is None:
+            return ZERO
+        if target.get(destination) is not None:
+            if not replace:
+                return ZERO
+            target.delete(destination)
+        deadline = self.db.deadline(source)
+        target.set(destination, copy_value(value))
+        if deadline is not None:
+            target.set_deadline(destination, deadline)
+        self._propagate()
+        return ONE
+
+    @redis_command(
+        "TOUCH",
+        arity=-2,
+        flags="readonly fast",
+        keys=(1, -1, 1),
+        key_flags="RO",
+        group="generic",
+        tips="request_policy:multi_shard response_policy:agg_sum",
+    )
+    def cmd_touch(self, key: bytes, *keys: bytes) -> bytes:
+        """Count the given keys that exist (Redis also refreshes their access time)."""
+        get = self.db.get
+        return integer(sum(1 for k in (key, *keys) if get(k) is not None))
+
+    def _expiretime(self, key: bytes) -> int:
+        if self.db.get(key) is None:
+            return -2
+        deadline = self.db.deadline(key)
+        return -1 if deadline is None else deadline
+
+    @redis_command("EXPIRETIME", arity=2, flags="readonly fast", keys=(1, 1, 1), group="generic")
+    def cmd_expiretime(self, key: bytes) -> bytes:
+        """A key's deadline as a Unix time in seconds (-1: none, -2: no key)."""
+        when = self._expiretime(key)
+        return integer(when if when < 0 else when // 1000)
+
+    @redis_command("PEXPIRETIME", arity=2, flags="readonly fast", keys=(1, 1, 1), group="generic")
+    def cmd_pexpiretime(self, key: bytes) -> bytes:
+        """A key's deadline as a Unix time in milliseconds (-1: none, -2: no key)."""
+        return integer(self._expiretime(key))
+
+    @redis_command("OBJECT", arity=-2, group="generic")
+    def cmd_object(self, sub: bytes, *args: bytes) -> bytes:
+        """Container of the OBJECT subcommands."""
+        return self.run_subcommand("OBJECT", sub, args)  # type: ignore[no-any-return]
+
+    @redis_command(
+        "OBJECT|ENCODING",
+        arity=3,
+        flags="readonly",
+        keys=[KeySpec(("RO",), 2)],
+        group="generic",
+        tips="nondeterministic_output",
+    )
+    def cmd_object_encoding(self, key: bytes) -> bytes:
+        """The encoding Redis 7.0 would use for the value (computed from its size and contents)."""
+        value = self.db.get(key)
+        return self.null if value is None else bulk(encoding_of(value))
+
+    @redis_command(
+        "OBJECT|IDLETIME",
+        arity=3,
+        flags="readonly",
+        keys=[KeySpec(("RO",), 2)],
+        group="generic",
+        tips="nondeterministic_output",
+    )
+    def cmd_object_idletime(self, key: bytes) -> bytes:
+        """Seconds since the key was last read or written (a clock moved about ten times a second)."""
+        db = self.db
+        last = db.access.get(key)
+        if db.get(key) is None:
+            return self.null
+        if last is None:  # written by a path that keeps no access time
+            last = db.lru_clock
+        db.access[key] = last  # looking does not count as an access, as in Redis
+        return integer(max(0, db.lru_clock - last))
+
+    @redis_command(
+        "OBJECT|REFCOUNT",
+        arity=3,
+        flags="readonly",
+        keys=[KeySpec(("RO",), 2)],
+        group="generic",
+        tips="nondeterministic_output",
+    )
+    def cmd_object_refcount(self, key: bytes) -> bytes:
+        """References to the value: Redis shares the integers 0 to 9999 (a huge count), others have 1."""
+        value = self.db.get(key)
+        if value is None:
+            return self.null
+        if type(value) is bytes and encoding_of(value) == b"int" and 0 <= int(value) < 10000:
+            return integer(2147483647)
+        return ONE
+
+    @redis_command(
+        "OBJECT|FREQ",
+        arity=3,
+        flags="readonly",
+        keys=[KeySpec(("RO",), 2)],
+        group="generic",
+        tips="nondeterministic_output",
+    )
+    def cmd_object_freq(self, key: bytes) -> bytes:
+        """Access frequency: only tracked under an LFU eviction policy, which this server does not have."""
+        if self.db.get(key) is None:
+            return self.null
+        raise RespError(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when "
+            "switching between policies at runtime LRU and LFU data will take some time to adjust."
+        )
+
+    @redis_command("OBJECT|HELP", arity=2, flags="loading stale", group="generic")
+    def cmd_object_help(self) -> bytes:
+        """The OBJECT subcommands."""
+        lines = [
+            b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            b"ENCODING <key>",
+            b"    Return the kind of internal representation used in order to store the value",
+            b"    associated with a <key>.",
+            b"FREQ <key>",
+            b"    Return the access frequency index of the <key>. The returned integer is",
+            b"    proportional to the logarithm of the recent access frequency of the key.",
+            b"IDLETIME <key>",
+            b"    Return the idle time of the <key>, that is the approximated number of",
+            b"    seconds elapsed since the last access to the key.",
+            b"REFCOUNT <key>",
+            b"    Return the number of references of the value associated with the specified",
+            b"    <key>.",
+            b"HELP",
+            b"    Prints this help.",
+        ]
+        return b"*%d\r\n" % len(lines) + b"".join(b"+%s\r\n" % line for line in lines)

@@ -103,6 +103,8 @@ class RedisService(Service):
         # Deadlines are Unix times (they go to the AOF); the reactor clock is
         # monotonic (and fake in tests), so keep the offset between the two.
         self._epoch_offset = time.time() - self.reactor.time()
+        for db in self.dbs:
+            db.lru_clock = self.now_ms() // 1000
         self._expiry_timer: Timer | None = None
         # WATCH: (database, key) -> the clients watching it.
         self.watchers: dict[tuple[int, bytes], set[ClientContext]] = {}
@@ -213,7 +215,9 @@ class RedisService(Service):
     def _active_expire(self) -> None:
         """Sample keys with deadlines, as Redis does: 20 at a time, again while over 25% were dead."""
         budget = time.perf_counter() + 0.25 / self.settings.hz  # at most a quarter of each period
+        seconds = self.now_ms() // 1000
         for db in self.dbs:
+            db.lru_clock = seconds  # the coarse clock of access times (OBJECT IDLETIME)
             if not db.expires:
                 continue
             while True:

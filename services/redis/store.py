@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Database", "register_type", "type_name"]
+__all__ = [
+    "MAX_RANDOM_REPEATS",
+    "Database",
+    "copy_value",
+    "encoding_of",
+    "random_items",
+    "register_type",
+    "type_name",
+]
 
 _TYPE_NAMES: dict[type, bytes] = {
     bytes: b"string",
@@ -17,9 +26,61 @@ _TYPE_NAMES: dict[type, bytes] = {
 }
 
 
+#: Most elements a random pick with repeats (negative count) returns; Redis would stream any number.
+MAX_RANDOM_REPEATS = 1 << 24
+
+
+def random_items(collection: Any, count: int, repeats: bool) -> list[Any]:
+    """*count* random elements of a set or dict (keys): distinct unless *repeats*; all of them if too few."""
+    if repeats:
+        pool = list(collection)
+        return [pool[random.randrange(len(pool))] for _ in range(count)]
+    if count >= len(collection):
+        return list(collection)
+    return random.sample(list(collection), count)
+
+
 def register_type(kind: type, name: bytes) -> None:
     """Give a value class the name TYPE reports (data type modules register their own classes)."""
     _TYPE_NAMES[kind] = name
+
+
+def copy_value(value: Any) -> Any:
+    """An independent copy of a stored value (COPY)."""
+    if type(value) is bytes:
+        return value
+    if type(value) in (deque, dict, set):
+        return type(value)(value)
+    return value.copy()
+
+
+_INT_TEXT = re.compile(rb"-?[1-9][0-9]{0,18}|0")
+
+
+def _is_int(value: bytes) -> bool:
+    return len(value) <= 20 and _INT_TEXT.fullmatch(value) is not None and -(1 << 63) <= int(value) < (1 << 63)
+
+
+def encoding_of(value: Any) -> bytes:
+    """The encoding Redis 7.0 reports for a value of this size and content (OBJECT ENCODING).
+
+    Redis keeps a value in its compact encoding until it outgrows it and
+    never converts back; this answer follows the current contents only.
+    """
+    kind = type(value)
+    if kind is bytes:
+        if _is_int(value):
+            return b"int"
+        return b"embstr" if len(value) <= 44 else b"raw"
+    if kind is deque:
+        return b"quicklist"
+    if kind is dict:
+        small = len(value) <= 128 and all(len(k) <= 64 and len(v) <= 64 for k, v in value.items())
+        return b"listpack" if small else b"hashtable"
+    if kind is set:
+        return b"intset" if len(value) <= 512 and all(_is_int(m) for m in value) else b"hashtable"
+    name = getattr(value, "encoding", None)
+    return name() if callable(name) else b"raw"
 
 
 def type_name(value: Any) -> bytes:
@@ -41,10 +102,12 @@ class Database:
         "_on_ready",
         "_sample_keys",
         "_sample_pos",
+        "access",
         "blocked",
         "data",
         "expires",
         "index",
+        "lru_clock",
     )
 
     def __init__(
@@ -64,6 +127,9 @@ class Database:
         self._sample_pos: dict[bytes, int] = {}
         self._clock = clock
         self._on_expire = on_expire
+        #: Seconds (a coarse clock, moved by the expiry cycle) of each key's last read or write (OBJECT IDLETIME).
+        self.access: dict[bytes, int] = {}
+        self.lru_clock = 0  # set by the server once its clock runs, then at each expiry cycle
 
     # ------------------------------------------------------------------ access
 
@@ -72,7 +138,10 @@ class Database:
         if self.expires and key in self.expires and self.expires[key] <= self._clock():
             self._expire(key)
             return None
-        return self.data.get(key)
+        value = self.data.get(key)
+        if value is not None:
+            self.access[key] = self.lru_clock
+        return value
 
     def exists(self, key: bytes) -> bool:
         """True if *key* holds a live value."""
@@ -81,6 +150,7 @@ class Database:
     def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
         """Store *value* under *key*; any deadline is dropped unless *keep_ttl*."""
         self.data[key] = value
+        self.access[key] = self.lru_clock
         if self.blocked and key in self.blocked and self._on_ready is not None:
             self._on_ready(self, key)  # a client waits for this key: serve it after this command
         if not keep_ttl and self.expires and key in self.expires:
@@ -91,6 +161,7 @@ class Database:
         if self.get(key) is None:
             return False
         del self.data[key]
+        self.access.pop(key, None)
         if key in self.expires:
             self.persist(key)
         return True
@@ -98,6 +169,7 @@ class Database:
     def clear(self) -> None:
         """Remove every key."""
         self.data.clear()
+        self.access.clear()
         self.expires.clear()
         self._sample_keys.clear()
         self._sample_pos.clear()
@@ -141,6 +213,7 @@ class Database:
 
     def _expire(self, key: bytes) -> None:
         self.data.pop(key, None)
+        self.access.pop(key, None)
         self.persist(key)
         self._on_expire(self, key)
 

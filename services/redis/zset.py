@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from linechat.services.redis.base import CommandContext
+from linechat.services.redis.lists import parse_mpop
 from linechat.services.redis.resp import (
     EMPTY_ARRAY,
     ZERO,
@@ -35,7 +36,7 @@ from linechat.services.redis.resp import (
     integer,
     parse_int,
 )
-from linechat.services.redis.store import register_type
+from linechat.services.redis.store import MAX_RANDOM_REPEATS, register_type
 from linechat.services.redis.table import KeySpec, redis_command
 from sortedcontainers import SortedList
 
@@ -50,8 +51,6 @@ BAD_SCORE_RANGE = "ERR min or max is not a float"
 BAD_LEX_RANGE = "ERR min or max not valid string range item"
 INF = math.inf
 LONG_MAX = (1 << 63) - 1
-#: Most members ZRANDMEMBER returns with a negative count (repeats allowed).
-MAX_RANDOM_REPEATS = 1 << 24
 
 # What strtod reads as a whole number: decimal, hexadecimal, or an infinity.
 _DECIMAL = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -235,6 +234,11 @@ class SortedSet:
         start = 0 if lo is None else self._member_bisect(lo, lo_ex)
         stop = len(self.order) if hi is _TOP else self._member_bisect(hi, not hi_ex)
         return start, max(start, stop)
+
+    def encoding(self) -> bytes:
+        """The encoding Redis 7.0 reports for a sorted set this size (OBJECT ENCODING)."""
+        small = len(self.scores) <= 128 and all(len(m) <= 64 for m in self.scores)
+        return b"listpack" if small else b"skiplist"
 
     def copy(self) -> SortedSet:
         """An independent copy."""
@@ -724,30 +728,8 @@ class SortedSetCommands(CommandContext):
 
     def zmpop_args(self, args: tuple[bytes, ...]) -> tuple[list[bytes], bool, int]:
         """Parse ``numkeys key... MIN|MAX [COUNT count]`` (ZMPOP, BZMPOP): (keys, highest, count)."""
-        numkeys = parse_int(args[0])
-        if numkeys is None or numkeys <= 0:
-            raise RespError("ERR numkeys should be greater than 0")
-        if numkeys > len(args) - 2:
-            raise RespError(SYNTAX)
-        keys = list(args[1 : 1 + numkeys])
-        where = args[1 + numkeys].upper()
-        if where not in (b"MIN", b"MAX"):
-            raise RespError(SYNTAX)
-        rest = args[2 + numkeys :]
-        count = 1
-        seen_count = False
-        i = 0
-        while i < len(rest):
-            if rest[i].upper() == b"COUNT" and i + 1 < len(rest) and not seen_count:
-                parsed = parse_int(rest[i + 1])
-                if parsed is None or parsed <= 0:
-                    raise RespError("ERR count should be greater than 0")
-                count = parsed
-                seen_count = True
-                i += 2
-            else:
-                raise RespError(SYNTAX)
-        return keys, where == b"MAX", count
+        keys, lowest, count = parse_mpop(args, b"MIN", b"MAX")
+        return keys, not lowest, count
 
     def zmpop_reply(self, key: bytes, popped: list[tuple[bytes, float]]) -> bytes:
         """The reply of ZMPOP (and BZMPOP): [key, [[member, score], ...]]."""
