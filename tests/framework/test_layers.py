@@ -23,6 +23,9 @@ FRAMEWORK = Path(__file__).resolve().parents[2] / "framework"
 
 # What each module may import from linechat when it runs (TYPE_CHECKING imports are free).
 ALLOWED = {
+    "transport": set(),
+    "tls": set(),
+    "auth": set(),
     "rules": set(),
     "commands": set(),
     "context": set(),
