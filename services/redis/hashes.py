@@ -26,6 +26,7 @@ from linechat.services.redis.resp import (
     bulk,
     integer,
 )
+from linechat.services.redis.scan import EMPTY_SCAN, SMALL, matching, parse_cursor, parse_scan_options, scan_reply
 from linechat.services.redis.store import MAX_RANDOM_REPEATS, random_items
 from linechat.services.redis.table import redis_command
 
@@ -215,3 +216,22 @@ class HashCommands(CommandContext):
             value = fields[name]
             parts.append(pair + b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(name), name, len(value), value))
         return b"".join(parts)
+
+    @redis_command("HSCAN", arity=-3, flags="readonly", keys=(1, 1, 1), group="hash", tips="nondeterministic_output")
+    def cmd_hscan(self, key: bytes, cursor: bytes, *options: bytes) -> bytes:
+        """Iterate over a hash's fields and values with a cursor (MATCH, COUNT)."""
+        start = parse_cursor(cursor)
+        fields = self._typed(key, dict)
+        if fields is None:
+            return EMPTY_SCAN
+        pattern, count, _ = parse_scan_options(options, False)
+        if len(fields) <= SMALL["hash"]:
+            nxt, names = 0, list(fields)
+        else:
+            nxt, names = self.server.scan_cursors.page(start, fields.keys, count)
+        out: list[bytes] = []
+        for name in matching(names, pattern):
+            value = fields.get(name)
+            if value is not None:
+                out += (name, value)
+        return scan_reply(nxt, out)

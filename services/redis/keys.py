@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import random
 
 from linechat.services.redis.base import (
@@ -20,6 +19,7 @@ from linechat.services.redis.resp import (
     glob_match,
     integer,
 )
+from linechat.services.redis.scan import matching, parse_cursor, parse_scan_options, scan_reply
 from linechat.services.redis.store import copy_value, encoding_of, type_name
 from linechat.services.redis.table import KeySpec, redis_command
 
@@ -153,48 +153,18 @@ class KeyCommands(CommandContext):
         "SCAN", arity=-2, flags="readonly", group="generic", tips="nondeterministic_output request_policy:special"
     )
     def cmd_scan(self, cursor: bytes, *options: bytes) -> bytes:
-        """Iterate over keys with a cursor (MATCH, COUNT, TYPE)."""
-        if not cursor.isdigit():
-            raise RespError("ERR invalid cursor")
-        start = int(cursor)
-        pattern: bytes | None = None
-        kind: bytes | None = None
-        count = 10
-        if len(options) % 2:
-            raise RespError(SYNTAX)
-        for i in range(0, len(options), 2):
-            opt, arg = options[i].upper(), options[i + 1]
-            if opt == b"MATCH":
-                pattern = arg
-            elif opt == b"COUNT":
-                count = int_arg(arg)
-                if count < 1:
-                    raise RespError(SYNTAX)
-            elif opt == b"TYPE":
-                kind = arg.lower()
-            else:
-                raise RespError(SYNTAX)
-        # The cursor is a position in an order fixed by each key's hash, so a
-        # key present for the whole iteration is returned exactly once
-        # whatever is added or removed meanwhile.
-        ranked = [(hash(k) & 0xFFFFFFFF, k) for k in self.db.data]
-        batch = heapq.nsmallest(count, ((h, k) for h, k in ranked if h >= start))
-        if not batch:
-            return b"*2\r\n$1\r\n0\r\n*0\r\n"
-        last = batch[-1][0]
-        batch += [(h, k) for h, k in ranked if h == last and (h, k) not in batch]
-        more = any(h > last for h, _ in ranked)
+        """Iterate over keys with a cursor (MATCH, COUNT, TYPE); see scan.py for the guarantee."""
+        start = parse_cursor(cursor)
+        pattern, count, kind = parse_scan_options(options, True)
+        db = self.db
+        nxt, names = self.server.scan_cursors.page(start, db.data.keys, count)
         keys = []
-        for _, k in batch:
-            value = self.db.get(k)
-            if value is None:
+        for name in matching(names, pattern):
+            value = db.get(name)
+            if value is None or (kind is not None and type_name(value) != kind):
                 continue
-            if pattern is not None and not glob_match(pattern, k):
-                continue
-            if kind is not None and type_name(value) != kind:
-                continue
-            keys.append(k)
-        return b"*2\r\n" + bulk(b"%d" % (last + 1) if more else b"0") + array(keys)
+            keys.append(name)
+        return scan_reply(nxt, keys)
 
     def _rename(self, source: bytes, target: bytes, only_new: bool) -> bytes:
         db = self.db

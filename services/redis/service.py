@@ -16,6 +16,7 @@ from linechat.services.redis.commands import DataCommands
 from linechat.services.redis.connection import SERVER_VERSION
 from linechat.services.redis.protocol import TABLE, RedisProtocol
 from linechat.services.redis.resp import RESP3, RespError, array, glob_match
+from linechat.services.redis.scan import ScanCursors
 from linechat.services.redis.store import Database
 from pydantic import Field
 
@@ -95,6 +96,8 @@ class RedisService(Service):
             Database(i, self._db_clock, self._key_expired, self.blocking.signal) for i in range(self.settings.databases)
         ]
         self.aof: AppendOnlyFile | None = None
+        #: Snapshots of the SCAN/HSCAN/SSCAN/ZSCAN iterations in progress.
+        self.scan_cursors = ScanCursors()
         self.subscribers: dict[bytes, set[ClientContext]] = {}
         self.pattern_subscribers: dict[bytes, set[ClientContext]] = {}
         self.commands_processed = 0

@@ -18,7 +18,9 @@ from linechat.services.redis.resp import (
     integer,
     parse_int,
 )
+from linechat.services.redis.scan import EMPTY_SCAN, SMALL, matching, parse_cursor, parse_scan_options, scan_reply
 from linechat.services.redis.store import MAX_RANDOM_REPEATS, random_items
+from linechat.services.redis.store import is_int_text as encoding_of_member_is_int
 from linechat.services.redis.table import KeySpec, redis_command
 
 __all__ = ["SetCommands"]
@@ -285,3 +287,21 @@ class SetCommands(CommandContext):
                 if found == limit:
                     break
         return integer(found)
+
+    @redis_command("SSCAN", arity=-3, flags="readonly", keys=(1, 1, 1), group="set", tips="nondeterministic_output")
+    def cmd_sscan(self, key: bytes, cursor: bytes, *options: bytes) -> bytes:
+        """Iterate over a set's members with a cursor (MATCH, COUNT)."""
+        start = parse_cursor(cursor)
+        members = self._typed(key, set)
+        if members is None:
+            return EMPTY_SCAN
+        pattern, count, _ = parse_scan_options(options, False)
+        if len(members) <= SMALL["set"]:
+            nxt = 0
+            names = list(members)
+            if all(encoding_of_member_is_int(m) for m in names):
+                names.sort(key=int)  # Redis's intset keeps them in numeric order
+        else:
+            nxt, names = self.server.scan_cursors.page(start, lambda: members, count)
+            names = [m for m in names if m in members]
+        return scan_reply(nxt, matching(names, pattern))

@@ -13,6 +13,7 @@ __all__ = [
     "Database",
     "copy_value",
     "encoding_of",
+    "is_int_text",
     "random_items",
     "register_type",
     "type_name",
@@ -57,7 +58,8 @@ def copy_value(value: Any) -> Any:
 _INT_TEXT = re.compile(rb"-?[1-9][0-9]{0,18}|0")
 
 
-def _is_int(value: bytes) -> bool:
+def is_int_text(value: bytes) -> bool:
+    """True if Redis would store this string as an integer (no sign but '-', no leading zero, 64 bits)."""
     return len(value) <= 20 and _INT_TEXT.fullmatch(value) is not None and -(1 << 63) <= int(value) < (1 << 63)
 
 
@@ -69,7 +71,7 @@ def encoding_of(value: Any) -> bytes:
     """
     kind = type(value)
     if kind is bytes:
-        if _is_int(value):
+        if is_int_text(value):
             return b"int"
         return b"embstr" if len(value) <= 44 else b"raw"
     if kind is deque:
@@ -78,7 +80,7 @@ def encoding_of(value: Any) -> bytes:
         small = len(value) <= 128 and all(len(k) <= 64 and len(v) <= 64 for k, v in value.items())
         return b"listpack" if small else b"hashtable"
     if kind is set:
-        return b"intset" if len(value) <= 512 and all(_is_int(m) for m in value) else b"hashtable"
+        return b"intset" if len(value) <= 512 and all(is_int_text(m) for m in value) else b"hashtable"
     name = getattr(value, "encoding", None)
     return name() if callable(name) else b"raw"
 

@@ -36,6 +36,7 @@ from linechat.services.redis.resp import (
     integer,
     parse_int,
 )
+from linechat.services.redis.scan import EMPTY_SCAN, SMALL, matching, parse_cursor, parse_scan_options, scan_reply
 from linechat.services.redis.store import MAX_RANDOM_REPEATS, register_type
 from linechat.services.redis.table import KeySpec, redis_command
 from sortedcontainers import SortedList
@@ -871,6 +872,28 @@ class SortedSetCommands(CommandContext):
             return integer(len(result))
         ordered = sorted((s, m) for m, s in result.items())
         return self.scored_reply(((m, s) for s, m in ordered), withscores)
+
+    @redis_command(
+        "ZSCAN", arity=-3, flags="readonly", keys=(1, 1, 1), group="sorted-set", tips="nondeterministic_output"
+    )
+    def cmd_zscan(self, key: bytes, cursor: bytes, *options: bytes) -> bytes:
+        """Iterate over a sorted set's members and scores with a cursor (MATCH, COUNT)."""
+        start = parse_cursor(cursor)
+        zset = self._zset(key)
+        if zset is None:
+            return EMPTY_SCAN
+        pattern, count, _ = parse_scan_options(options, False)
+        scores = zset.scores
+        if len(zset) <= SMALL["zset"]:
+            nxt, names = 0, [member for _, member in zset.order]
+        else:
+            nxt, names = self.server.scan_cursors.page(start, scores.keys, count)
+        out: list[bytes] = []
+        for name in matching(names, pattern):
+            score = scores.get(name)
+            if score is not None:
+                out += (name, format_score(score))
+        return scan_reply(nxt, out)
 
     @redis_command(
         "ZUNION", arity=-3, flags="readonly", keys=[KeySpec(("RO", "access"), 1, keynum=(0, 1, 1))], group="sorted-set"
