@@ -8,10 +8,11 @@ speaks IRC.  Rooms and the nick namespace live behind a
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections import deque
+from typing import TYPE_CHECKING, Literal
 
 from linechat import ListenerSpec, Service, ServiceContext, ServiceSettings
-from linechat.services.chat.backplane import Backplane, Event, LocalBackplane, Member, RoomInfo
+from linechat.services.chat.backplane import Backplane, ChannelModes, Event, LocalBackplane, Member, RoomInfo
 from linechat.services.chat.irc import IrcSession
 from linechat.services.chat.plain import PlainSession
 from linechat.services.chat.session import ChatSession
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backplane",
+    "ChannelModes",
     "ChatService",
     "ChatSettings",
     "Event",
@@ -63,11 +65,25 @@ class ChatSettings(ServiceSettings):
     nick_len: int = Field(30, ge=1, le=100, description="longest nickname")
     room_len: int = Field(50, ge=2, le=200, description="longest room name, '#' included")
     max_rooms: int = Field(50, ge=1, description="rooms one IRC user may be in at once")
+    topic_len: int = Field(300, ge=1, le=390, description="longest topic in bytes (TOPICLEN)")
+    user_len: int = Field(10, ge=1, le=30, description="longest user name shown in nick!user@host (USERLEN)")
+    max_targets: int = Field(4, ge=1, le=50, description="targets of one PRIVMSG/NOTICE (MAXTARGETS)")
+    default_modes: str = Field("nt", pattern=r"^[imnst]*$", description="modes a new room starts with")
+    plain_formatting: Literal["strip", "ansi"] = Field(
+        "strip", description="IRC bold/colour codes for telnet users: removed, or drawn as ANSI"
+    )
     flood_rate: float = Field(4.0, ge=0, description="lines a second a client may send on average (0: no limit)")
     flood_burst: int = Field(20, ge=1, description="lines a client may send at once before being slowed down")
-    flood_kick: int = Field(40, ge=1, description="delayed lines in a row before a flooding client is disconnected")
+    register_timeout: float = Field(60.0, ge=0, description="seconds to choose a nick (IRC: register) (0: no limit)")
+    whowas: int = Field(200, ge=0, le=100000, description="departed nicks WHOWAS remembers")
+    admin: str = Field("", description="who runs this server (ADMIN)")
+    admin_email: str = Field("", description="how to reach them (ADMIN)")
     ping_interval: float = Field(120.0, ge=0, description="seconds of IRC silence before the server PINGs (0: never)")
     ping_timeout: float = Field(60.0, gt=0, description="seconds to wait for the answer to a PING")
+    opers: dict[str, str] = Field(
+        default_factory=dict,
+        description="IRC operators: name -> scrypt hash (python -m linechat.services.chat.opers makes one)",
+    )
 
 
 class ChatService(Service):
@@ -86,6 +102,15 @@ class ChatService(Service):
         self.backplane: Backplane = self.make_backplane()
         self._dirty: list[ChatSession] = []  # sessions with room traffic to push this turn
         self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        self.started = time.time()
+        # Who was here: (nick, user, host, realname, when), newest last.
+        self.whowas: deque[tuple[str, str, str, str, float]] = deque(maxlen=self.settings.whowas or None)
+        self.max_users = 0  # the most nicks held at once (LUSERS)
+
+    def remember(self, session: ChatSession) -> None:
+        """Keep *session*'s nick for WHOWAS (it quits or changes nick)."""
+        if self.settings.whowas:
+            self.whowas.append((session.nick, session.user, session.host, session.realname, time.time()))
 
     def flush_soon(self, session: ChatSession) -> None:
         """Have *session*'s queued room traffic pushed at the end of this reactor turn."""
@@ -100,7 +125,7 @@ class ChatService(Service):
 
     def make_backplane(self) -> Backplane:
         """Build the room registry (override to spread rooms over processes)."""
-        return LocalBackplane(history=self.settings.history)
+        return LocalBackplane(history=self.settings.history, default_modes=self.settings.default_modes)
 
     def listeners(self) -> list[ListenerSpec]:
         """Plain text on ``port`` (listener "main"), IRC on ``irc_port`` (listener "irc")."""

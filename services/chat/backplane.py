@@ -16,7 +16,7 @@ from typing import Protocol
 
 from linechat.services.chat.names import fold
 
-__all__ = ["HISTORY_KINDS", "Backplane", "Event", "LocalBackplane", "Member", "RoomInfo"]
+__all__ = ["HISTORY_KINDS", "Backplane", "ChannelModes", "Event", "LocalBackplane", "Member", "RoomInfo"]
 
 #: Event kinds kept in a room's history and replayed on join.
 HISTORY_KINDS = frozenset({"message", "action", "notice"})
@@ -30,18 +30,32 @@ class Event:
     not one per member.
     """
 
-    __slots__ = ("_wire", "at", "host", "kind", "nick", "target", "text", "user")
+    __slots__ = ("_wire", "arg", "at", "host", "kind", "nick", "tags", "target", "text", "user")
 
     def __init__(
-        self, kind: str, nick: str, user: str, host: str, target: str, text: str = "", at: float | None = None
+        self,
+        kind: str,
+        nick: str,
+        user: str,
+        host: str,
+        target: str,
+        text: str = "",
+        at: float | None = None,
+        arg: str = "",
+        tags: str = "",
     ) -> None:
-        self.kind = kind  # message, notice, action, join, part, quit, nick, topic
+        # message, notice, action, tagmsg, join, part, quit, nick, topic, kick, mode, invite, away
+        self.kind = kind
         self.nick = nick
         self.user = user
         self.host = host
-        self.target = target  # a room name, a nick, or "" (quit, nick)
+        self.target = target  # a room name, a nick, or "" (quit, nick, away)
         self.text = text
         self.at = time.time() if at is None else at
+        # A parameter some kinds carry: the kicked nick, the mode changes, the room invited to.
+        self.arg = arg
+        # Client-only IRCv3 tags (``+name=value;...``), relayed to clients that asked for message-tags.
+        self.tags = tags
         self._wire: dict[Callable[[Event], bytes | None], bytes | None] = {}
 
     def encoded(self, render: Callable[[Event], bytes | None]) -> bytes | None:
@@ -77,6 +91,35 @@ class Member(Protocol):
     def deliver(self, event: Event) -> None:
         """Queue *event* for this user; must not block and must not raise."""
 
+    def removed(self, room: str) -> None:
+        """This user was taken out of *room* by someone else (a kick): forget it."""
+
+    def kill(self, reason: str) -> None:
+        """Disconnect this user with *reason* (an operator's KILL)."""
+
+
+@dataclass
+class ChannelModes:
+    """A room's modes: flags (i, m, n, s, t), key, limit, bans and pending invitations."""
+
+    flags: set[str] = field(default_factory=lambda: {"n", "t"})
+    key: str = ""
+    limit: int = 0
+    bans: list[tuple[str, str, float]] = field(default_factory=list)  # mask, set by, when
+    invited: set[str] = field(default_factory=set)  # folded nicks invited past +i
+
+    def describe(self, show_key: bool = True) -> tuple[str, list[str]]:
+        """The mode string and its parameters, as RPL_CHANNELMODEIS shows them."""
+        modes = "+" + "".join(sorted(self.flags))
+        params: list[str] = []
+        if self.key:
+            modes += "k"
+            params.append(self.key if show_key else "*")
+        if self.limit:
+            modes += "l"
+            params.append(str(self.limit))
+        return modes, params
+
 
 @dataclass
 class RoomInfo:
@@ -107,6 +150,10 @@ class Backplane(ABC):
     def find(self, nick: str) -> Member | None:
         """Return the member holding *nick*, if any."""
 
+    @abstractmethod
+    def users(self) -> list[Member]:
+        """Every member holding a nick."""
+
     # ------------------------------------------------------------------ rooms
 
     @abstractmethod
@@ -134,6 +181,22 @@ class Backplane(ABC):
         """The members of *room* (empty if it does not exist)."""
 
     @abstractmethod
+    def member_status(self, room: str) -> list[tuple[Member, str]]:
+        """The members of *room* with their status letters ("o", "v", "ov" or "")."""
+
+    @abstractmethod
+    def status(self, room: str, member: Member) -> str | None:
+        """*member*'s status letters in *room* ("o", "v", "ov", ""); None if not a member."""
+
+    @abstractmethod
+    def set_status(self, room: str, member: Member, letter: str, on: bool) -> bool:
+        """Give or take status *letter* ("o" or "v"); True if that changed anything."""
+
+    @abstractmethod
+    def modes(self, room: str) -> ChannelModes | None:
+        """The room's modes (the live state: change it in place), or None if there is no such room."""
+
+    @abstractmethod
     def room(self, room: str) -> RoomInfo | None:
         """Describe *room*, or None if it does not exist."""
 
@@ -156,6 +219,8 @@ class _Room:
     created: float
     history: deque[Event]
     members: dict[int, Member] = field(default_factory=dict)
+    status: dict[int, str] = field(default_factory=dict)  # member id -> "o", "v", "ov"
+    modes: ChannelModes = field(default_factory=ChannelModes)
     # A tuple rebuilt on membership change: broadcasting iterates it, so a
     # member leaving (or being cut off) mid-broadcast is harmless.
     snapshot: tuple[Member, ...] = ()
@@ -170,8 +235,9 @@ class _Room:
 class LocalBackplane(Backplane):
     """Rooms and nicks in this process: dictionaries keyed by case-folded names."""
 
-    def __init__(self, history: int = 0) -> None:
+    def __init__(self, history: int = 0, default_modes: str = "nt") -> None:
         self.history_size = history
+        self.default_modes = default_modes
         self._nicks: dict[str, Member] = {}
         self._rooms: dict[str, _Room] = {}
 
@@ -190,12 +256,18 @@ class LocalBackplane(Backplane):
         """Return the member holding *nick*, if any."""
         return self._nicks.get(fold(nick))
 
+    def users(self) -> list[Member]:
+        """Every member holding a nick."""
+        return list(self._nicks.values())
+
     def join(self, room: str, member: Member) -> RoomInfo | None:
         """Add *member* to *room* (created on first join); None if already in it."""
         key = fold(room)
         state = self._rooms.get(key)
         if state is None:
             state = self._rooms[key] = _Room(room, time.time(), deque(maxlen=self.history_size or None))
+            state.modes.flags = set(self.default_modes)
+            state.status[id(member)] = "o"  # whoever creates a room operates it
         elif id(member) in state.members:
             return None
         state.members[id(member)] = member
@@ -208,6 +280,7 @@ class LocalBackplane(Backplane):
         state = self._rooms.get(key)
         if state is None or state.members.pop(id(member), None) is None:
             return False
+        state.status.pop(id(member), None)
         if state.members:
             state.snapshot = tuple(state.members.values())
         else:
@@ -253,6 +326,41 @@ class LocalBackplane(Backplane):
         """The members of *room* (empty if it does not exist)."""
         state = self._rooms.get(fold(room))
         return list(state.snapshot) if state is not None else []
+
+    def member_status(self, room: str) -> list[tuple[Member, str]]:
+        """The members of *room* with their status letters ("o", "v", "ov" or "")."""
+        state = self._rooms.get(fold(room))
+        if state is None:
+            return []
+        status = state.status
+        return [(member, status.get(id(member), "")) for member in state.snapshot]
+
+    def status(self, room: str, member: Member) -> str | None:
+        """*member*'s status letters in *room* ("o", "v", "ov", ""); None if not a member."""
+        state = self._rooms.get(fold(room))
+        if state is None or id(member) not in state.members:
+            return None
+        return state.status.get(id(member), "")
+
+    def set_status(self, room: str, member: Member, letter: str, on: bool) -> bool:
+        """Give or take status *letter* ("o" or "v"); True if that changed anything."""
+        state = self._rooms.get(fold(room))
+        if state is None or id(member) not in state.members:
+            return False
+        old = state.status.get(id(member), "")
+        new = "".join(sorted(set(old) | {letter})) if on else old.replace(letter, "")
+        if new == old:
+            return False
+        if new:
+            state.status[id(member)] = new
+        else:
+            state.status.pop(id(member), None)
+        return True
+
+    def modes(self, room: str) -> ChannelModes | None:
+        """The room's modes (the live state: change it in place), or None if there is no such room."""
+        state = self._rooms.get(fold(room))
+        return state.modes if state is not None else None
 
     def room(self, room: str) -> RoomInfo | None:
         """Describe *room*, or None if it does not exist."""

@@ -1,27 +1,70 @@
-"""The IRC dialect: the server side of what RFC 1459/2812 clients need to chat."""
+"""The IRC dialect: the server side of what RFC 1459/2812 and IRCv3 clients need to run a channel."""
 
 from __future__ import annotations
 
+import itertools
+import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 from linechat import Reply, Rule, command
 from linechat.reactor import Timer
 from linechat.services.chat.backplane import Event
-from linechat.services.chat.names import clean_text, fold
-from linechat.services.chat.session import ChatSession
+from linechat.services.chat.names import clean_text, fold, mask_matches, valid_user
+from linechat.services.chat.opers import verify_password
+from linechat.services.chat.session import IRC_LINE, ChatSession, Problem
 
-__all__ = ["IrcSession", "render_irc"]
+__all__ = ["CAPABILITIES", "IrcSession", "render_irc"]
 
-# RFC 1459: a line is at most 512 bytes with its CR LF.
-_IRC_LINE = 510
 _VERSION = "linechat-0.1.0"
+
+#: The IRCv3 capabilities offered (``CAP LS``).
+CAPABILITIES = (
+    "away-notify",
+    "cap-notify",
+    "echo-message",
+    "message-tags",
+    "multi-prefix",
+    "server-time",
+    "userhost-in-names",
+)
+
+# Commands whose only effect is a reply to the sender: free on the flood
+# clock, since a client that floods them only fills its own output queue,
+# and the framework stops reading from a client that does not read.
+_FREE = frozenset(
+    {
+        b"PING", b"PONG", b"WHO", b"WHOIS", b"WHOWAS", b"ISON", b"USERHOST", b"NAMES", b"LIST", b"LUSERS",
+        b"MOTD", b"VERSION", b"TIME", b"ADMIN", b"INFO", b"CAP",
+    }
+)  # fmt: skip
+
+# The text of each numeric the channel operations can answer with.
+_TEXT = {
+    "401": "No such nick/channel",
+    "403": "No such channel",
+    "404": "Cannot send to channel",
+    "441": "They aren't on that channel",
+    "442": "You're not on that channel",
+    "443": "is already on channel",
+    "471": "Cannot join channel (+l)",
+    "472": "is unknown mode char to me",
+    "473": "Cannot join channel (+i)",
+    "474": "Cannot join channel (+b)",
+    "475": "Cannot join channel (+k)",
+    "478": "Channel ban list is full",
+    "482": "You're not channel operator",
+    "367": "",
+    "368": "End of channel ban list",
+}
 
 
 def _line(head: str, text: str) -> bytes:
     """``head :text`` + CRLF, cut at a character boundary to fit IRC's 512 bytes."""
     data = f"{head} :{text}".encode()
-    if len(data) > _IRC_LINE:
-        data = data[:_IRC_LINE].decode("utf-8", "ignore").encode()
+    if len(data) > IRC_LINE:
+        data = data[:IRC_LINE].decode("utf-8", "ignore").encode()
     return data + b"\r\n"
 
 
@@ -46,11 +89,70 @@ def render_irc(event: Event) -> bytes | None:
         return _line(f"{source} NICK", event.text)
     if kind == "topic":
         return _line(f"{source} TOPIC {target}", event.text)
+    if kind == "kick":
+        return _line(f"{source} KICK {target} {event.arg}", event.text)
+    if kind == "mode":
+        return f"{source} MODE {target} {event.arg}\r\n".encode()
+    if kind == "invite":
+        return f"{source} INVITE {target} {event.arg}\r\n".encode()
+    if kind == "away":
+        return _line(f"{source} AWAY", event.text) if event.text else f"{source} AWAY\r\n".encode()
     return None
 
 
+def _time_tag(at: float) -> str:
+    return "time=" + time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+
+
+def render_irc_time(event: Event) -> bytes | None:
+    """:func:`render_irc` with the server-time tag (clients with ``server-time`` only)."""
+    data = render_irc(event)
+    return None if data is None else f"@{_time_tag(event.at)} ".encode() + data
+
+
+# Message ids: unique for this process's life (a random prefix tells restarts apart).
+_MSGID_PREFIX = os.urandom(4).hex()
+_msgids = itertools.count(1)
+# IRCv3 message-tags: up to 4096 bytes of tags (with '@' and the space) before the 512-byte line.
+_TAGS_MAX = 4096
+
+
+def render_irc_tags(event: Event) -> bytes | None:
+    """:func:`render_irc` with the time, a message id and the sender's client tags (``message-tags``)."""
+    if event.kind == "tagmsg":
+        data: bytes | None = f":{event.nick}!{event.user}@{event.host} TAGMSG {event.target}\r\n".encode()
+    else:
+        data = render_irc(event)
+    if data is None:
+        return None
+    tags = _time_tag(event.at)
+    if event.kind in ("message", "notice", "action", "tagmsg"):
+        tags += f";msgid={_MSGID_PREFIX}{next(_msgids)}"
+    if event.tags:
+        tags += ";" + event.tags
+    return f"@{tags} ".encode() + data
+
+
+def _unescape_tag(value: str) -> str:
+    out: list[str] = []
+    chars = iter(value)
+    for char in chars:
+        if char != "\\":
+            out.append(char)
+            continue
+        nxt = next(chars, "")
+        out.append({":": ";", "s": " ", "r": "\r", "n": "\n", "\\": "\\"}.get(nxt, nxt))
+    return "".join(out)
+
+
+def _client_tags(raw: str) -> str:
+    """The client-only tags (``+name``) of a tag string, kept as sent (they are relayed verbatim)."""
+    kept = [tag for tag in raw.split(";") if tag.startswith("+") and len(tag) > 1]
+    return ";".join(kept)
+
+
 class IrcSession(ChatSession):
-    """An IRC client: registration, channels, messages, numerics for every error."""
+    """An IRC client: registration, channels with operators and modes, numerics for every error."""
 
     dialect = "irc"
     render = staticmethod(render_irc)
@@ -63,11 +165,42 @@ class IrcSession(ChatSession):
         self.server = self.settings.server_name
         self.realname = ""
         self.cap_negotiating = False
+        self.caps: set[str] = set()
+        self.cap_version = 0
+        self.tags = ""  # client tags of the line being handled
+        self._render: Callable[[Event], bytes | None] = render_irc
         self._ping_sent: float | None = None
         self._ping_timer: Timer | None = None
         interval = self.settings.ping_interval
         if interval:
             self._ping_timer = self.reactor.call_later(interval, self._ping_check)
+
+    # ------------------------------------------------------------------ delivery
+
+    def deliver(self, event: Event) -> None:
+        """Queue *event* as this client's capabilities want it rendered."""
+        kind = event.kind
+        if kind == "away" and "away-notify" not in self.caps:
+            return
+        if kind == "tagmsg" and "message-tags" not in self.caps:
+            return
+        if self.left:
+            return
+        data = event.encoded(self._render)
+        if data is None:
+            return
+        outq = self._outq
+        if not outq:
+            self.service.flush_soon(self)
+        outq.append(data)
+
+    def _caps_changed(self) -> None:
+        if "message-tags" in self.caps:
+            self._render = render_irc_tags
+        elif "server-time" in self.caps:
+            self._render = render_irc_time
+        else:
+            self._render = render_irc
 
     # ------------------------------------------------------------------ replies
 
@@ -78,6 +211,14 @@ class IrcSession(ChatSession):
         if middle:
             head += " " + " ".join(middle)
         return f"{head} :{last}"
+
+    def problem(self, problem: Problem) -> str:
+        """A channel operation's refusal as its numeric."""
+        code, *params = problem
+        if code == "696":
+            *middle, text = params
+            return self.num(code, *(p if p and " " not in p else "*" for p in middle), text)
+        return self.num(code, *params, _TEXT.get(code, ""))
 
     def error(self, message: str) -> str:
         """Errors without a numeric of their own go out as a server NOTICE."""
@@ -97,8 +238,11 @@ class IrcSession(ChatSession):
             # Older clients speak latin-1; every byte means something there.
             text = line.decode("latin-1")
         text = clean_text(text)
+        self.tags = ""
         if text.startswith("@"):
-            text = text.partition(" ")[2]  # message tags: we support none
+            raw, _, text = text.partition(" ")
+            if "message-tags" in self.caps:
+                self.tags = _client_tags(raw[1:])
         text = text.lstrip(" ")
         if text.startswith(":"):
             text = text.partition(" ")[2]  # a client's own prefix means nothing
@@ -111,6 +255,34 @@ class IrcSession(ChatSession):
         elif len(parts) > 1 and parts[-1].startswith(":"):
             parts[-1] = parts[-1][1:]  # "CMD :x" with the colon right after the command
         return parts[0].upper(), parts[1:]
+
+    def handle_line(self, line: bytes) -> Reply:
+        """Refuse a line whose tags pass 4096 bytes or whose rest passes 512 (417), then go on as usual."""
+        rest = line
+        if line[:1] == b"@":
+            space = line.find(b" ")
+            if space < 0 or space + 1 > _TAGS_MAX:
+                return self._too_long()
+            rest = line[space + 1 :]
+        if len(rest.rstrip(b"\r")) > IRC_LINE:
+            return self._too_long()
+        return super().handle_line(line)
+
+    def _too_long(self) -> Reply:
+        self.charge()
+        if not self.channel.note_bad_input("frame_too_long", rule="command"):
+            self.close()
+            return self.on_abuse("too many over-long lines")
+        return self.num("417", "Input line was too long")
+
+    def line_weight(self, line: bytes) -> float:
+        """Queries and pings are free on the flood clock; everything else costs a line."""
+        if line[:1] == b"@":
+            line = line.partition(b" ")[2]
+        if line[:1] == b":":
+            line = line.partition(b" ")[2]
+        name = line.lstrip(b" ").split(b" ", 1)[0].rstrip(b"\r").upper()
+        return 0.0 if name in _FREE else 1.0
 
     # ------------------------------------------------------------------ hooks
 
@@ -127,10 +299,9 @@ class IrcSession(ChatSession):
         return self.num("451", "You have not registered")
 
     def on_frame_too_long(self, rule: Rule, size: int) -> bool:
-        """417 ERR_INPUTTOOLONG; the line is skipped and the connection goes on (it counts against the flood gate)."""
-        if not self.admit_line():
-            return True  # already saying goodbye
+        """417 ERR_INPUTTOOLONG; the line is skipped, counted on the flood clock, and the connection goes on."""
         self.send(self.num("417", "Input line was too long"))
+        self.charge()
         return True
 
     def on_close(self) -> None:
@@ -167,16 +338,34 @@ class IrcSession(ChatSession):
 
     @command("CAP")
     def cap(self, sub: str, *args: str) -> Reply:
-        """Capability negotiation: we offer none, so modern clients go on without."""
+        """IRCv3 capability negotiation; registration waits for ``CAP END`` once it starts."""
         sub = sub.upper()
+        me = self.nick or "*"
+        head = f":{self.server} CAP {me}"
         if sub == "LS":
             if self.state == "registering":
-                self.cap_negotiating = True  # registration waits for CAP END
-            return f":{self.server} CAP {self.nick or '*'} LS :"
+                self.cap_negotiating = True
+            version = args[0] if args else ""
+            if version.isdigit() and int(version) >= 302:
+                self.cap_version = max(self.cap_version, int(version))
+                self.caps.add("cap-notify")  # implied by 302
+            return f"{head} LS :{' '.join(CAPABILITIES)}"
         if sub == "LIST":
-            return f":{self.server} CAP {self.nick or '*'} LIST :"
+            return f"{head} LIST :{' '.join(sorted(self.caps))}"
         if sub == "REQ":
-            return f":{self.server} CAP {self.nick or '*'} NAK :{args[-1] if args else ''}"
+            if self.state == "registering":
+                self.cap_negotiating = True
+            wanted = (args[-1] if args else "").split()
+            ok = bool(wanted) and all(cap.lstrip("-") in CAPABILITIES for cap in wanted)
+            if not ok:
+                return f"{head} NAK :{' '.join(wanted)}"
+            for cap in wanted:
+                if cap.startswith("-"):
+                    self.caps.discard(cap[1:])
+                else:
+                    self.caps.add(cap)
+            self._caps_changed()
+            return f"{head} ACK :{' '.join(wanted)}"
         if sub == "END":
             self.cap_negotiating = False
             return self._try_register()
@@ -215,36 +404,59 @@ class IrcSession(ChatSession):
         """Give the user name and real name."""
         if self.state != "registering":
             return self.num("462", "You may not reregister")
-        self.user = "~" + user[: self.settings.nick_len]
+        if not realname or not user:
+            return self.num("461", "USER", "Not enough parameters")
+        # The user part shows in nick!user@host: no '@', '!' or controls there.
+        self.user = "~" + (valid_user(user, self.settings.user_len - 1) or "user")
         self.realname = realname
         return self._try_register()
+
+    def _isupport(self) -> list[str]:
+        settings = self.settings
+        targets = settings.max_targets
+        return [
+            "AWAYLEN=200",
+            "CASEMAPPING=ascii",
+            f"CHANLIMIT=#:{settings.max_rooms}",
+            "CHANMODES=b,k,l,imnst",
+            f"CHANNELLEN={settings.room_len}",
+            "CHANTYPES=#",
+            "ELIST=",
+            "HOSTLEN=63",
+            f"KICKLEN={IRC_LINE - 100}",
+            f"MAXTARGETS={targets}",
+            "MODES=4",
+            f"NETWORK={settings.network}",
+            f"NICKLEN={settings.nick_len}",
+            "PREFIX=(ov)@+",
+            "SAFELIST",
+            "STATUSMSG=",
+            f"TARGMAX=PRIVMSG:{targets},NOTICE:{targets},TAGMSG:{targets},JOIN:,PART:,KICK:1,WHOIS:1,NAMES:1",
+            f"TOPICLEN={settings.topic_len}",
+            f"USERLEN={settings.user_len}",
+        ]
+
+    def _isupport_lines(self) -> list[Reply]:
+        tokens = [token for token in self._isupport() if token != "STATUSMSG="]
+        return [self.num("005", *tokens[i : i + 12], "are supported by this server") for i in range(0, len(tokens), 12)]
 
     def _try_register(self) -> Reply:
         if self.state != "registering" or not self.nick or not self.user or self.cap_negotiating:
             return None
         self.set_state("registered")
+        self.registration_done()
+        service = self.service
+        service.max_users = max(service.max_users, len(self.backplane.users()))
         settings = self.settings
         nick = self.nick
         replies: list[Reply] = [
             self.num("001", f"Welcome to the {settings.network} network, {nick}!{self.user}@{self.host}"),
             self.num("002", f"Your host is {self.server}, running version {_VERSION}"),
-            self.num("003", f"This server was created {self.service.created}"),
-            f":{self.server} 004 {nick} {self.server} {_VERSION} i n",
-            self.num(
-                "005",
-                f"NETWORK={settings.network}",
-                "CASEMAPPING=ascii",
-                "CHANTYPES=#",
-                f"CHANLIMIT=#:{settings.max_rooms}",
-                f"NICKLEN={settings.nick_len}",
-                f"CHANNELLEN={settings.room_len}",
-                "TOPICLEN=390",
-                "PREFIX=",
-                "CHANMODES=,,,n",
-                "SAFELIST",
-                "are supported by this server",
-            ),
+            self.num("003", f"This server was created {service.created}"),
+            f":{self.server} 004 {nick} {self.server} {_VERSION} io biklmnostv bklov",
+            *self._isupport_lines(),
         ]
+        replies.extend(self._lusers())
         replies.extend(self._motd())
         return replies
 
@@ -261,6 +473,66 @@ class IrcSession(ChatSession):
     def motd(self, *_: str) -> Reply:
         """The message of the day."""
         return self._motd()
+
+    # ------------------------------------------------------------------ server queries
+
+    def _lusers(self) -> list[Reply]:
+        users = self.backplane.users()
+        count = len(users)
+        service = self.service
+        service.max_users = max(service.max_users, count)
+        opers = sum(1 for user in users if getattr(user, "oper", False))
+        unknown = max(len(service.connections) - count, 0)
+        rooms = len(self.backplane.rooms())
+        top = service.max_users
+        return [
+            self.num("251", f"There are {count} users and 0 invisible on 1 servers"),
+            self.num("252", str(opers), "operator(s) online"),
+            self.num("253", str(unknown), "unknown connection(s)"),
+            self.num("254", str(rooms), "channels formed"),
+            self.num("255", f"I have {count} clients and 0 servers"),
+            self.num("265", str(count), str(top), f"Current local users {count}, max {top}"),
+            self.num("266", str(count), str(top), f"Current global users {count}, max {top}"),
+        ]
+
+    @command("LUSERS", state="registered")
+    def lusers(self, *_: str) -> Reply:
+        """Counts of users, operators, channels."""
+        return self._lusers()
+
+    @command("VERSION", state="registered")
+    def version(self, *_: str) -> Reply:
+        """The server's version and ISUPPORT."""
+        return [self.num("351", _VERSION, self.server, "linechat chat service"), *self._isupport_lines()]
+
+    @command("TIME", state="registered")
+    def time_command(self, *_: str) -> Reply:
+        """The server's local time."""
+        now = time.time()
+        return self.num(
+            "391", self.server, str(int(now)), "0", time.strftime("%A %B %d %Y -- %H:%M:%S +00:00", time.gmtime(now))
+        )
+
+    @command("ADMIN", state="registered")
+    def admin(self, *_: str) -> Reply:
+        """Who runs this server."""
+        settings = self.settings
+        return [
+            self.num("256", self.server, "Administrative info"),
+            self.num("257", settings.network),
+            self.num("258", settings.admin or "linechat chat service"),
+            self.num("259", settings.admin_email or "no contact given"),
+        ]
+
+    @command("INFO", state="registered")
+    def info(self, *_: str) -> Reply:
+        """About this server."""
+        return [
+            self.num("371", f"{_VERSION}: the chat service of linechat"),
+            self.num("371", "Plain-text (telnet) users and IRC clients share the rooms."),
+            self.num("371", f"Up since {self.service.created}"),
+            self.num("374", "End of INFO list"),
+        ]
 
     # ------------------------------------------------------------------ liveness and leaving
 
@@ -281,6 +553,18 @@ class IrcSession(ChatSession):
         """Leave the server."""
         return self.disconnect(f"Quit: {reason}" if reason else "Quit")
 
+    @command("AWAY", state="registered")
+    def away_command(self, message: str = "", *_: str) -> Reply:
+        """Mark yourself away (with a message) or back (without); away-notify clients are told."""
+        message = message[:200]
+        changed = message != self.away
+        self.away = message
+        if changed:
+            self.backplane.publish_rooms(list(self.rooms.values()), self.event("away", "", message), exclude=self)
+        if message:
+            return self.num("306", "You have been marked as being away")
+        return self.num("305", "You are no longer marked as being away")
+
     # ------------------------------------------------------------------ channels
 
     @command("JOIN", state="registered")
@@ -290,18 +574,24 @@ class IrcSession(ChatSession):
             for room in list(self.rooms.values()):
                 self.leave(room)
             return None
+        key_list = keys.split(",") if keys else []
         # Each channel's replies go out right after its JOIN line (which the
         # room delivers), so they are sent as we go rather than returned.
-        for room in rooms.split(","):
+        for index, room in enumerate(rooms.split(",")):
             if not room:
                 continue
+            key = key_list[index] if index < len(key_list) else ""
             if not self.room_name_ok(room):
-                self.send(self.num("403", room, "No such channel"))
+                self.send(self.num("403" if room.startswith("#") else "476", room, "No such channel"))
                 continue
             if fold(room) in self.rooms:
                 continue
             if len(self.rooms) >= self.settings.max_rooms:
                 self.send(self.num("405", room, "You have joined too many channels"))
+                continue
+            refused = self.ops.join_problem(room, key)
+            if refused is not None:
+                self.send(self.problem(refused))
                 continue
             info = self.enter(room)
             if info is None:
@@ -309,28 +599,43 @@ class IrcSession(ChatSession):
             replies: list[Reply] = []
             if info.topic:
                 replies.append(self.num("332", info.name, info.topic))
-                replies.append(self.num("333", info.name, info.topic_by, str(int(info.topic_at))))
+                replies.append(f":{self.server} 333 {self.nick} {info.name} {info.topic_by} {int(info.topic_at)}")
             replies.extend(self._names(info.name))
-            replies.extend(event.encoded(self.render) for event in self.backplane.history(info.name))
+            replies.extend(event.encoded(self._render) for event in self.backplane.history(info.name))
             self.send(replies)
         return None
 
+    def _prefix(self, status: str) -> str:
+        if not status:
+            return ""
+        marks = ("@" if "o" in status else "") + ("+" if "v" in status else "")
+        return marks if "multi-prefix" in self.caps else marks[:1]
+
     def _names(self, room: str) -> list[Reply]:
-        nicks = sorted((member.nick for member in self.backplane.members(room)), key=fold)
+        hosts = "userhost-in-names" in self.caps
+        members = sorted(self.backplane.member_status(room), key=lambda pair: fold(pair[0].nick))
+        modes = self.backplane.modes(room)
+        symbol = "@" if modes is not None and "s" in modes.flags else "="
+        entries = [self._prefix(status) + (f"{m.nick}!{m.user}@{m.host}" if hosts else m.nick) for m, status in members]
         replies: list[Reply] = []
-        head = f":{self.server} 353 {self.nick} = {room} :"
+        head = f":{self.server} 353 {self.nick} {symbol} {room} :"
         batch: list[str] = []
         size = len(head)
-        for nick in nicks:
-            if batch and size + len(nick) + 1 > _IRC_LINE:
+        for entry in entries:
+            if batch and size + len(entry) + 1 > IRC_LINE:
                 replies.append(head + " ".join(batch))
                 batch, size = [], len(head)
-            batch.append(nick)
-            size += len(nick) + 1
+            batch.append(entry)
+            size += len(entry) + 1
         if batch:
             replies.append(head + " ".join(batch))
         replies.append(self.num("366", room, "End of /NAMES list."))
         return replies
+
+    def _visible(self, room: str) -> bool:
+        """Secret rooms (+s) are seen by their members only."""
+        modes = self.backplane.modes(room)
+        return modes is None or "s" not in modes.flags or fold(room) in self.rooms
 
     @command("PART", state="registered")
     def part(self, rooms: str, reason: str = "", *_: str) -> Reply:
@@ -341,29 +646,27 @@ class IrcSession(ChatSession):
                 continue
             if self.backplane.room(room) is None:
                 replies.append(self.num("403", room, "No such channel"))
-            elif not self.leave(room, reason):
+            elif not self.leave(room, self.fit_irc("PART", room, reason) if reason else ""):
                 replies.append(self.num("442", room, "You're not on that channel"))
         return replies
 
     @command("TOPIC", state="registered")
     def topic(self, room: str, *text: str) -> Reply:
-        """Show or set a channel's topic."""
+        """Show or set a channel's topic (+t: operators only)."""
         info = self.backplane.room(room)
         if info is None:
             return self.num("403", room, "No such channel")
         if not text:
+            if not self._visible(info.name):
+                return self.num("403", room, "No such channel")
             if not info.topic:
                 return self.num("331", info.name, "No topic is set")
             return [
                 self.num("332", info.name, info.topic),
-                self.num("333", info.name, info.topic_by, str(int(info.topic_at))),
+                f":{self.server} 333 {self.nick} {info.name} {info.topic_by} {int(info.topic_at)}",
             ]
-        if fold(room) not in self.rooms:
-            return self.num("442", info.name, "You're not on that channel")
-        topic = text[0][:390]
-        self.backplane.set_topic(info.name, topic, self.nick)
-        self.backplane.publish(info.name, self.event("topic", info.name, topic))
-        return None
+        refused = self.ops.set_topic(info.name, text[0])
+        return self.problem(refused) if refused is not None else None
 
     @command("NAMES", state="registered")
     def names(self, rooms: str = "", *_: str) -> Reply:
@@ -373,7 +676,7 @@ class IrcSession(ChatSession):
         replies: list[Reply] = []
         for room in rooms.split(","):
             info = self.backplane.room(room)
-            if info is None:
+            if info is None or not self._visible(info.name):
                 replies.append(self.num("366", room, "End of /NAMES list."))
             else:
                 replies.extend(self._names(info.name))
@@ -385,45 +688,172 @@ class IrcSession(ChatSession):
         wanted = {fold(room) for room in rooms.split(",") if room} if rooms else None
         replies: list[Reply] = [self.num("321", "Channel", "Users  Name")]
         for info in self.backplane.rooms():
-            if wanted is None or fold(info.name) in wanted:
+            if (wanted is None or fold(info.name) in wanted) and self._visible(info.name):
                 replies.append(self.num("322", info.name, str(info.members), info.topic))
         replies.append(self.num("323", "End of /LIST"))
         return replies
 
-    @command("WHO", state="registered")
-    def who(self, mask: str = "", *_: str) -> Reply:
-        """Describe the members of a channel, or one nick."""
+    @command("MODE", state="registered")
+    def mode(self, target: str, *changes: str) -> Reply:
+        """Show or change a channel's modes (operators only) or your own user modes."""
+        if target.startswith("#"):
+            info = self.backplane.room(target)
+            modes = self.backplane.modes(target)
+            if info is None or modes is None:
+                return self.num("403", target, "No such channel")
+            if not changes:
+                shown, params = modes.describe(show_key=fold(info.name) in self.rooms)
+                return [
+                    f":{self.server} 324 {self.nick} {info.name} {' '.join([shown, *params])}",
+                    f":{self.server} 329 {self.nick} {info.name} {int(info.created)}",
+                ]
+            problems, replies = self.ops.change_modes(info.name, changes[0], list(changes[1:]))
+            out: list[Reply] = []
+            for reply in replies:
+                if reply[0] == "367":
+                    out.append(f":{self.server} 367 {self.nick} {' '.join(reply[1:])}")
+                else:
+                    out.append(self.problem(reply))
+            out.extend(self.problem(problem) for problem in problems)
+            return out
+        if fold(target) != fold(self.nick):
+            if self.backplane.find(target) is None:
+                return self.num("401", target, "No such nick/channel")
+            return self.num("502", "Can't change mode for other users")
+        if not changes:
+            return self.num("221", "+o" if self.oper else "+")
+        applied = ""
+        sign = "+"
+        for letter in changes[0]:
+            if letter in "+-":
+                sign = letter
+            elif letter == "o" and sign == "-" and self.oper:
+                self.oper = False  # operators may drop their status, never take it this way
+                applied += "-o"
+            elif letter not in "io":
+                self.send(self.num("501", "Unknown MODE flag"))
+        if applied:
+            return f":{self.nick} MODE {self.nick} :{applied}"
+        return None
+
+    @command("KICK", state="registered")
+    def kick(self, room: str, nicks: str, reason: str = "", *_: str) -> Reply:
+        """Remove users from a channel (operators only)."""
         replies: list[Reply] = []
+        for nick in nicks.split(","):
+            if nick:
+                refused = self.ops.kick(room, nick, reason)
+                if refused is not None:
+                    replies.append(self.problem(refused))
+        return replies
+
+    @command("INVITE", state="registered")
+    def invite(self, nick: str, room: str) -> Reply:
+        """Invite a user to a channel (operators only when it is +i)."""
+        refused, victim = self.ops.invite(nick, room)
+        if refused is not None:
+            return self.problem(refused)
+        name = self.backplane.room(room).name if self.backplane.room(room) else room  # type: ignore[union-attr]
+        replies: list[Reply] = [f":{self.server} 341 {self.nick} {victim.nick} {name}"]
+        if victim.away:
+            replies.append(self.num("301", victim.nick, victim.away))
+        return replies
+
+    # ------------------------------------------------------------------ users
+
+    def _flags(self, member: Any, status: str) -> str:
+        flags = "G" if member.away else "H"
+        if getattr(member, "oper", False):
+            flags += "*"
+        return flags + self._prefix(status)
+
+    def _who_line(self, room: str, member: Any, status: str = "") -> str:
+        user = member.user or member.nick
+        return self.num(
+            "352",
+            room,
+            user,
+            member.host,
+            self.server,
+            member.nick,
+            self._flags(member, status),
+            f"0 {member.realname}",
+        )
+
+    @command("WHO", state="registered")
+    def who(self, mask: str = "", flags: str = "", *_: str) -> Reply:
+        """Describe a channel's members, or the users a mask matches (``o``: operators only)."""
+        replies: list[Reply] = []
+        opers_only = "o" in flags
         if mask.startswith("#"):
             info = self.backplane.room(mask)
-            for member in self.backplane.members(mask):
-                replies.append(self._who_line(info.name if info else mask, member))
-        elif mask:
-            found = self.backplane.find(mask)
-            if found is not None:
-                replies.append(self._who_line("*", found))
+            if info is not None and self._visible(info.name):
+                for member, status in self.backplane.member_status(info.name):
+                    if not opers_only or getattr(member, "oper", False):
+                        replies.append(self._who_line(info.name, member, status))
+        else:
+            pattern = mask if mask not in ("", "0") else "*"
+            for member in self.backplane.users():
+                if opers_only and not getattr(member, "oper", False):
+                    continue
+                fields = (member.nick, member.user, member.host, member.realname, self.server)
+                if any(mask_matches(pattern, value) for value in fields):
+                    rooms = list(getattr(member, "rooms", {}).values())
+                    visible = [room for room in rooms if self._visible(room)]
+                    room = visible[0] if visible else "*"
+                    status = (self.backplane.status(room, member) or "") if visible else ""
+                    replies.append(self._who_line(room, member, status))
         replies.append(self.num("315", mask or "*", "End of /WHO list."))
         return replies
 
-    def _who_line(self, room: str, member: Any) -> str:
-        user = member.user or member.nick
-        return self.num("352", room, user, member.host, self.server, member.nick, "H", f"0 {member.realname}")
-
     @command("WHOIS", state="registered")
     def whois(self, target: str, *rest: str) -> Reply:
-        """Describe a nick."""
+        """Describe a nick: user, channels, server, operator, away and idle time."""
         nick = rest[0] if rest else target  # "WHOIS server nick" names the server first
+        nick = nick.split(",")[0]
         member = self.backplane.find(nick)
         if member is None:
             return [self.num("401", nick, "No such nick/channel"), self.num("318", nick, "End of /WHOIS list.")]
-        rooms = " ".join(getattr(member, "rooms", {}).values())
         replies: list[Reply] = [
             self.num("311", member.nick, member.user or member.nick, member.host, "*", member.realname)
         ]
+        rooms = []
+        for room in getattr(member, "rooms", {}).values():
+            if self._visible(room):
+                rooms.append(self._prefix(self.backplane.status(room, member) or "") + room)
         if rooms:
-            replies.append(self.num("319", member.nick, rooms))
+            replies.append(self.num("319", member.nick, " ".join(rooms)))
         replies.append(self.num("312", member.nick, self.server, f"{self.settings.network} ({member.dialect})"))
+        if getattr(member, "oper", False):
+            replies.append(self.num("313", member.nick, "is an IRC operator"))
+        if member.away:
+            replies.append(self.num("301", member.nick, member.away))
+        now = self.reactor.time()
+        idle = int(now - getattr(member, "last_spoke", now))
+        signon = int(time.time() - (now - getattr(member, "signon", now)))
+        replies.append(self.num("317", member.nick, str(max(idle, 0)), str(signon), "seconds idle, signon time"))
         replies.append(self.num("318", member.nick, "End of /WHOIS list."))
+        return replies
+
+    @command("WHOWAS", state="registered")
+    def whowas(self, nick: str = "", count: str = "", *_: str) -> Reply:
+        """Who used a nick before (newest first)."""
+        if not nick:
+            return self.num("431", "No nickname given")
+        limit = int(count) if count.lstrip("-").isdigit() and int(count) > 0 else None
+        replies: list[Reply] = []
+        found = 0
+        for was_nick, user, host, realname, at in reversed(self.service.whowas):
+            if fold(was_nick) != fold(nick):
+                continue
+            replies.append(self.num("314", was_nick, user, host, "*", realname))
+            replies.append(self.num("312", was_nick, self.server, time.strftime("%c", time.gmtime(at))))
+            found += 1
+            if limit is not None and found >= limit:
+                break
+        if not found:
+            replies.append(self.num("406", nick, "There was no such nickname"))
+        replies.append(self.num("369", nick, "End of WHOWAS"))
         return replies
 
     @command("ISON", state="registered")
@@ -433,59 +863,117 @@ class IrcSession(ChatSession):
         online = [member.nick for member in found if member is not None]
         return self.num("303", " ".join(online))
 
-    @command("MODE", state="registered")
-    def mode(self, target: str, *changes: str) -> Reply:
-        """Modes are answered minimally: channels are +n, users have none to set."""
-        if target.startswith("#"):
-            info = self.backplane.room(target)
-            if info is None:
-                return self.num("403", target, "No such channel")
-            if not changes:
-                return [
-                    self.num("324", info.name, "+n"),
-                    self.num("329", info.name, str(int(info.created))),
-                ]
-            if changes[0].lstrip("+") == "b":
-                return self.num("368", info.name, "End of channel ban list")
-            return self.num("482", info.name, "You're not channel operator")
-        if fold(target) != fold(self.nick):
-            return self.num("502", "Can't change mode for other users")
-        if not changes:
-            return self.num("221", "+")
-        return None  # user modes are accepted and ignored
+    @command("USERHOST", state="registered")
+    def userhost(self, *nicks: str) -> Reply:
+        """``nick[*]=[+|-]user@host`` for up to five nicks."""
+        entries = []
+        for nick in " ".join(nicks).split()[:5]:
+            member = self.backplane.find(nick)
+            if member is not None:
+                star = "*" if getattr(member, "oper", False) else ""
+                here = "-" if member.away else "+"
+                entries.append(f"{member.nick}{star}={here}{member.user}@{member.host}")
+        return self.num("302", " ".join(entries))
+
+    @command("OPER", state="registered")
+    def oper_command(self, name: str, password: str, *_: str) -> Reply:
+        """Become an IRC operator with a name and password from the ``opers`` setting."""
+        stored = self.settings.opers.get(name)
+        if stored is None or not verify_password(password, stored):
+            self.log.warning("oper_failed", name=name, nick=self.nick)
+            return self.num("464", "Password incorrect")
+        self.oper = True
+        self.log.info("oper", name=name, nick=self.nick)
+        return [self.num("381", "You are now an IRC operator"), f":{self.nick} MODE {self.nick} :+o"]
+
+    @command("KILL", state="registered")
+    def kill_command(self, nick: str, reason: str = "", *_: str) -> Reply:
+        """Disconnect a user (IRC operators only)."""
+        if not self.oper:
+            return self.num("481", "Permission Denied- You're not an IRC operator")
+        victim = self.backplane.find(nick)
+        if victim is None:
+            return self.num("401", nick, "No such nick/channel")
+        reason = reason or self.nick
+        self.log.info("kill", victim=victim.nick, reason=reason)
+        if victim.dialect == "irc":
+            victim.send(f":{self.nick}!{self.user}@{self.host} KILL {victim.nick} :{reason}")
+        victim.kill(f"Killed ({self.nick} ({reason}))")
+        return None
 
     # ------------------------------------------------------------------ messages
 
     @command("PRIVMSG", state="registered")
     def privmsg(self, targets: str = "", text: str = "", *_: str) -> Reply:
         """Send a message to channels or nicks."""
-        return self._message(targets, text, notice=False)
+        return self._message(targets, text, "message")
 
     @command("NOTICE", state="registered")
     def notice(self, targets: str = "", text: str = "", *_: str) -> Reply:
         """Send a notice (never answered with an error, as the RFC asks)."""
-        return self._message(targets, text, notice=True)
+        return self._message(targets, text, "notice")
 
-    def _message(self, targets: str, text: str, notice: bool) -> Reply:
+    @command("TAGMSG", state="registered")
+    def tagmsg(self, targets: str = "", *_: str) -> Reply:
+        """Send client tags alone (IRCv3 message-tags)."""
+        if "message-tags" not in self.caps:
+            return self.num("421", "TAGMSG", "Unknown command")
+        return self._message(targets, "", "tagmsg")
+
+    def _message(self, targets: str, text: str, kind: str) -> Reply:
+        quiet = kind == "notice"
+        name = "NOTICE" if quiet else ("TAGMSG" if kind == "tagmsg" else "PRIVMSG")
         if not targets:
-            return None if notice else self.num("411", "No recipient given (PRIVMSG)")
-        if not text:
-            return None if notice else self.num("412", "No text to send")
-        kind = "notice" if notice else "message"
-        if not notice and text.startswith("\x01ACTION ") and text.endswith("\x01"):
+            return None if quiet else self.num("411", f"No recipient given ({name})")
+        if not text and kind != "tagmsg":
+            return None if quiet else self.num("412", "No text to send")
+        if kind == "message" and text.startswith("\x01ACTION ") and text.endswith("\x01"):
             kind, text = "action", text[8:-1]
         replies: list[Reply] = []
-        for target in targets.split(",")[:4]:
+        seen: set[str] = set()
+        echo = "echo-message" in self.caps
+        tags = self.tags
+        self.last_spoke = self.reactor.time()
+        for target in targets.split(","):
+            key = fold(target)
+            if not target or key in seen:
+                continue  # a target named twice gets the message once
+            seen.add(key)
+            if len(seen) > self.settings.max_targets:
+                if not quiet:
+                    replies.append(self.num("407", target, f"Too many targets. Limit is {self.settings.max_targets}"))
+                break
             if target.startswith("#"):
-                if self.backplane.room(target) is None:
-                    replies.append(self.num("403", target, "No such channel"))
-                elif fold(target) not in self.rooms:
-                    replies.append(self.num("404", target, "Cannot send to channel"))
-                else:
-                    room = self.rooms[fold(target)]
-                    self.backplane.publish(room, self.event(kind, room, text), exclude=self)
+                info = self.backplane.room(target)
+                if info is None:
+                    if not quiet:
+                        replies.append(self.num("403" if kind != "notice" else "401", target, "No such channel"))
+                    continue
+                refused = self.ops.speak_problem(info.name)
+                if refused is not None:
+                    if not quiet:
+                        replies.append(self.problem(refused))
+                    continue
+                event = self.event(kind, info.name, text, tags=tags)
+                self.backplane.publish(info.name, event, exclude=self)
+                if echo:
+                    self.deliver(event)
                 continue
             member = self.backplane.find(target)
-            if member is None or not self.backplane.send(member.nick, self.event(kind, member.nick, text)):
-                replies.append(self.num("401", target, "No such nick/channel"))
-        return None if notice else replies
+            if member is None:
+                if not quiet:
+                    replies.append(self.num("401", target, "No such nick/channel"))
+                continue
+            event = self.event(kind, member.nick, text, tags=tags)
+            member.deliver(event)
+            if echo:
+                self.deliver(event)
+            if member.away and kind in ("message", "action"):
+                replies.append(self.num("301", member.nick, member.away))
+        if self._outq:
+            self.flush()
+        return None if quiet else replies
+
+
+# Tagged lines may be up to 4096 + 512 bytes; handle_line checks each part.
+IrcSession._rules = {**IrcSession._rules, "command": Rule("command", b"\n", max_size=_TAGS_MAX + 512)}
