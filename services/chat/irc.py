@@ -166,6 +166,7 @@ class IrcSession(ChatSession):
         self.realname = ""
         self.cap_negotiating = False
         self.caps: set[str] = set()
+        self.invisible = False  # user mode +i: hidden from WHO masks of those sharing no room
         self.cap_version = 0
         self.tags = ""  # client tags of the line being handled
         self._render: Callable[[Event], bytes | None] = render_irc
@@ -477,16 +478,17 @@ class IrcSession(ChatSession):
     # ------------------------------------------------------------------ server queries
 
     def _lusers(self) -> list[Reply]:
-        users = self.backplane.users()
-        count = len(users)
         service = self.service
+        users = [user for user in self.backplane.users() if getattr(user, "registered", True)]
+        count = len(users)
         service.max_users = max(service.max_users, count)
+        invisible = sum(1 for user in users if getattr(user, "invisible", False))
         opers = sum(1 for user in users if getattr(user, "oper", False))
-        unknown = max(len(service.connections) - count, 0)
+        unknown = sum(1 for channel in service.connections if not getattr(channel.protocol, "registered", True))
         rooms = len(self.backplane.rooms())
         top = service.max_users
         return [
-            self.num("251", f"There are {count} users and 0 invisible on 1 servers"),
+            self.num("251", f"There are {count - invisible} users and {invisible} invisible on 1 servers"),
             self.num("252", str(opers), "operator(s) online"),
             self.num("253", str(unknown), "unknown connection(s)"),
             self.num("254", str(rooms), "channels formed"),
@@ -721,7 +723,7 @@ class IrcSession(ChatSession):
                 return self.num("401", target, "No such nick/channel")
             return self.num("502", "Can't change mode for other users")
         if not changes:
-            return self.num("221", "+o" if self.oper else "+")
+            return self.num("221", "+" + ("i" if self.invisible else "") + ("o" if self.oper else ""))
         applied = ""
         sign = "+"
         for letter in changes[0]:
@@ -730,6 +732,9 @@ class IrcSession(ChatSession):
             elif letter == "o" and sign == "-" and self.oper:
                 self.oper = False  # operators may drop their status, never take it this way
                 applied += "-o"
+            elif letter == "i" and self.invisible != (sign == "+"):
+                self.invisible = sign == "+"
+                applied += sign + "i"
             elif letter not in "io":
                 self.send(self.num("501", "Unknown MODE flag"))
         if applied:
@@ -793,12 +798,24 @@ class IrcSession(ChatSession):
                         replies.append(self._who_line(info.name, member, status))
         else:
             pattern = mask if mask not in ("", "0") else "*"
-            for member in self.backplane.users():
+            exact = None if "*" in pattern or "?" in pattern else self.backplane.find(pattern)
+            candidates = [exact] if exact is not None else self.backplane.users()
+            mine = set(self.rooms)
+            for member in candidates:
                 if opers_only and not getattr(member, "oper", False):
                     continue
+                if not getattr(member, "registered", True):
+                    continue
+                rooms = list(getattr(member, "rooms", {}).values())
+                if (
+                    exact is None
+                    and member is not self
+                    and getattr(member, "invisible", False)
+                    and not mine.intersection(fold(room) for room in rooms)
+                ):
+                    continue  # invisible users show to masks only where a room is shared
                 fields = (member.nick, member.user, member.host, member.realname, self.server)
-                if any(mask_matches(pattern, value) for value in fields):
-                    rooms = list(getattr(member, "rooms", {}).values())
+                if exact is not None or any(mask_matches(pattern, value) for value in fields):
                     visible = [room for room in rooms if self._visible(room)]
                     room = visible[0] if visible else "*"
                     status = (self.backplane.status(room, member) or "") if visible else ""

@@ -257,6 +257,8 @@ class ChatSession(Protocol):
         self.rooms[fold(info.name)] = info.name
         self.ops.joined(info.name)
         self.backplane.publish(info.name, self.event("join", info.name))
+        if self.away:  # away-notify clients learn it along with the join
+            self.backplane.publish(info.name, self.event("away", "", self.away), exclude=self)
         return info
 
     def leave(self, room: str, reason: str = "") -> bool:
