@@ -18,13 +18,17 @@ import errno
 import os
 import socket
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
 
-import structlog
-from linechat._compat import asyncore
+from linechat._compat import asyncore, lazy_logger
 
+# typing.TYPE_CHECKING without importing typing: ``import linechat.asynchat``
+# loads no more than the standard library's asynchat did (type checkers treat
+# any name TYPE_CHECKING as true).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any, Protocol
+
     from linechat.reactor import Reactor, Timer
 
 __all__ = [
@@ -42,7 +46,9 @@ __all__ = [
 READ = 1
 WRITE = 2
 
-_log = structlog.get_logger("linechat.channel")
+
+
+_log: Any = lazy_logger("linechat.channel")
 
 # Errors after which a peer is gone: close quietly instead of reporting.
 _DISCONNECTED = frozenset(
@@ -64,10 +70,23 @@ _NO_BUDGET = 1 << 62
 BIG_BUFFER = 1 << 20
 
 
-class Producer(Protocol):
-    """Anything with a ``more()`` method that returns bytes, and ``b""`` when done."""
+if TYPE_CHECKING:
 
-    def more(self) -> bytes: ...
+    class Producer(Protocol):
+        """Anything with a ``more()`` method that returns bytes, and ``b""`` when done."""
+
+        def more(self) -> bytes: ...
+
+else:
+
+    class Producer:
+        """Anything with a ``more()`` method that returns bytes, and ``b""`` when done."""
+
+        __slots__ = ()
+
+        def more(self) -> bytes:
+            """The next piece of output; ``b""`` when there is no more."""
+            raise NotImplementedError
 
 
 Terminator = bytes | int | None

@@ -20,16 +20,18 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
 
-import structlog
-from linechat._compat import asyncore
+from linechat._compat import asyncore, lazy_logger
 from linechat.limits import release_memory
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see asynchat.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["ChannelMap", "Reactor", "Timer"]
 
-_log = structlog.get_logger("linechat.reactor")
+_log: Any = lazy_logger("linechat.reactor")
 
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
@@ -73,7 +75,13 @@ class Timer:
         return f"<Timer {getattr(self.callback, '__qualname__', self.callback)} {state}>"
 
 
-class ChannelMap(dict[int, Any]):
+if TYPE_CHECKING:
+    _MapBase = dict[int, Any]
+else:
+    _MapBase = dict
+
+
+class ChannelMap(_MapBase):
     """An asyncore channel map that tells its reactor when dispatchers come and go."""
 
     def __init__(self, reactor: Reactor) -> None:
