@@ -95,7 +95,15 @@ def test_sdist_is_the_whole_project(dists: tuple[Path, Path]) -> None:
 
 
 def test_wheel_holds_only_linechat(dists: tuple[Path, Path]) -> None:
-    _, wheel = dists
+    sdist, wheel = dists
+    with tarfile.open(sdist) as archive:
+        # Every file of the three package folders, as the wheel should name it.
+        mapping = {"framework": "linechat", "services": "linechat/services", "plugins": "linechat/plugins"}
+        expected = {
+            f"{mapping[parts[1]]}/{'/'.join(parts[2:])}"
+            for parts in (member.name.split("/") for member in archive.getmembers() if member.isfile())
+            if len(parts) > 2 and parts[1] in mapping
+        }
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         meta = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
@@ -105,6 +113,8 @@ def test_wheel_holds_only_linechat(dists: tuple[Path, Path]) -> None:
     assert f"{dist_info}/licenses/LICENSE" in names
     assert "linechat/py.typed" in names
     assert "linechat/services/echo/__init__.py" in names and "linechat/plugins/access.py" in names
+    # A package folder left out of pyproject's `packages` (or its data) would be missing here.
+    assert sorted(expected - set(names)) == []
     assert "License-Expression: MIT" in meta.splitlines()
     assert any(line.startswith("Project-URL: ") for line in meta.splitlines())
 
