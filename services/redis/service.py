@@ -65,7 +65,9 @@ class _Replayer(DataCommands):
         if spec is None or spec.func is None or not spec.accepts(len(args)):
             self.server.log.warning("aof_command_skipped", command=name, reason="unknown or bad arity")
             return
-        if not spec.write and name != "SELECT":
+        # A container (XGROUP, ...) is as writing as the subcommand it runs.
+        sub = spec.subcommands.get(args[0].upper().decode("latin-1")) if spec.subcommands and args else None
+        if not (sub if sub is not None else spec).write and name != "SELECT":
             self.server.log.warning("aof_command_skipped", command=name, reason="not a write command")
             return
         self.argv = argv

@@ -75,7 +75,13 @@ def test_a_wildcard_host_collides_with_a_loopback_one(tmp_path: Path) -> None:
 def test_chat_irc_port_equal_to_port(tmp_path: Path) -> None:
     port = free_port()
     line = run(
-        "serve", "--only", "chat", "--set", f"services.chat.port={port}", "--set", f"services.chat.irc_port={port}",
+        "serve",
+        "--only",
+        "chat",
+        "--set",
+        f"services.chat.port={port}",
+        "--set",
+        f"services.chat.irc_port={port}",
         cwd=tmp_path,
     )
     assert f"127.0.0.1:{port}" in line and "services.chat.irc_port" in line and "services.chat.port" in line
@@ -112,9 +118,11 @@ def test_unknown_service_in_a_variable_lists_the_known_ones(tmp_path: Path) -> N
 
 
 def test_unrelated_linechat_variables_and_good_ones_are_accepted(tmp_path: Path) -> None:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("LINECHAT_")
-    } | {"LINECHAT_LOG__LEVEL": "debug", "LINECHAT_SERVICES__ECHO__PORT": "7111", "LINECHAT_UNRELATED_TOOL_FLAG": "1"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINECHAT_")} | {
+        "LINECHAT_LOG__LEVEL": "debug",
+        "LINECHAT_SERVICES__ECHO__PORT": "7111",
+        "LINECHAT_UNRELATED_TOOL_FLAG": "1",
+    }
     result = subprocess.run(
         [LINECHAT, "config", "--format", "json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
