@@ -542,8 +542,7 @@ class StreamCommands(CommandContext):
         "XADD",
         arity=-5,
         flags="write denyoom fast",
-        keys=(1, 1, 1),
-        key_flags="RW insert",
+        keys=[KeySpec(("RW", "update"), 1, notes="UPDATE instead of INSERT because of the optional trimming feature")],
         group="stream",
         tips="nondeterministic_output",
     )
@@ -596,7 +595,15 @@ class StreamCommands(CommandContext):
             self._signal_stream(key)
         return bulk(id_bytes(sid))
 
-    @redis_command("XTRIM", arity=-4, flags="write", keys=(1, 1, 1), key_flags="RW delete", group="stream")
+    @redis_command(
+        "XTRIM",
+        arity=-4,
+        flags="write",
+        keys=(1, 1, 1),
+        key_flags="RW delete",
+        group="stream",
+        tips="nondeterministic_output",
+    )
     def cmd_xtrim(self, key: bytes, *args: bytes) -> bytes:
         """Trim a stream by MAXLEN or MINID; return how many entries went."""
         stream = self._stream(key)
@@ -1105,7 +1112,15 @@ class StreamCommands(CommandContext):
             self._propagate()
         return integer(acked)
 
-    @redis_command("XPENDING", arity=-3, flags="readonly", keys=(1, 1, 1), key_flags="RO access", group="stream")
+    @redis_command(
+        "XPENDING",
+        arity=-3,
+        flags="readonly",
+        keys=(1, 1, 1),
+        key_flags="RO access",
+        group="stream",
+        tips="nondeterministic_output",
+    )
     def cmd_xpending(self, key: bytes, group_name: bytes, *args: bytes) -> bytes:
         """Pending entries of a group: a summary, or a range with idle times and delivery counts."""
         n = len(args) + 3
@@ -1188,7 +1203,15 @@ class StreamCommands(CommandContext):
         if pending.consumer is not None:
             pending.consumer.pending.discard(sid)
 
-    @redis_command("XCLAIM", arity=-6, flags="write fast", keys=(1, 1, 1), key_flags="RW update", group="stream")
+    @redis_command(
+        "XCLAIM",
+        arity=-6,
+        flags="write fast",
+        keys=(1, 1, 1),
+        key_flags="RW update",
+        group="stream",
+        tips="nondeterministic_output",
+    )
     def cmd_xclaim(self, key: bytes, group_name: bytes, consumer_name: bytes, idle: bytes, *args: bytes) -> bytes:
         """Take pending entries idle for at least min-idle-time over to another consumer."""
         stream, group = self._group_or_nogroup(key, group_name)
@@ -1276,7 +1299,15 @@ class StreamCommands(CommandContext):
             self._propagate_group_id(key, group_name, group)
         return b"*%d\r\n" % len(out) + b"".join(out)
 
-    @redis_command("XAUTOCLAIM", arity=-6, flags="write fast", keys=(1, 1, 1), key_flags="RW update", group="stream")
+    @redis_command(
+        "XAUTOCLAIM",
+        arity=-6,
+        flags="write fast",
+        keys=(1, 1, 1),
+        key_flags="RW delete",
+        group="stream",
+        tips="nondeterministic_output",
+    )
     def cmd_xautoclaim(
         self, key: bytes, group_name: bytes, consumer_name: bytes, idle: bytes, raw_start: bytes, *args: bytes
     ) -> bytes:
