@@ -642,7 +642,7 @@ class StreamCommands(CommandContext):
 
     # ------------------------------------------------------------------ XRANGE, XREVRANGE
 
-    def _range(self, key: bytes, first: bytes, last: bytes, options: tuple[bytes, ...], rev: bool) -> bytes:
+    def _xrange(self, key: bytes, first: bytes, last: bytes, options: tuple[bytes, ...], rev: bool) -> bytes:
         start, start_ex = _interval(first, 0)
         if start_ex:
             bumped = _incr(start)
@@ -677,12 +677,12 @@ class StreamCommands(CommandContext):
     @redis_command("XRANGE", arity=-4, flags="readonly", keys=(1, 1, 1), key_flags="RO access", group="stream")
     def cmd_xrange(self, key: bytes, start: bytes, end: bytes, *options: bytes) -> bytes:
         """Entries between two ids (inclusive, or exclusive with '('), oldest first."""
-        return self._range(key, start, end, options, False)
+        return self._xrange(key, start, end, options, False)
 
     @redis_command("XREVRANGE", arity=-4, flags="readonly", keys=(1, 1, 1), key_flags="RO access", group="stream")
     def cmd_xrevrange(self, key: bytes, end: bytes, start: bytes, *options: bytes) -> bytes:
         """Entries between two ids, newest first."""
-        return self._range(key, start, end, options, True)
+        return self._xrange(key, start, end, options, True)
 
     # ------------------------------------------------------------------ XREAD, XREADGROUP
 

@@ -418,3 +418,18 @@ def test_redis_py_streams_and_groups(server: RunningServer, protocol: int) -> No
     assert items == [(new_id, {"kind": "logout"})]
     r.close()
     writer.close()
+
+
+def test_stream_and_blocking_helpers_are_not_shadowed() -> None:
+    """The data-type mixins share one namespace: a helper defined twice silently runs the wrong one."""
+    from linechat.services.redis.blocking import BlockingListCommands
+    from linechat.services.redis.protocol import RedisProtocol
+    from linechat.services.redis.streams import StreamCommands
+
+    clashes = [
+        (mine.__name__, name)
+        for mine in (StreamCommands, BlockingListCommands)
+        for name in vars(mine)
+        if not name.startswith("__") and sum(name in vars(k) for k in RedisProtocol.__mro__) > 1
+    ]
+    assert clashes == []
