@@ -318,7 +318,10 @@ class App:
         self, service: Service, spec: ListenerSpec, sock: socket.socket, addr: Any, listener: Listener | None = None
     ) -> None:
         """Serve a freshly accepted socket, unless a limit or a plugin refuses it."""
-        peer = (str(addr[0]), int(addr[1])) if isinstance(addr, tuple) and len(addr) >= 2 else ("?", 0)
+        if addr.__class__ is tuple and len(addr) == 2:
+            peer = addr  # already (host, port): no copy per connection
+        else:
+            peer = (str(addr[0]), int(addr[1])) if isinstance(addr, tuple) and len(addr) >= 2 else ("?", 0)
         limit = self.connection_limits.get(service.name, service.settings.max_connections)
         if len(service.connections) >= limit:
             line = listener.refusal if listener is not None else refusal_bytes(spec.protocol, service)

@@ -65,6 +65,22 @@ _BYTES_TYPES = (bytes, bytearray, memoryview)
 # Frames per pass when no budget is set (asynchat's behaviour: all of them).
 _NO_BUDGET = 1 << 62
 
+class _EmptyFifo(deque):  # type: ignore[type-arg]
+    """The output queue of every channel with nothing queued: shared, so nothing may be added to it."""
+
+    __slots__ = ()
+
+    def append(self, item: Any) -> None:
+        raise RuntimeError("the shared empty FIFO takes nothing: use _fifo()")
+
+    appendleft = extend = extendleft = insert = append  # type: ignore[assignment]
+
+
+# An idle channel holds no deque (760 bytes) and no set of its own: they are
+# made when first needed and dropped when empty again.
+_NO_FIFO: deque[Any] = _EmptyFifo()
+_NO_REASONS: frozenset[str] = frozenset()
+
 # A frame or backlog this large leaves holes in the heap when freed: ask the
 # reactor to hand free pages back (glibc keeps them otherwise).
 BIG_BUFFER = 1 << 20
@@ -252,6 +268,31 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     _soft_timer: Timer | None = None
     _big = False  # a large backlog is queued: release memory when it is gone
 
+    # Per-connection state set by __init__ lives in slots rather than the
+    # instance dict (dispatcher's attributes keep that one small and shared).
+    __slots__ = (
+        "_closed",
+        "_closing",
+        "_discarding",
+        "_dispatching",
+        "_events",
+        "_flush_wanted",
+        "_frame_len",
+        "_gen",
+        "_ibuf",
+        "_idle_timer",
+        "_ipos",
+        "_last_input",
+        "_ofifo",
+        "_out_bytes",
+        "_pause_reasons",
+        "_plain_get_terminator",
+        "_plain_recv",
+        "_reactor",
+        "incoming",
+        "logger",
+    )
+
     def __init__(self, sock: socket.socket | None = None, map: dict[int, Any] | None = None) -> None:  # noqa: A002
         self._ibuf = b""  # received input; bytes before _ipos are consumed
         self._ipos = 0
@@ -259,9 +300,9 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         self._discarding = False  # skipping the rest of an over-long frame
         self._gen = 0  # bumped by anything that must interrupt a framing pass
         self.incoming: list[bytes] = []
-        self._ofifo: deque[_FifoItem] = deque()
+        self._ofifo: deque[_FifoItem] = _NO_FIFO
         self._out_bytes = 0  # queued bytes, producers not counted
-        self._pause_reasons: set[str] = set()
+        self._pause_reasons: set[str] | frozenset[str] = _NO_REASONS
         self._dispatching = 0  # >0 while inside the framing loop
         self._flush_wanted = False
         self._closing = False
@@ -385,7 +426,13 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     @property
     def producer_fifo(self) -> deque[_FifoItem]:
         """The output queue: byte strings, producers, and None for a pending close."""
-        return self._ofifo
+        return self._fifo()
+
+    def _fifo(self) -> deque[_FifoItem]:
+        fifo = self._ofifo
+        if fifo is _NO_FIFO:
+            fifo = self._ofifo = deque()
+        return fifo
 
     def _process_input(self) -> None:
         """The framing loop: hand out frames while input, a terminator and no pause remain."""
@@ -617,8 +664,12 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def pause_reading(self, reason: str = "user") -> None:
         """Stop reading from the peer and framing buffered input until resumed for *reason*."""
-        if reason not in self._pause_reasons:
-            self._pause_reasons.add(reason)
+        reasons = self._pause_reasons
+        if reason not in reasons:
+            if reasons is _NO_REASONS:
+                self._pause_reasons = {reason}
+            else:
+                reasons.add(reason)  # type: ignore[union-attr]
             self._gen += 1
             self._update_interest()
 
@@ -626,9 +677,11 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Undo :meth:`pause_reading` for *reason*; buffered input is framed again."""
         if reason not in self._pause_reasons:
             return
-        self._pause_reasons.discard(reason)
-        if self._pause_reasons:
+        reasons = self._pause_reasons
+        reasons.discard(reason)  # type: ignore[union-attr]
+        if reasons:
             return
+        self._pause_reasons = _NO_REASONS
         self._update_interest()
         if self._ipos < len(self._ibuf) and not self._dispatching:
             # Frame what was held back, but not in the caller's stack: the
@@ -718,7 +771,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             # hand the bytes to the socket now.
             self._send_direct(data, size)
             return
-        self._ofifo.append(data)
+        self._fifo().append(data)
         self._out_bytes += size
         self._check_output_limits(size)
         self._send_soon()
@@ -738,7 +791,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     def _queue_unsent(self, data: bytes | bytearray | memoryview, sent: int) -> None:
         """Queue what a direct send left of *data* and ask for a write event."""
         rest = memoryview(data)[sent:]
-        self._ofifo.append(rest)
+        self._fifo().append(rest)
         self._out_bytes += rest.nbytes
         self._check_output_limits(rest.nbytes)
         self._update_interest()
@@ -749,7 +802,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             if isinstance(producer, file_producer):
                 producer.done()
             return
-        self._ofifo.append(producer)
+        self._fifo().append(producer)
         if isinstance(producer, _BYTES_TYPES):
             size = producer.nbytes if isinstance(producer, memoryview) else len(producer)
             self._out_bytes += size
@@ -760,7 +813,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Queue several byte strings at once (one send attempt for all)."""
         if self._closed:
             return
-        fifo = self._ofifo
+        fifo = self._fifo()
         total = 0
         for data in items:
             if data:
@@ -781,7 +834,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     def close_when_done(self) -> None:
         """Close once everything queued before this call has been sent."""
         self._closing = True
-        self._ofifo.append(None)
+        self._fifo().append(None)
         self._send_soon()
 
     @property
@@ -947,6 +1000,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     def _after_send(self) -> None:
         if not self._ofifo:
             self._out_bytes = 0
+            self._ofifo = _NO_FIFO
             if self._big:
                 self.memory_freed()
         if self._soft_since and self._out_bytes <= self.out_soft_limit:  # type: ignore[operator]
@@ -972,7 +1026,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         for item in self._ofifo:
             if isinstance(item, file_producer):
                 item.done()
-        self._ofifo.clear()
+        self._ofifo = _NO_FIFO
         self._out_bytes = 0
 
     def handle_write(self) -> None:

@@ -50,6 +50,38 @@ class ServiceChannel(async_chat):
     #: Frames per turn before the other connections get theirs (see async_chat).
     frame_budget = 1000
 
+    # An idle connection should cost little memory: its state lives in slots.
+    __slots__ = (
+        "_abuse",
+        "_access",
+        "_chunks",
+        "_close_wanted",
+        "_hooks",
+        "_in_handler",
+        "_logger",
+        "_on_frame",
+        "_raw",
+        "_rule",
+        "_stream",
+        "closed",
+        "conn_id",
+        "idle_timeout",
+        "line_timeout",
+        "listener",
+        "max_frame_size",
+        "max_input_buffer",
+        "max_line",
+        "opened_at",
+        "out_hard_limit",
+        "out_high_water",
+        "out_low_water",
+        "out_soft_limit",
+        "out_soft_seconds",
+        "peer",
+        "protocol",
+        "service",
+    )
+
     def __init__(
         self,
         sock: Any,
@@ -71,9 +103,9 @@ class ServiceChannel(async_chat):
         # A low mark at or above the high mark would resume at once.
         self.out_low_water = min(settings.out_low_water, settings.out_high_water // 2)
         self.out_hard_limit = settings.out_hard_limit
-        if settings.out_soft_limit is not None:
-            self.out_soft_limit = settings.out_soft_limit
-            self.out_soft_seconds = settings.out_soft_seconds
+        self.out_soft_limit = settings.out_soft_limit
+        self.out_soft_seconds = settings.out_soft_seconds
+        self.max_frame_size = None
         self.max_input_buffer = max(settings.max_line, self.ac_in_buffer_size) * 4
         self._chunks: list[bytes] = []
         self._on_frame: Callable[..., Any] = self._no_frame
@@ -87,8 +119,9 @@ class ServiceChannel(async_chat):
         self.opened_at = time.monotonic()
         self._hooks = service.context.hooks
         super().__init__(sock, map)
-        peer_text = f"{peer[0]}:{peer[1]}" if peer else None
-        self.logger = service.log.bind(conn=self.conn_id, peer=peer_text)
+        self._logger = None  # bound to the connection's context when first used
+        if peer is not None:
+            self.addr = peer  # the same pair: no second copy per connection
         self.protocol = protocol_cls(self, service)
         self._access = service.access_log or (self._hooks is not None and self._hooks.wants_commands)
         self.use_rule(protocol_cls.initial_rule)
@@ -96,6 +129,21 @@ class ServiceChannel(async_chat):
         if self.service.access_log:  # open and close are access-log events, not routine info
             self.logger.info("connection_opened")
         self._open()
+
+    @property  # type: ignore[override]
+    def logger(self) -> Any:
+        """The service's logger bound to this connection (``conn``, ``peer``), made when first used."""
+        log = self._logger
+        if log is None:
+            peer = self.peer
+            log = self._logger = self.service.log.bind(
+                conn=self.conn_id, peer=f"{peer[0]}:{peer[1]}" if peer else None
+            )
+        return log
+
+    @logger.setter
+    def logger(self, value: Any) -> None:
+        self._logger = value
 
     def _open(self) -> None:
         if self._hooks is not None:

@@ -81,6 +81,25 @@ class Protocol:
     _commands: ClassVar[dict[str, CommandSpec]] = {}
     _rules: ClassVar[dict[str, Rule]] = {}
 
+    # The framework's per-connection state in slots: a subclass's own
+    # attributes then fit the instance dict's compact (shared-key) form.
+    __slots__ = (
+        "__dict__",
+        "_log",
+        "_pending",
+        "channel",
+        "closing",
+        "command_name",
+        "id",
+        "last_status",
+        "listener",
+        "peer",
+        "rule",
+        "service",
+        "settings",
+        "state",
+    )
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         arg_type: type = bytes if cls.encoding is None else str
@@ -100,6 +119,7 @@ class Protocol:
         cls._rules = rules
 
     def __init__(self, channel: ServiceChannel, service: Service) -> None:
+        self._log: Any = None
         self.channel = channel
         self.service = service
         self.settings = service.settings
@@ -107,7 +127,6 @@ class Protocol:
         self.peer: tuple[str, int] | None = channel.peer
         #: The listener this connection arrived on (None when built by hand).
         self.listener: ListenerSpec | None = channel.listener
-        self.log: Any = channel.logger
         self.state: str = self.initial_state
         self.rule: Rule = self._rules[self.initial_rule]
         self.closing = False
@@ -115,6 +134,15 @@ class Protocol:
         #: "ok", or "error" when the last command line was answered by an error hook.
         self.last_status = "ok"
         self._pending: Pending | None = None
+
+    @property
+    def log(self) -> Any:
+        """The connection's logger (bound to service, conn and peer when first used)."""
+        return self._log or self.channel.logger
+
+    @log.setter
+    def log(self, value: Any) -> None:
+        self._log = value
 
     # ------------------------------------------------------------------ hooks
 

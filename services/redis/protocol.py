@@ -56,6 +56,9 @@ _BULK_HEADERS = tuple(b"$%d" % size for size in range(1024))
 _DEFERRED_LIMIT = 256 * 1024 * 1024
 
 
+# Shared by every client that never blocked (an idle connection holds no deque); nothing is added to it.
+_NO_DEFERRED: deque[list[bytes] | str] = deque()
+
 #: Replies of one read above this many bytes are queued one by one instead of joined.
 _JOIN_LIMIT = 1 << 16
 
@@ -105,7 +108,7 @@ class RedisProtocol(
         # runs nothing: the commands that arrive wait here, in order, until
         # it is answered.  A str item is a protocol error found in that input.
         self._blocked: Waiter | None = None
-        self._deferred: deque[list[bytes] | str] = deque()
+        self._deferred: deque[list[bytes] | str] = _NO_DEFERRED  # made when a command blocks
         self._deferred_bytes = 0
         self._resume_due = False
         self._resuming = False  # running parked commands: a close waits for their reply
@@ -455,6 +458,8 @@ class RedisProtocol(
     def _defer(self, commands: list[list[bytes]], failure: str | None, size: int) -> None:
         """Keep commands (and a protocol error after them) until the blocked command is answered."""
         deferred = self._deferred
+        if deferred is _NO_DEFERRED:
+            deferred = self._deferred = deque()
         deferred.extend(argv for argv in commands if argv)
         if failure is not None:
             deferred.append(failure)
