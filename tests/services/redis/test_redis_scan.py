@@ -1,4 +1,4 @@
-"""Cursor iteration: redis-py scan helpers over loopback, writes during an iteration, small values against redis-server."""
+"""Cursor iteration: redis-py scan helpers, writes during an iteration, small values against redis-server."""
 
 from __future__ import annotations
 
