@@ -83,6 +83,7 @@ class Member(Protocol):
     user: str
     host: str
     realname: str
+    away: str  # the away message, "" when here
 
     @property
     def dialect(self) -> str:

@@ -913,7 +913,7 @@ class IrcSession(ChatSession):
             return self.num("401", nick, "No such nick/channel")
         reason = reason or self.nick
         self.log.info("kill", victim=victim.nick, reason=reason)
-        if victim.dialect == "irc":
+        if isinstance(victim, IrcSession):
             victim.send(f":{self.nick}!{self.user}@{self.host} KILL {victim.nick} :{reason}")
         victim.kill(f"Killed ({self.nick} ({reason}))")
         return None

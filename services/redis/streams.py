@@ -20,7 +20,7 @@ and ``XGROUP SETID ... ENTRIESREAD``, as Redis propagates them.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from linechat.services.redis.base import SYNTAX, WRONGTYPE, CommandContext
@@ -900,17 +900,17 @@ class StreamCommands(CommandContext):
             group.last_id = sid
             out.append(_entry(sid, stream.entries[sid]))
             if not noack:
-                pending = group.pel.get(sid)
-                if pending is None:
-                    pending = group.pel[sid] = Pending(consumer, now, 1)
+                held = group.pel.get(sid)
+                if held is None:
+                    held = group.pel[sid] = Pending(consumer, now, 1)
                 else:
-                    if pending.consumer is not None:
-                        pending.consumer.pending.discard(sid)
-                    pending.consumer = consumer
-                    pending.time = now
-                    pending.count = 1
+                    if held.consumer is not None:
+                        held.consumer.pending.discard(sid)
+                    held.consumer = consumer
+                    held.time = now
+                    held.count = 1
                 consumer.pending.add(sid)
-                self._propagate_claim(key, group_name, group, sid, pending)
+                self._propagate_claim(key, group_name, group, sid, held)
         if ids:
             self._propagate_group_id(key, group_name, group)
         return bulk(key) + b"*%d\r\n" % len(out) + b"".join(out)
@@ -1572,6 +1572,8 @@ class StreamCommands(CommandContext):
 
     if TYPE_CHECKING:
 
-        def _wait(self, keys: list[bytes], serve: object, timeout_ms: int, reply: bytes) -> None: ...
+        def _wait(
+            self, keys: list[bytes], serve: Callable[[bytes], bytes | None], timeout_ms: int, reply: bytes
+        ) -> None: ...
 
         _blocked: Waiter | None
