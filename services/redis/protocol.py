@@ -38,6 +38,7 @@ from linechat.services.redis.resp import (
     error,
     split_inline,
 )
+from linechat.services.redis.scripting import BUSY, ScriptCommands
 from linechat.services.redis.table import CommandDef, build_table
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class RedisProtocol(
     ConnectionCommands,
     TransactionCommands,
     PubSubCommands,
+    ScriptCommands,
     ServerCommands,
     Protocol,
 ):
@@ -180,9 +182,10 @@ class RedisProtocol(
         # peer's backlog passes its high-water mark.
         budget, room = self.allowance()
         fast = _FAST
-        ready = self.server.blocking.ready  # keys a write made ready for blocked clients
-        # Subscribed or inside MULTI: every command takes the full path.
-        slow = self._subscribed or self._multi is not None
+        server = self.server
+        ready = server.blocking.ready  # keys a write made ready for blocked clients
+        # Subscribed, inside MULTI, or a script is busy: every command takes the full path.
+        slow = self._subscribed or self._multi is not None or server.busy
         for argv in commands:
             index += 1
             if not argv:
@@ -212,9 +215,9 @@ class RedisProtocol(
                     break
                 if self.closing:
                     break
-                slow = self._subscribed or self._multi is not None
+                slow = self._subscribed or self._multi is not None or server.busy
             if ready:
-                self.server.blocking.serve_ready()
+                server.blocking.serve_ready()
             if ran >= budget or size > room:
                 if index < len(commands) or failure is not None:
                     self._backlog = (commands[index:], failure)
@@ -223,7 +226,7 @@ class RedisProtocol(
                 break
         if failure is not None and not self.closing:
             out.append(self._protocol_error(failure))
-        self.server.commands_processed += ran
+        server.commands_processed += ran
         if not out:
             return None
         if len(out) == 1:
@@ -530,6 +533,10 @@ class RedisProtocol(
         spec = self.table.get(name)
         self.argv = argv
         if spec is not None:
+            if self.server.busy and not self._allowed_while_busy(spec, argv):
+                if self._multi is not None:
+                    self._multi_failed = True
+                return error(BUSY)
             if spec.fastpath and raw not in _FAST and len(_FAST) < 4096:
                 top = _UNBOUNDED if spec.handler_max is None else spec.handler_max + 1
                 _FAST[raw] = (spec.func, spec.min_args + 1, top)  # type: ignore[assignment]
@@ -544,6 +551,16 @@ class RedisProtocol(
         elif self._multi is not None:
             self._multi_failed = True
         return self.dispatch(name, argv[1:])  # type: ignore[return-value]
+
+    @staticmethod
+    def _allowed_while_busy(spec: CommandDef, argv: list[bytes]) -> bool:
+        """Whether the table lets a command run while a script is busy (allow_busy, or its subcommand's)."""
+        if "allow_busy" in spec.flags:
+            return True
+        if spec.subcommands and len(argv) > 1:
+            sub = spec.subcommands.get(argv[1].upper().decode("latin-1"))
+            return sub is not None and "allow_busy" in sub.flags
+        return False
 
     def _queue(self, spec: CommandDef, argv: list[bytes]) -> bytes:
         """Inside MULTI: check a command as Redis does before queueing it (arity)."""

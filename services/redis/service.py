@@ -17,6 +17,7 @@ from linechat.services.redis.connection import SERVER_VERSION
 from linechat.services.redis.protocol import TABLE, RedisProtocol
 from linechat.services.redis.resp import RESP3, RespError, array, glob_match
 from linechat.services.redis.scan import ScanCursors
+from linechat.services.redis.scripting import ScriptEngine
 from linechat.services.redis.store import Database
 from pydantic import Field
 
@@ -44,6 +45,9 @@ class RedisSettings(ServiceSettings):
     appendfsync: Literal["always", "everysec", "no"] = Field("everysec", description="fsync policy (appendfsync)")
     aof_path: Path | None = Field(None, description="append-only file; default <data_dir>/redis/appendonly.aof")
     hz: int = Field(10, ge=1, le=500, description="active expiry cycles per second (hz)")
+    busy_reply_threshold: int = Field(
+        5000, ge=0, description="ms a script runs before other clients are answered BUSY (busy-reply-threshold)"
+    )
 
 
 class _Replayer(DataCommands):
@@ -111,6 +115,10 @@ class RedisService(Service):
         for db in self.dbs:
             db.lru_clock = self.now_ms() // 1000
         self._expiry_timer: Timer | None = None
+        self.script: ScriptEngine | None = None  # the engine while a script runs
+        self.busy = False  # a script ran past busy_reply_threshold: others are answered BUSY
+        self.busy_threshold = self.settings.busy_reply_threshold / 1000
+        self._scripting: ScriptEngine | None = None
         # WATCH: (database, key) -> the clients watching it.
         self.watchers: dict[tuple[int, bytes], set[ClientContext]] = {}
         # True when a change must be reported (an AOF is open or a key is
@@ -130,7 +138,17 @@ class RedisService(Service):
     def _db_clock(self) -> int:
         # While the AOF is replayed nothing expires: later records may still
         # touch a key whose deadline has passed since (Redis does the same).
-        return 0 if self.loading else self.now_ms()
+        if self.loading:
+            return 0
+        # A script sees the keyspace as of its start: keys do not expire under it.
+        script = self.script
+        return self.now_ms() if script is None else script.started_ms
+
+    def scripting(self) -> ScriptEngine:
+        """The Lua interpreter and script cache (made at first use)."""
+        if self._scripting is None:
+            self._scripting = ScriptEngine(self)
+        return self._scripting
 
     def _key_expired(self, db: Database, key: bytes) -> None:
         self.expired_keys += 1
@@ -219,6 +237,8 @@ class RedisService(Service):
 
     def _active_expire(self) -> None:
         """Sample keys with deadlines, as Redis does: 20 at a time, again while over 25% were dead."""
+        if self.script is not None:
+            return  # the reactor turns inside a long script: its keys must not change under it
         budget = time.perf_counter() + 0.25 / self.settings.hz  # at most a quarter of each period
         seconds = self.now_ms() // 1000
         for db in self.dbs:

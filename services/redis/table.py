@@ -20,8 +20,9 @@ That one line is all the server needs; everything below reads it:
   ``skip_monitor``, ``skip_slowlog``...  ``COMMAND`` reports them;
   ``movablekeys`` is added when the keys are not at fixed positions.
   ``write`` marks what the AOF replays and read-only scripts refuse;
-  ``noscript`` is refused by ``redis.call``; ``blocking`` keeps a command off
-  the pipelined fast path.
+  ``noscript`` is refused by ``redis.call``; ``allow_busy`` may run while a
+  script is busy; ``blocking`` keeps a command off the pipelined fast path
+  (and a handler must not block when ``self.in_script`` is true).
 * ``keys`` says where the keys are: ``(first, last, step)`` as in Redis's
   legacy triple (``last`` negative counts from the end), or a list of
   :class:`KeySpec` for the odd ones (a keyword such as ``STREAMS``, a count
