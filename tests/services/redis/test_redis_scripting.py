@@ -180,6 +180,12 @@ CORPUS: list[tuple[str, ...]] = [
     ("SCRIPT", "EXISTS"),
     ("SCRIPT", "FLUSH", "ASYNC"),
     ("SCRIPT", "FLUSH", "SYNC", "x"),
+    ("EVAL", "return redis.call('BLPOP', 'nolist', 0)", "0"),
+    ("EVAL", "redis.call('RPUSH', 'bl', 'x') return redis.call('BLPOP', 'bl', 0)", "0"),
+    ("EVAL", "return redis.call('ZADD', 'z', 1, 'a', 2.5, 'b')", "0"),
+    ("EVAL", "return redis.call('ZRANGE', 'z', 0, -1, 'WITHSCORES')", "0"),
+    ("EVAL", "redis.setresp(3) return redis.call('ZRANGE', 'z', 0, -1, 'WITHSCORES')", "0"),
+    ("EVAL", "redis.setresp(3) return redis.call('ZSCORE', 'z', 'b')", "0"),
 ]
 
 
