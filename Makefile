@@ -43,4 +43,4 @@ bench: $(BIN)/.linechat-test-installed
 	bash bench/run-all
 
 clean:
-	rm -rf .venv .venv-* build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-* build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
