@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -238,7 +239,7 @@ def _cmd_serve(
     log: Any,
 ) -> int:
     from linechat.app import App
-    from linechat.preflight import ListenError, data_dir_problem, listen_conflicts
+    from linechat.preflight import ListenError, data_dir_problem, endpoint, listen_conflicts
 
     only, problem = _only(args, services, bad_services)
     if problem:
@@ -262,6 +263,13 @@ def _cmd_serve(
         app.start()
     except ListenError as exc:
         app.reactor.close()
+        if exc.errno == errno.EADDRINUSE:
+            # Hosts that are spelt differently but overlap ("localhost" and "127.0.0.1").
+            for listener in app.listeners:
+                if listener.address[1] == exc.port:
+                    name = listener.service.name
+                    who = name if listener.spec.name == "main" else f"{name} ({listener.spec.name} listener)"
+                    exc.holder = f"{who} on {endpoint(*listener.address)}"
         return _fail(str(exc), sys.stderr)
     except OSError as exc:
         app.reactor.close()

@@ -43,10 +43,12 @@ class ListenError(OSError):
         self.host = spec.host
         self.port = spec.port
         self.cause = cause
+        #: Set when a listener of this same process holds the port ("echo on 127.0.0.1:7007").
+        self.holder: str | None = None
 
     def __str__(self) -> str:
         reason = self.strerror or str(self.cause)
-        hint = _HINTS.get(self.errno or 0)
+        hint = f"{self.holder} has it" if self.holder else _HINTS.get(self.errno or 0)
         where = endpoint(self.host, self.port)
         text = f"{_who(self.service, self.listener)} cannot listen on {where}: {reason}"
         return f"{text} ({hint})" if hint else text

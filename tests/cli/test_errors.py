@@ -172,3 +172,21 @@ def test_only_names_a_service_that_failed_to_import(tmp_path: Path) -> None:
 def test_only_empty_is_an_error(tmp_path: Path) -> None:
     line = run("serve", "--only", "", cwd=tmp_path)
     assert "--only" in line and "echo" in line
+
+
+def test_hosts_spelt_differently_name_the_listener_that_holds_the_port(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINECHAT_")}
+    ports = ["--set", f"services.echo.port={port}", "--set", f"services.redis.port={port}"]
+    result = subprocess.run(
+        [LINECHAT, "serve", "--only", "echo,redis", *ports, "--set", "services.redis.host=localhost"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    held = f"echo on 127.0.0.1:{port} has it"
+    assert last == f"linechat: redis cannot listen on localhost:{port}: Address already in use ({held})"
