@@ -62,6 +62,30 @@ _IOV_LIMIT = 64
 
 _BYTES_TYPES = (bytes, bytearray, memoryview)
 
+# os.sendfile only onto a socket whose send() is the socket's own: an
+# ssl.SSLSocket (or a wrapper object) would have its encryption bypassed.
+_SOCKET = socket.socket
+_SOCKET_SEND = socket.socket.send
+
+# Errors of a TLS layer that mean "not now", not "broken": a record is not
+# complete yet, or the layer must read before it can write.  ssl raises
+# SSLWant*Error, pyOpenSSL Want*Error (not an OSError); recognised by name so
+# that neither module is imported here.
+_WANT_IO = frozenset({"SSLWantReadError", "SSLWantWriteError", "WantReadError", "WantWriteError"})
+# ... and errors that mean the peer closed the TLS session (cleanly or not).
+_TLS_CLOSED = frozenset({"SSLZeroReturnError", "SSLEOFError", "ZeroReturnError"})
+# Reads in a row taken from a TLS layer's own buffer after one readiness event.
+_PENDING_READS = 16
+
+
+def _named(exc: BaseException, names: frozenset[str]) -> bool:
+    return any(klass.__name__ in names for klass in type(exc).__mro__)
+
+
+def _sendfile_safe(sock: Any) -> bool:
+    """True for a socket whose bytes go to the wire as they are (os.sendfile cannot bypass anything)."""
+    return isinstance(sock, _SOCKET) and type(sock).send is _SOCKET_SEND
+
 # Frames per pass when no budget is set (asynchat's behaviour: all of them).
 _NO_BUDGET = 1 << 62
 
@@ -257,6 +281,12 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     terminator: Terminator = None
 
+    # Decided once per class (see __init_subclass__): does a subclass hook
+    # recv(), send() or get_terminator()?  The plain case takes the fast paths.
+    _plain_recv = True
+    _plain_send = True
+    _plain_get_terminator = True
+
     # Per-connection state that most connections never change lives on the
     # class until they do: an idle connection's __dict__ stays small.
     _line_timer: Timer | None = None
@@ -267,12 +297,14 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     _soft_since = 0.0  # when the backlog went above out_soft_limit (0: it is not)
     _soft_timer: Timer | None = None
     _big = False  # a large backlog is queued: release memory when it is gone
+    _draining = False  # reading what a TLS layer holds (see _read_pending)
+    _no_sendmsg: Any = None  # the socket object found to refuse sendmsg
 
     # Per-connection state set by __init__ lives in slots rather than the
     # instance dict (dispatcher's attributes keep that one small and shared).
     __slots__ = (
-        "_closed",
-        "_closing",
+        "_ac_closed",
+        "_ac_closing",
         "_discarding",
         "_dispatching",
         "_events",
@@ -286,8 +318,6 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         "_ofifo",
         "_out_bytes",
         "_pause_reasons",
-        "_plain_get_terminator",
-        "_plain_recv",
         "_reactor",
         "incoming",
         "logger",
@@ -305,18 +335,24 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         self._pause_reasons: set[str] | frozenset[str] = _NO_REASONS
         self._dispatching = 0  # >0 while inside the framing loop
         self._flush_wanted = False
-        self._closing = False
-        self._closed = False
+        self._ac_closing = False
+        self._ac_closed = False
         self._reactor: Reactor | None = None
         self._events = 0  # interest last told to the reactor
         self._idle_timer: Timer | None = None
         self._last_input = 0.0
-        self._plain_get_terminator = type(self).get_terminator is async_chat.get_terminator
-        # A subclass may wrap recv (TLS, say): then always go through it.
-        self._plain_recv = type(self).recv is asyncore.dispatcher.recv
         self.logger: Any = _log  # services bind connection context onto it
         super().__init__(sock, map)
         self._update_interest()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass that overrides recv() or send() (TLS, throttling, byte
+        # counting) sees every byte: all input then comes through self.recv()
+        # and all output through self.send(), as with the standard library.
+        cls._plain_recv = cls.recv is asyncore.dispatcher.recv
+        cls._plain_send = cls.send is asyncore.dispatcher.send
+        cls._plain_get_terminator = cls.get_terminator is async_chat.get_terminator
 
     # ------------------------------------------------------------------ terminators
 
@@ -379,18 +415,53 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         except OSError as exc:
             self._recv_failed(exc)
             return
+        except Exception as exc:  # pyOpenSSL's errors are not OSErrors
+            if _named(exc, _WANT_IO):
+                return
+            if _named(exc, _TLS_CLOSED):
+                self.handle_close()
+                return
+            raise
         if data:
             if self._idle_timer is not None:
                 self._last_input = self._reactor.time()  # type: ignore[union-attr]
             self.feed(data)
+            if self.socket.__class__ is not _SOCKET and not self._draining:
+                self._read_pending()
 
     def _recv_failed(self, exc: OSError) -> None:
-        if isinstance(exc, BlockingIOError):
-            return  # a spurious wake-up: nothing to read after all
-        if exc.errno in _DISCONNECTED:
+        if isinstance(exc, BlockingIOError) or _named(exc, _WANT_IO):
+            return  # a spurious wake-up, or half a TLS record: nothing to read yet
+        if exc.errno in _DISCONNECTED or _named(exc, _TLS_CLOSED):
             self.handle_close()
         else:
             self.handle_error()
+
+    def _tls_pending(self) -> bool:
+        """True if the socket object (a TLS layer) holds received bytes of its own that epoll cannot see."""
+        sock = self.socket
+        if sock is None or sock.__class__ is _SOCKET:
+            return False
+        pending = getattr(sock, "pending", None)
+        if pending is None:
+            return False
+        try:
+            return bool(pending())
+        except Exception:
+            return False
+
+    def _read_pending(self) -> None:
+        """Read what a TLS layer already holds: no readiness event would come for it."""
+        self._draining = True
+        try:
+            for _ in range(_PENDING_READS):
+                if self._ac_closed or self._pause_reasons or not self.connected or not self._tls_pending():
+                    return
+                self.handle_read()
+        finally:
+            self._draining = False
+        if self._tls_pending() and self._reactor is not None:
+            self._reactor.call_soon(self._read_pending)  # more than one turn's worth: go on next turn
 
     def feed(self, data: bytes) -> None:
         """Run the framing over *data* as if it had just been received."""
@@ -441,7 +512,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             self._turn_left = self.frame_budget or _NO_BUDGET
         try:
             while True:
-                while not self._pause_reasons and not self._closed and self._ipos < len(self._ibuf):
+                while not self._pause_reasons and not self._ac_closed and self._ipos < len(self._ibuf):
                     term = self.terminator if self._plain_get_terminator else self.get_terminator()
                     if not term:
                         self._take_all()
@@ -460,7 +531,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
                 # resumes reading, keep framing here rather than recursing.
                 self._flush_wanted = False
                 self.initiate_send()
-                if self._pause_reasons or self._closed or self._ipos >= len(self._ibuf):
+                if self._pause_reasons or self._ac_closed or self._ipos >= len(self._ibuf):
                     break
         finally:
             self._dispatching -= 1
@@ -481,7 +552,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             self._line_since = 0.0
             return
         reactor = self._reactor
-        if self._line_since or reactor is None or self._closed:
+        if self._line_since or reactor is None or self._ac_closed:
             return
         self._line_since = reactor.time()
         if self._line_timer is None:
@@ -498,7 +569,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     def _check_line(self) -> None:
         self._line_timer = None
         reactor = self._reactor
-        if reactor is None or not self._line_since or not self.line_timeout or self._closed:
+        if reactor is None or not self._line_since or not self.line_timeout or self._ac_closed:
             return
         due = self._line_since + self.line_timeout
         now = reactor.time()
@@ -683,6 +754,12 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             return
         self._pause_reasons = _NO_REASONS
         self._update_interest()
+        if self.socket is not None and self.socket.__class__ is not _SOCKET and self._tls_pending():
+            # Input held inside a TLS layer raises no readiness event: read it.
+            if self._reactor is not None:
+                self._reactor.call_soon(self._read_pending)
+            else:
+                self._read_pending()
         if self._ipos < len(self._ibuf) and not self._dispatching:
             # Frame what was held back, but not in the caller's stack: the
             # caller may be another channel's handler.
@@ -714,7 +791,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def _end_turn(self) -> None:
         self._turn_scheduled = False
-        if self._closed or "turn" not in self._pause_reasons:
+        if self._ac_closed or "turn" not in self._pause_reasons:
             return
         if "backpressure" in self._pause_reasons:
             return  # the drain that lifts backpressure brings the turn back (_after_send)
@@ -732,7 +809,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             if self._flush_wanted:
                 self._flush_wanted = False
                 self.initiate_send()
-            if self._deferred is not None or self._closed:
+            if self._deferred is not None or self._ac_closed:
                 return  # it yielded again: a later turn goes on
         self.resume_reading("turn")
 
@@ -763,7 +840,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             size = data.nbytes if isinstance(data, memoryview) else len(data)
         else:
             raise TypeError(f"data argument must be byte-ish ({type(data).__name__!r})")
-        if not size or self._closed:  # output for a closed channel would only pile up
+        if not size or self._ac_closed:  # output for a closed channel would only pile up
             self._send_soon()
             return
         if not self._ofifo and not self._dispatching and self.connected:
@@ -778,13 +855,19 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def _send_direct(self, data: bytes | bytearray | memoryview, size: int) -> None:
         """Send *data* (*size* bytes) now, nothing being queued before it; queue only what the socket refuses."""
+        if not self._plain_send:
+            self._queue_unsent(data, 0)
+            self._send_hooked()
+            return
         try:
             sent = self.socket.send(data)  # type: ignore[union-attr]
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            self._send_failed(exc)
-            return
+            if not _named(exc, _WANT_IO):
+                self._send_failed(exc)
+                return
+            sent = 0
         if sent < size:
             self._queue_unsent(data, sent)
 
@@ -798,7 +881,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def push_with_producer(self, producer: Producer | bytes) -> None:
         """Queue a producer (or a byte string) whose output is sent in order."""
-        if self._closed:
+        if self._ac_closed:
             if isinstance(producer, file_producer):
                 producer.done()
             return
@@ -811,7 +894,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def push_many(self, items: Iterable[bytes]) -> None:
         """Queue several byte strings at once (one send attempt for all)."""
-        if self._closed:
+        if self._ac_closed:
             return
         fifo = self._fifo()
         total = 0
@@ -833,7 +916,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def close_when_done(self) -> None:
         """Close once everything queued before this call has been sent."""
-        self._closing = True
+        self._ac_closing = True
         self._fifo().append(None)
         self._send_soon()
 
@@ -867,7 +950,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def _soft_exceeded(self) -> None:
         reactor = self._reactor
-        if reactor is None or self._closed:
+        if reactor is None or self._ac_closed:
             return
         self._soft_since = reactor.time()
         if self._soft_timer is None:
@@ -876,7 +959,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     def _check_soft(self) -> None:
         self._soft_timer = None
         reactor = self._reactor
-        if reactor is None or self._closed or not self._soft_since:
+        if reactor is None or self._ac_closed or not self._soft_since:
             return
         soft = self.out_soft_limit
         if soft is None or self._out_bytes <= soft:
@@ -897,6 +980,9 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def initiate_send(self) -> None:
         """Send as much queued output as the socket takes now."""
+        if not self._plain_send:
+            self._send_hooked()
+            return
         fifo = self._ofifo
         if len(fifo) == 1 and fifo[0].__class__ is bytes and self.connected:
             # Request/response traffic mostly queues one reply per turn: send
@@ -908,8 +994,10 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             except BlockingIOError:
                 sent = 0
             except OSError as exc:
-                self._send_failed(exc)
-                return
+                if not _named(exc, _WANT_IO):
+                    self._send_failed(exc)
+                    return
+                sent = 0
             if sent == len(data):
                 fifo.clear()
             elif sent:
@@ -927,7 +1015,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
                 if not self._send_buffers():
                     break
                 continue
-            if isinstance(first, file_producer) and isinstance(self.socket, socket.socket):
+            if isinstance(first, file_producer) and _sendfile_safe(self.socket):
                 try:
                     sent = first.sendfile(self.socket)
                 except BlockingIOError:
@@ -968,16 +1056,29 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         try:
             if len(bufs) == 1:
                 sent = sock.send(bufs[0])
-            elif total <= 16384 or not hasattr(sock, "sendmsg"):
+            elif total <= 16384 or sock is self._no_sendmsg:
                 # Copying a few small replies is cheaper than an iovec per reply.
                 sent = sock.send(b"".join(bufs))
             else:
-                sent = sock.sendmsg(bufs)
+                try:
+                    sent = sock.sendmsg(bufs)
+                except (NotImplementedError, AttributeError):
+                    # An ssl.SSLSocket (or a wrapper) without scatter/gather:
+                    # join from now on for this socket.
+                    self._no_sendmsg = sock
+                    sent = sock.send(b"".join(bufs))
         except BlockingIOError:
             return False
         except OSError as exc:
-            self._send_failed(exc)
+            if not _named(exc, _WANT_IO):
+                self._send_failed(exc)
             return False
+        self._consume(sent)
+        return sent == total
+
+    def _consume(self, sent: int) -> None:
+        """Drop *sent* bytes from the head of the FIFO (byte strings only)."""
+        fifo = self._ofifo
         self._out_bytes -= sent
         left = sent
         while left:
@@ -989,7 +1090,73 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             else:
                 fifo[0] = memoryview(item)[left:]  # type: ignore[arg-type]
                 left = 0
-        return sent == total
+
+    def _send_hooked(self) -> None:
+        """Send queued output through ``self.send()``, which a subclass overrides.
+
+        As the standard library did: at most ``ac_out_buffer_size`` bytes per
+        call, producers asked for ``more()`` (no sendfile), no sendmsg, and an
+        error the override raises goes to ``handle_error``.
+        """
+        fifo = self._ofifo
+        limit = self.ac_out_buffer_size
+        while fifo and self.connected:
+            first = fifo[0]
+            if first is None:
+                fifo.popleft()
+                self.handle_close()
+                return
+            if isinstance(first, _BYTES_TYPES):
+                data = self._head_bytes(limit)
+                if not data:
+                    fifo.popleft()
+                    continue
+                try:
+                    sent = self.send(data)
+                except BlockingIOError:
+                    break
+                except Exception as exc:
+                    if _named(exc, _WANT_IO):
+                        break
+                    if isinstance(exc, OSError):
+                        self._send_failed(exc)
+                    else:
+                        self.handle_error()
+                    return
+                if sent:
+                    self._consume(sent)
+                if sent < len(data):
+                    break  # the socket (or the override) took what it could
+                continue
+            data = first.more()  # type: ignore[union-attr]
+            if data:
+                if isinstance(data, str):
+                    data = data.encode(self.encoding)
+                fifo.appendleft(data)
+                self._out_bytes += len(data)
+            else:
+                fifo.popleft()
+        self._after_send()
+
+    def _head_bytes(self, limit: int) -> bytes:
+        """Up to *limit* bytes from the byte strings at the head of the FIFO, as one bytes object."""
+        parts: list[bytes | bytearray | memoryview] = []
+        total = 0
+        for item in self._ofifo:
+            if item is None or not isinstance(item, _BYTES_TYPES):
+                break
+            size = item.nbytes if isinstance(item, memoryview) else len(item)
+            if total + size > limit:
+                parts.append(memoryview(item)[: limit - total])
+                total = limit
+                break
+            parts.append(item)
+            total += size
+            if total >= limit:
+                break
+        if len(parts) == 1 and parts[0].__class__ is bytes:
+            return parts[0]  # type: ignore[return-value]
+        return b"".join(parts)
 
     def _send_failed(self, exc: OSError) -> None:
         if exc.errno in _DISCONNECTED:
@@ -1046,7 +1213,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def set_socket(self, sock: socket.socket, map: dict[int, Any] | None = None) -> None:  # noqa: A002
         """Adopt *sock* (a channel may be given a new socket after a close, to reconnect)."""
-        self._closed = False
+        self._ac_closed = False
         self._gen += 1
         super().set_socket(sock, map)
 
@@ -1123,7 +1290,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Close the socket and leave the channel map (idempotent)."""
         if self._big:
             self.memory_freed()  # before leaving the reactor
-        self._closed = True
+        self._ac_closed = True
         self._gen += 1
         if self._idle_timer is not None:
             self._idle_timer.cancel()

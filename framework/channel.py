@@ -286,7 +286,7 @@ class ServiceChannel(async_chat):
             and self._ipos >= len(self._ibuf)
             and not self._pause_reasons
             and not self._dispatching
-            and not self._closed
+            and not self._ac_closed
         ):
             self._deliver_chunk(data)
         else:
@@ -320,10 +320,10 @@ class ServiceChannel(async_chat):
             self._handled()
             self._process_input()
             return
-        if reply.__class__ is bytes and reply and not self._ofifo and not self._closed:
+        if reply.__class__ is bytes and reply and not self._ofifo and not self._ac_closed:
             # Nothing queued before it: straight to the socket, as push would.
             self._send_direct(reply, len(reply))
-            if self._closed:
+            if self._ac_closed:
                 return
         elif reply is not None:
             self.send_reply(reply)
