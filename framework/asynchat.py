@@ -1017,7 +1017,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
                 continue
             if isinstance(first, file_producer) and _sendfile_safe(self.socket):
                 try:
-                    sent = first.sendfile(self.socket)
+                    sent = first.sendfile(self.socket)  # type: ignore[arg-type]  # checked just above
                 except BlockingIOError:
                     break
                 except OSError as exc:
