@@ -12,7 +12,7 @@ from linechat import Reply, Rule, command
 from linechat.reactor import Timer
 from linechat.services.chat.backplane import Event
 from linechat.services.chat.names import clean_text, fold, mask_matches, valid_user
-from linechat.services.chat.opers import verify_password
+from linechat.services.chat.opers import check_oper
 from linechat.services.chat.session import IRC_LINE, ChatSession, Problem
 
 __all__ = ["CAPABILITIES", "IrcSession", "render_irc"]
@@ -167,6 +167,7 @@ class IrcSession(ChatSession):
         self.cap_negotiating = False
         self.caps: set[str] = set()
         self.invisible = False  # user mode +i: hidden from WHO masks of those sharing no room
+        self.bot = False  # user mode +B (IRCv3 bot mode): marked in WHO, WHOIS and message tags
         self.cap_version = 0
         self.tags = ""  # client tags of the line being handled
         self._render: Callable[[Event], bytes | None] = render_irc
@@ -417,6 +418,7 @@ class IrcSession(ChatSession):
         targets = settings.max_targets
         return [
             "AWAYLEN=200",
+            "BOT=B",
             "CASEMAPPING=ascii",
             f"CHANLIMIT=#:{settings.max_rooms}",
             "CHANMODES=b,k,l,imnst",
@@ -723,7 +725,8 @@ class IrcSession(ChatSession):
                 return self.num("401", target, "No such nick/channel")
             return self.num("502", "Can't change mode for other users")
         if not changes:
-            return self.num("221", "+" + ("i" if self.invisible else "") + ("o" if self.oper else ""))
+            modes = ("B" if self.bot else "") + ("i" if self.invisible else "") + ("o" if self.oper else "")
+            return self.num("221", "+" + modes)
         applied = ""
         sign = "+"
         for letter in changes[0]:
@@ -735,7 +738,10 @@ class IrcSession(ChatSession):
             elif letter == "i" and self.invisible != (sign == "+"):
                 self.invisible = sign == "+"
                 applied += sign + "i"
-            elif letter not in "io":
+            elif letter == "B" and self.bot != (sign == "+"):
+                self.bot = sign == "+"
+                applied += sign + "B"
+            elif letter not in "ioB":
                 self.send(self.num("501", "Unknown MODE flag"))
         if applied:
             return f":{self.nick} MODE {self.nick} :{applied}"
@@ -770,6 +776,8 @@ class IrcSession(ChatSession):
         flags = "G" if member.away else "H"
         if getattr(member, "oper", False):
             flags += "*"
+        if getattr(member, "bot", False):
+            flags += "B"
         return flags + self._prefix(status)
 
     def _who_line(self, room: str, member: Any, status: str = "") -> str:
@@ -843,6 +851,8 @@ class IrcSession(ChatSession):
         replies.append(self.num("312", member.nick, self.server, f"{self.settings.network} ({member.dialect})"))
         if getattr(member, "oper", False):
             replies.append(self.num("313", member.nick, "is an IRC operator"))
+        if getattr(member, "bot", False):
+            replies.append(self.num("335", member.nick, f"is a bot on {self.settings.network}"))
         if member.away:
             replies.append(self.num("301", member.nick, member.away))
         now = self.reactor.time()
@@ -895,8 +905,7 @@ class IrcSession(ChatSession):
     @command("OPER", state="registered")
     def oper_command(self, name: str, password: str, *_: str) -> Reply:
         """Become an IRC operator with a name and password from the ``opers`` setting."""
-        stored = self.settings.opers.get(name)
-        if stored is None or not verify_password(password, stored):
+        if not check_oper(self.settings.opers, name, password):
             self.log.warning("oper_failed", name=name, nick=self.nick)
             return self.num("464", "Password incorrect")
         self.oper = True
@@ -950,6 +959,8 @@ class IrcSession(ChatSession):
         seen: set[str] = set()
         echo = "echo-message" in self.caps
         tags = self.tags
+        if self.bot:  # IRCv3 bot mode: message-tags clients see who is a bot
+            tags = f"bot;{tags}" if tags else "bot"
         self.last_spoke = self.reactor.time()
         for target in targets.split(","):
             key = fold(target)

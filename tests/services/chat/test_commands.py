@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from linechat.services.chat import ChatService
 from linechat.services.chat.names import irc_to_ansi, strip_formatting
-from linechat.services.chat.opers import hash_password, verify_password
+from linechat.services.chat.opers import check_oper, hash_password
 from linechat.testing import MemoryClient, ServiceHarness
 
 Harness = Callable[..., ServiceHarness]
@@ -109,8 +109,8 @@ def test_whowas_remembers_departed_and_renamed_nicks(chat: Harness) -> None:
 
 def test_oper_with_a_hashed_password_and_kill(chat: Harness) -> None:
     stored = hash_password("s3cret")
-    assert "s3cret" not in stored and verify_password("s3cret", stored)
-    assert not verify_password("wrong", stored) and not verify_password("s3cret", "garbage")
+    assert "s3cret" not in stored and check_oper({"root": stored}, "root", "s3cret")
+    assert not check_oper({"root": stored}, "root", "wrong") and not check_oper({"root": "garbage"}, "root", "s3cret")
     harness = chat(opers={"root": stored})
     alice = irc(harness, "alice", "#a")
     bob = irc(harness, "bob", "#a")
@@ -275,3 +275,17 @@ def test_text_filters() -> None:
     assert strip_formatting("\x02b\x02 \x0312,04c\x03 \x1dI\x1d \x04ff0000hex") == "b c I hex"
     assert irc_to_ansi("plain") == "plain"
     assert irc_to_ansi("\x1fu\x1f\x1b") == "\x1b[4mu\x1b[24m\x1b[0m"
+
+
+def test_bot_mode_marks_a_bot_in_who_whois_and_tags(chat: Harness) -> None:
+    harness = chat()
+    bot = irc(harness, "beep", "#a")
+    user = irc(harness, "user", "#a", caps="message-tags")
+    bot.read()
+    bot.send("MODE beep +B\r\nMODE beep\r\nPRIVMSG #a :boop\r\n")
+    assert bot.read_lines() == [":beep MODE beep :+B", ":linechat 221 beep :+B"]
+    assert re.fullmatch(r"@time=\S+;msgid=\w+;bot :beep!~beep@127.0.0.1 PRIVMSG #a :boop", user.read_lines()[0])
+    user.send("WHO #a\r\nWHOIS beep\r\n")
+    lines = user.read_lines()
+    assert lines[0].split()[8] == "HB@"
+    assert ":linechat 335 user beep :is a bot on linechat" in lines
