@@ -725,8 +725,8 @@ class IrcSession(ChatSession):
                 return self.num("401", target, "No such nick/channel")
             return self.num("502", "Can't change mode for other users")
         if not changes:
-            modes = ("B" if self.bot else "") + ("i" if self.invisible else "") + ("o" if self.oper else "")
-            return self.num("221", "+" + modes)
+            umodes = ("B" if self.bot else "") + ("i" if self.invisible else "") + ("o" if self.oper else "")
+            return self.num("221", "+" + umodes)
         applied = ""
         sign = "+"
         for letter in changes[0]:

@@ -61,6 +61,11 @@ class ChatSession(Protocol):
 
     service: ChatService
     settings: ChatSettings
+    nick: str
+    user: str
+    realname: str
+    away: str
+    oper: bool
 
     def __init__(self, channel: Any, service: Any) -> None:
         super().__init__(channel, service)
