@@ -1,0 +1,205 @@
+"""Sorted sets at size: pipelined ZADD and ZRANGEBYSCORE ... LIMIT 0 10 on 10k and 1M members.
+
+Run: ``.venv/bin/python bench/bench_redis_zset.py`` (``--help`` for options;
+needs ``redis-benchmark``; ``redis-server`` and fakeredis are used when
+present).
+
+Servers, one after another, each in its own process on a free loopback
+port: ours (``linechat serve --only redis``, AOF off), a real
+``redis-server`` (no persistence) and fakeredis's TCP server
+(``fakeredis.TcpFakeServer``).  For each size the sorted set ``bench:z`` is
+loaded with members ``m:000000000000`` ... (score = the number), then::
+
+    redis-benchmark -P 16 -c 50 -r SIZE -n N ZADD bench:z __rand_int__ m:__rand_int__
+    redis-benchmark -P 16 -c 50 -r SIZE -n N ZRANGEBYSCORE bench:z __rand_int__ +inf LIMIT 0 10
+
+ZADD moves existing members to random scores (the set keeps its size); the
+range starts at a random score.  At each size all servers run at once and
+the runs go round-robin over them (test by test, round by round), so load
+from elsewhere on the machine falls on every server alike.  The best of
+``--rounds`` runs counts; a Markdown table of requests/second and our ratio
+to each peer is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAKEREDIS = """
+import sys
+from fakeredis import TcpFakeServer
+server = TcpFakeServer(("127.0.0.1", int(sys.argv[1])), server_type="redis", server_version=(7, 0))
+server.serve_forever()
+"""
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_command(kind: str, port: int, python: str) -> list[str]:
+    """The command line that starts server *kind* on *port*."""
+    if kind == "linechat":
+        return [
+            python, "-m", "linechat", "serve", "--only", "redis", "--log-level", "warning",
+            "--data-dir", f"/tmp/linechat-bench-zset-{os.getpid()}",
+            "--set", f"services.redis.port={port}", "--set", "services.redis.appendonly=false",
+        ]  # fmt: skip
+    if kind == "redis-server":
+        return ["redis-server", "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1"]
+    if kind == "fakeredis":
+        return [python, "-c", FAKEREDIS, str(port)]
+    raise ValueError(kind)
+
+
+@contextmanager
+def running(kind: str, python: str) -> Iterator[int]:
+    """Start a server process, wait until it accepts, yield its port, stop it."""
+    port = free_port()
+    proc = subprocess.Popen(server_command(kind, port, python), cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{kind} did not start") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _command(*words: bytes) -> bytes:
+    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
+
+
+def load(port: int, size: int) -> float:
+    """Fill bench:z with *size* members in pipelined ZADDs of 1,000; return the seconds it took."""
+    started = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_command(b"DEL", b"bench:z"))
+        batches = 0
+        for first in range(0, size, 1000):
+            words = [b"ZADD", b"bench:z"]
+            for i in range(first, min(first + 1000, size)):
+                words += [b"%d" % i, b"m:%012d" % i]
+            sock.sendall(_command(*words))
+            batches += 1
+        # One reply line per command (":n\r\n"): read until every one has come.
+        expected = batches + 1
+        seen = 0
+        while seen < expected:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise RuntimeError("server closed while loading")
+            seen += chunk.count(b"\r\n")
+        sock.sendall(_command(b"ZCARD", b"bench:z"))
+        reply = sock.recv(100)
+    if reply != b":%d\r\n" % size:
+        raise RuntimeError(f"load gave {reply!r}")
+    return time.perf_counter() - started
+
+
+def benchmark(port: int, size: int, words: list[str], requests: int, pipeline: int, clients: int) -> float:
+    """Run one redis-benchmark custom command; return requests/second."""
+    done = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-c", str(clients), "-n", str(requests), "-P", str(pipeline),
+         "-r", str(size), "-q", *words],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"redis-benchmark failed: {done.stdout[-300:]!r} {done.stderr[-300:]!r}")
+    for line in done.stdout.replace("\r", "\n").splitlines():
+        match = re.match(r"\s*(.+): ([0-9.]+) requests per second", line)
+        if match:
+            return float(match.group(2))
+    raise RuntimeError(f"no figure in {done.stdout[-300:]!r}")
+
+
+TESTS = {
+    "ZADD": ["ZADD", "bench:z", "__rand_int__", "m:__rand_int__"],
+    "ZRANGEBYSCORE LIMIT 0 10": ["ZRANGEBYSCORE", "bench:z", "__rand_int__", "+inf", "LIMIT", "0", "10"],
+}
+
+
+def main() -> None:
+    """Run every server at every size and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="10000,1000000", help="comma-separated member counts")
+    parser.add_argument("--requests", type=int, default=200_000, help="requests per test")
+    parser.add_argument("--fakeredis-requests", type=int, default=20_000, help="requests per test for fakeredis")
+    parser.add_argument("--pipeline", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3, help="runs per test; the best counts")
+    parser.add_argument("--python", default=sys.executable, help="Python for ours and fakeredis")
+    parser.add_argument("--only", default="", help="comma-separated servers to run")
+    args = parser.parse_args()
+    if shutil.which("redis-benchmark") is None:
+        sys.exit("redis-benchmark is not installed")
+    kinds = ["linechat", "redis-server", "fakeredis"]
+    if args.only:
+        kinds = [k for k in kinds if k in args.only.split(",")]
+    if shutil.which("redis-server") is None and "redis-server" in kinds:
+        kinds.remove("redis-server")
+    probe = subprocess.run([args.python, "-c", "import fakeredis; fakeredis.TcpFakeServer"], capture_output=True)
+    if probe.returncode != 0 and "fakeredis" in kinds:
+        print("# fakeredis with a TCP server is not installed: left out", file=sys.stderr)
+        kinds.remove("fakeredis")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rates: dict[tuple[str, int, str], float] = {}
+    for size in sizes:
+        with ExitStack() as stack:
+            ports = {kind: stack.enter_context(running(kind, args.python)) for kind in kinds}
+            for kind, port in ports.items():
+                seconds = load(port, size)
+                print(f"# {kind}: loaded {size:,} members in {seconds:.1f} s", file=sys.stderr, flush=True)
+            for _ in range(args.rounds):
+                for test, words in TESTS.items():
+                    for kind, port in ports.items():
+                        requests = args.fakeredis_requests if kind == "fakeredis" else args.requests
+                        rate = benchmark(port, size, words, requests, args.pipeline, args.clients)
+                        key = (kind, size, test)
+                        rates[key] = max(rates.get(key, 0.0), rate)
+                        print(f"# {kind} {size:,} {test}: {rate:,.0f} requests/s", file=sys.stderr, flush=True)
+    print(f"{os.cpu_count()} cores, -P {args.pipeline} -c {args.clients}, -n {args.requests} "
+          f"({args.fakeredis_requests} for fakeredis), best of {args.rounds}\n")  # fmt: skip
+    header = "| members | test | " + " | ".join(kinds) + " | " + " | ".join(f"ours/{k}" for k in kinds[1:]) + " |"
+    print("Requests per second (higher is better; ratio: ours / peer):\n")
+    print(header)
+    print("|---" * (2 + 2 * len(kinds) - 1) + "|")
+    for size in sizes:
+        for test in TESTS:
+            row = [rates[k, size, test] for k in kinds]
+            ratios = [row[0] / value if value else 0.0 for value in row[1:]]
+            print(f"| {size:,} | {test} | " + " | ".join(f"{v:,.0f}" for v in row) + " | "
+                  + " | ".join(f"{r:.2f}x" for r in ratios) + " |")  # fmt: skip
+    if "linechat" in kinds and len(sizes) > 1:
+        print("\nOurs from the smallest to the largest size (1.00 = flat):\n")
+        for test in TESTS:
+            low, high = rates["linechat", sizes[0], test], rates["linechat", sizes[-1], test]
+            print(f"- {test}: {high / low:.2f}")
+
+
+if __name__ == "__main__":
+    main()
