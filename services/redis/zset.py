@@ -86,6 +86,24 @@ def _strtod(text: bytes) -> tuple[float, bool] | None:
     return None
 
 
+_NUMBER_START = frozenset(bytes([c]) for c in b"0123456789+-.")
+
+
+def _quick_score(text: bytes) -> float:
+    """parse_score for the usual decimal text, without the regular expression; odd text takes the full path."""
+    if b"_" not in text and text[-1:] not in _SPACE_BYTES:
+        try:
+            value = float(text)
+        except ValueError:
+            return parse_score(text)
+        if value != 0.0 and value - value == 0.0:  # finite, not NaN, not an underflow to 0
+            return value
+    return parse_score(text)
+
+
+_SPACE_BYTES = frozenset(bytes([c]) for c in _C_SPACE)
+
+
 def parse_score(text: bytes, message: str = NOT_FLOAT) -> float:
     """A score or weight as Redis reads one: a whole number, no NaN, no overflow or underflow to zero."""
     read = _strtod(text)
@@ -99,6 +117,14 @@ def _parse_bound(text: bytes) -> tuple[float, bool]:
     exclusive = text[:1] == b"("
     if exclusive:
         text = text[1:]
+    if b"_" not in text and text[-1:] not in _SPACE_BYTES:
+        try:
+            value = float(text)  # what float() reads here, strtod reads the same way
+        except ValueError:
+            pass
+        else:
+            if value == value:
+                return value, exclusive
     text = text.lstrip(_C_SPACE)
     if not text:
         return 0.0, exclusive
@@ -430,6 +456,21 @@ class SortedSetCommands(CommandContext):
     )
     def cmd_zadd(self, key: bytes, first: bytes, second: bytes, *more: bytes) -> bytes:
         """Add members with scores (NX, XX, GT, LT, CH, INCR)."""
+        if not more and first[:1] in _NUMBER_START:
+            # The common form, one score and one member without flags.
+            score = _quick_score(first)
+            zset = self.db.get(key)
+            if zset is None:
+                zset = SortedSet()
+                self.db.set(key, zset)
+            elif type(zset) is not SortedSet:
+                raise RespError(WRONGTYPE)
+            old = zset.scores.get(second)
+            if old is not None and old == score:
+                return ZERO
+            zset.add(second, score)
+            self._propagate()
+            return ZERO if old is not None else b":1\r\n"
         args = (first, second, *more)
         nx = xx = gt = lt = ch = incr = False
         i = 0
@@ -719,6 +760,8 @@ class SortedSetCommands(CommandContext):
         if store is not None:
             self._store(store, SortedSet(chosen))
             return integer(len(chosen))
+        if not withscores:
+            return b"*%d\r\n" % len(chosen) + b"".join([b"$%d\r\n%s\r\n" % (len(m), m) for _, m in chosen])
         return self.scored_reply(((m, s) for s, m in chosen), withscores)
 
     @redis_command("ZRANGE", arity=-4, flags="readonly", keys=(1, 1, 1), group="sorted-set")
