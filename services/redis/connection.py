@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from linechat.services.redis.base import ClientContext
 from linechat.services.redis.resp import (
@@ -158,7 +159,8 @@ class ConnectionCommands(ClientContext):
             raise RespError("ERR Client names cannot contain spaces, newlines or special characters.")
         self.client_name = name or None
 
-    @redis_command("CLIENT", arity=-2, group="connection")
+    # Off the fast path: CLIENT REPLY and CLIENT PAUSE change how the next commands are run.
+    @redis_command("CLIENT", arity=-2, group="connection", fastpath=False)
     def cmd_client(self, sub: bytes, *args: bytes) -> bytes:
         """Container of the CLIENT subcommands."""
         return self.run_subcommand("CLIENT", sub, args)  # type: ignore[no-any-return]
@@ -201,8 +203,136 @@ class ConnectionCommands(ClientContext):
         tips="nondeterministic_output",
     )
     def cmd_client_list(self, *args: bytes) -> bytes:
-        """Every connection, one line each."""
-        return self.dialect.verbatim(b"".join(p.client_info() + b"\n" for p in self.server.clients()))
+        """Every connection, one line each (TYPE normal|pubsub|master|replica, or ID id...)."""
+        clients = self.server.clients()
+        if args:
+            option = args[0].upper()
+            if option == b"TYPE" and len(args) == 2:
+                kind = self._client_type(args[1])
+                clients = [c for c in clients if c.client_type() == kind]
+            elif option == b"ID" and len(args) >= 2:
+                ids = set()
+                for raw in args[1:]:
+                    number = parse_int(raw)
+                    if number is None:
+                        raise RespError("ERR Invalid client ID")
+                    ids.add(number)
+                clients = [c for c in clients if c.id in ids]
+            else:
+                raise RespError("ERR syntax error")
+        return self.dialect.verbatim(b"".join(c.client_info() + b"\n" for c in clients))
+
+    @staticmethod
+    def _client_type(raw: bytes) -> str:
+        kind = raw.lower().decode("latin-1")
+        if kind == "slave":
+            kind = "replica"
+        if kind not in ("normal", "pubsub", "master", "replica"):
+            raise RespError(f"ERR Unknown client type '{raw.decode('latin-1')}'")
+        return kind
+
+    def client_type(self) -> str:
+        """Redis's client type: pubsub while subscribed, else normal (no replicas here)."""
+        return "pubsub" if self.channels or self.patterns else "normal"
+
+    @redis_command("CLIENT|KILL", arity=-3, flags="admin noscript loading stale", group="connection")
+    def cmd_client_kill(self, first: bytes, *rest: bytes) -> bytes:
+        """Close connections: CLIENT KILL addr, or filters ID, TYPE, USER, ADDR, LADDR, SKIPME (a count)."""
+        clients = self.server.clients()
+        if not rest:  # the old form: one address, OK or an error
+            for client in clients:
+                if client.addr() == first.decode("latin-1"):
+                    self._kill(client)
+                    return OK
+            raise RespError("ERR No such client")
+        args = (first, *rest)
+        if len(args) % 2:
+            raise RespError("ERR syntax error")
+        skipme = True
+        want: dict[str, Any] = {}  # id, type, addr, laddr: what a client must match
+        for i in range(0, len(args), 2):
+            option, value = args[i].upper(), args[i + 1]
+            text = value.decode("latin-1")
+            if option == b"ID":
+                number = parse_int(value)
+                if number is None or number <= 0:
+                    raise RespError("ERR client-id should be greater than 0")
+                want["id"] = number
+            elif option == b"TYPE":
+                kind = self._client_type(value)
+                want["type"] = kind
+            elif option == b"USER":
+                if text != "default":
+                    raise RespError(f"ERR No such user '{text}'")
+            elif option == b"ADDR":
+                want["addr"] = text
+            elif option == b"LADDR":
+                want["laddr"] = text
+            elif option == b"SKIPME":
+                if value.lower() not in (b"yes", b"no"):
+                    raise RespError("ERR syntax error")
+                skipme = value.lower() == b"yes"
+            else:
+                raise RespError("ERR syntax error")
+        killed = 0
+        for client in clients:
+            if skipme and client is self:
+                continue
+            if (
+                want.get("id", client.id) == client.id
+                and want.get("type", client.client_type()) == client.client_type()
+                and want.get("addr", client.addr()) == client.addr()
+                and want.get("laddr", client.local_address()) == client.local_address()
+            ):
+                self._kill(client)
+                killed += 1
+        return integer(killed)
+
+    def _kill(self, client: ClientContext) -> None:
+        # Our own connection closes after this reply; another one at once.
+        if client is self:
+            self.close()
+        else:
+            client.abort()
+
+    @redis_command("CLIENT|PAUSE", arity=-3, flags="admin noscript loading stale", group="connection")
+    def cmd_client_pause(self, timeout: bytes, *mode: bytes) -> bytes:
+        """Hold every client's commands (ALL, the default) or only those that may write (WRITE) for some ms."""
+        ms = parse_int(timeout)
+        if ms is None:
+            raise RespError("ERR timeout is not an integer or out of range")
+        if ms < 0:
+            raise RespError("ERR timeout is negative")
+        if len(mode) > 1:
+            raise RespError("ERR syntax error")
+        if mode and mode[0].upper() not in (b"ALL", b"WRITE"):
+            raise RespError("ERR CLIENT PAUSE mode must be WRITE or ALL")
+        self.server.pause_clients(ms / 1000, not mode or mode[0].upper() == b"ALL")
+        return OK
+
+    @redis_command("CLIENT|UNPAUSE", arity=2, flags="admin noscript loading stale", group="connection")
+    def cmd_client_unpause(self) -> bytes:
+        """End CLIENT PAUSE now."""
+        self.server.unpause_clients()
+        return OK
+
+    @redis_command("CLIENT|NO-EVICT", arity=3, flags="admin noscript loading stale", group="connection")
+    def cmd_client_no_evict(self, flag: bytes) -> bytes:
+        """Exempt this client from eviction (recorded and shown; nothing is evicted here)."""
+        value = flag.upper()
+        if value not in (b"ON", b"OFF"):
+            raise RespError("ERR syntax error")
+        self.no_evict = value == b"ON"
+        return OK
+
+    @redis_command("CLIENT|REPLY", arity=3, flags="noscript loading stale", group="connection")
+    def cmd_client_reply(self, mode: bytes) -> bytes:
+        """ON, OFF (no replies from now on) or SKIP (none for the next command)."""
+        value = mode.upper()
+        if value not in (b"ON", b"OFF", b"SKIP"):
+            raise RespError("ERR syntax error")
+        self.reply_mode = b"" if value == b"ON" else value
+        return OK
 
     @redis_command("CLIENT|UNBLOCK", arity=-3, flags="admin noscript loading stale", group="connection")
     def cmd_client_unblock(self, client_id: bytes, *reason: bytes) -> bytes:
@@ -221,12 +351,52 @@ class ConnectionCommands(ClientContext):
             raise RespError("ERR value is not an integer or out of range")
         return integer(1 if self.server.blocking.unblock(target, as_error) else 0)
 
+    def addr(self) -> str:
+        """The peer's address as CLIENT LIST shows it."""
+        return f"{self.peer[0]}:{self.peer[1]}" if self.peer else ""
+
+    def local_address(self) -> str:
+        """Our end of the connection (CLIENT LIST's laddr), asked of the socket when needed."""
+        try:
+            name = self.channel.socket.getsockname()
+            return f"{name[0]}:{name[1]}"
+        except (AttributeError, OSError, IndexError, TypeError):
+            return ""
+
     def client_info(self) -> bytes:
-        """One line describing this client, in the style of CLIENT LIST."""
-        peer = f"{self.peer[0]}:{self.peer[1]}" if self.peer else "?"
+        """One line describing this client, with every field of Redis 7.0's CLIENT LIST."""
+        flags = ""
+        if self.channels or self.patterns:
+            flags += "P"
+        if self._multi is not None:
+            flags += "x"
+        if getattr(self, "_blocked", None) is not None:
+            flags += "b"
+        if self.dirty_cas:
+            flags += "d"
+        if self.closing:
+            flags += "c"
+        if self.no_evict:
+            flags += "e"
+        argv = self.argv
+        if argv:
+            name = argv[0].lower().decode("latin-1")
+            spec = self.table.get(name.upper())
+            if spec is not None and spec.subcommands and len(argv) > 1:
+                name += "|" + argv[1].lower().decode("latin-1")
+        else:
+            name = "NULL"
+        channel = self.channel
+        queued = int(getattr(self, "out_buffered", 0) or 0)
+        now = self.server.reactor.time()
+        idle = max(0, int(now - (getattr(channel, "_last_input", 0.0) or now)))
+        fd = getattr(channel, "_fileno", None)
         return (
-            f"id={self.id} addr={peer} name={(self.client_name or b'').decode('latin-1')} "
-            f"age={int(time.time() - self.created)} db={self.dbindex} sub={len(self.channels)} "
-            f"psub={len(self.patterns)} cmd={(self.argv[0] if self.argv else b'NULL').lower().decode('latin-1')} "
+            f"id={self.id} addr={self.addr()} laddr={self.local_address()} fd={-1 if fd is None else fd} "
+            f"name={(self.client_name or b'').decode('latin-1')} age={int(time.time() - self.created)} "
+            f"idle={idle} flags={flags or 'N'} db={self.dbindex} sub={len(self.channels)} "
+            f"psub={len(self.patterns)} ssub=0 multi={-1 if self._multi is None else len(self._multi)} "
+            f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={queued} "
+            f"tot-mem={queued} events={'rw' if queued else 'r'} cmd={name} user=default redir=-1 "
             f"resp={self.dialect.version}"
         ).encode("latin-1")

@@ -2,11 +2,281 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import resource
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
 from linechat.services.redis.base import ClientContext
-from linechat.services.redis.resp import Dialect, RespError, array, bulk, glob_match, integer
+from linechat.services.redis.connection import SERVER_VERSION
+from linechat.services.redis.resp import OK, Dialect, RespError, array, bulk, glob_match, integer, parse_int
 from linechat.services.redis.table import CommandDef, KeySpec, redis_command
 
-__all__ = ["ServerCommands", "command_info"]
+if TYPE_CHECKING:
+    from linechat.services.redis.service import RedisService
+
+__all__ = ["ServerCommands", "command_info", "render_info"]
+
+# INFO's sections: those sent for no argument (or "default"), and the ones only "all"/"everything" add.
+_DEFAULT_SECTIONS = (
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+)
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _human(size: int) -> str:
+    """Redis's bytesToHuman: 1023B, 1.00K, 2.50M, ..."""
+    for unit, scale in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.2f}{unit}"
+    return f"{size}B"
+
+
+def _rss() -> int:
+    """Resident memory of this process in bytes (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+# CONFIG SET: what may change and how each value is read.  Others are refused:
+# "protected" ones (where files go) always, "immutable" ones as in Redis.
+_CONFIG_ALIASES = {"lua-time-limit": "busy-reply-threshold"}
+_PROTECTED = frozenset({"dir", "dbfilename"})
+_IMMUTABLE = frozenset({"databases", "port", "bind", "daemonize", "io-threads", "appendfilename", "pidfile", "logfile"})
+_ENUMS = {
+    "maxmemory-policy": (
+        "volatile-lru, volatile-lfu, volatile-random, volatile-ttl, "
+        "allkeys-lru, allkeys-lfu, allkeys-random, noeviction"
+    ),
+    "loglevel": "debug, verbose, notice, warning",
+    "appendfsync": "always, everysec, no",
+}
+_INTEGERS = {
+    "timeout": (0, 2**31),
+    "maxclients": (1, 2**31),
+    "hz": (0, 2**31),
+    "busy-reply-threshold": (0, 2**62),
+    "slowlog-log-slower-than": (-1, 2**62),
+    "slowlog-max-len": (0, 2**62),
+}
+_MEMORY = frozenset({"maxmemory", "proto-max-bulk-len"})
+_FREE_TEXT = frozenset({"notify-keyspace-events", "save"})
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+
+
+def _config_value(key: str, raw: bytes) -> Any:
+    """Parse a CONFIG SET value as Redis does, with its error texts."""
+    fail = f"ERR CONFIG SET failed (possibly related to argument '{key}') - "
+    text = raw.decode("latin-1")
+    if key in _PROTECTED:
+        raise RespError(fail + "can't set protected config")
+    if key in _IMMUTABLE:
+        raise RespError(fail + "can't set immutable config")
+    if key in _ENUMS:
+        allowed = _ENUMS[key]
+        if text.lower() not in allowed.split(", "):
+            raise RespError(fail + f"argument(s) must be one of the following: {allowed}")
+        return text.lower()
+    if key in _INTEGERS:
+        number = parse_int(raw)
+        if number is None:
+            raise RespError(fail + "argument couldn't be parsed into an integer")
+        low, high = _INTEGERS[key]
+        if not low <= number <= high:
+            raise RespError(fail + f"argument must be between {low} and {high} inclusive")
+        return number
+    if key in _MEMORY:
+        lowered = text.lower()
+        digits = lowered.rstrip("bkmg")
+        unit = lowered[len(digits) :]
+        if not digits.isdigit() or unit not in _UNITS:
+            raise RespError(fail + "argument must be a memory value")
+        return int(digits) * _UNITS[unit]
+    if key in _FREE_TEXT:
+        return text
+    raise RespError(f"ERR Unknown option or number of arguments for CONFIG SET - '{key}'")
+
+
+def render_info(server: RedisService, sections: list[str]) -> bytes:
+    """The text of INFO: Redis 7.0's sections, with the fields that mean something here."""
+    wanted = set(sections) or {"default"}
+    if wanted & {"all", "everything"}:
+        chosen = set(_DEFAULT_SECTIONS) | {"commandstats"}
+    else:
+        chosen = (set(_DEFAULT_SECTIONS) if "default" in wanted else set()) | wanted
+    settings = server.settings
+    now = time.time()
+    uptime = int(now - server.started)
+    rss = _rss()
+    server.peak_memory = max(server.peak_memory, rss)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    engine = server._scripting
+    lua_memory = engine.lua.gccount() * 1024 if engine is not None and hasattr(engine.lua, "gccount") else 0
+    total_memory = os.sysconf("SC_PHYS_PAGES") * _PAGE if hasattr(os, "sysconf") else 0
+    clients = server.clients()
+    pubsub_clients = sum(1 for c in clients if c.channels or c.patterns)
+    parts: list[str] = []
+
+    def section(name: str, fields: dict[str, Any]) -> None:
+        if name.lower() in chosen:
+            parts.append(f"# {name}\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields.items()))
+
+    uname = platform.uname()
+    section(
+        "Server",
+        {
+            "redis_version": SERVER_VERSION.decode(),
+            "redis_git_sha1": "00000000",
+            "redis_git_dirty": 0,
+            "redis_build_id": "0",
+            "redis_mode": "standalone",
+            "os": f"{uname.system} {uname.release} {uname.machine}",
+            "arch_bits": 64 if sys.maxsize > 2**32 else 32,
+            "monotonic_clock": "POSIX clock_gettime",
+            "multiplexing_api": "epoll" if hasattr(__import__("select"), "epoll") else "poll",
+            "gcc_version": "0.0.0",
+            "process_id": os.getpid(),
+            "process_supervised": "no",
+            "run_id": server.run_id,
+            "tcp_port": settings.port,
+            "server_time_usec": server.now_us(),
+            "uptime_in_seconds": uptime,
+            "uptime_in_days": uptime // 86400,
+            "hz": settings.hz,
+            "configured_hz": settings.hz,
+            "lru_clock": int(now) & ((1 << 24) - 1),
+            "executable": sys.executable,
+            "config_file": "",
+            "io_threads_active": 0,
+            "server_name": "linechat",
+        },
+    )
+    section(
+        "Clients",
+        {
+            "connected_clients": len(clients),
+            "cluster_connections": 0,
+            "maxclients": settings.maxclients,
+            "client_recent_max_input_buffer": 0,
+            "client_recent_max_output_buffer": 0,
+            "blocked_clients": server.blocking.blocked_clients,
+            "tracking_clients": 0,
+            "clients_in_timeout_table": server.blocking.blocked_clients,
+            "pubsub_clients": pubsub_clients,
+            "watching_clients": sum(1 for c in clients if c.watching),
+            "total_watched_keys": len(server.watchers),
+        },
+    )
+    section(
+        "Memory",
+        {
+            "used_memory": rss,
+            "used_memory_human": _human(rss),
+            "used_memory_rss": rss,
+            "used_memory_rss_human": _human(rss),
+            "used_memory_peak": server.peak_memory,
+            "used_memory_peak_human": _human(server.peak_memory),
+            "used_memory_lua": int(lua_memory),
+            "used_memory_lua_human": _human(int(lua_memory)),
+            "used_memory_scripts": 0,
+            "number_of_cached_scripts": 0 if engine is None else len(engine.scripts),
+            "number_of_functions": 0,
+            "number_of_libraries": 0,
+            "total_system_memory": total_memory,
+            "total_system_memory_human": _human(total_memory),
+            "maxmemory": 0,
+            "maxmemory_human": "0B",
+            "maxmemory_policy": "noeviction",
+            "mem_fragmentation_ratio": "1.00",
+            "mem_allocator": "libc",
+            "lazyfree_pending_objects": 0,
+        },
+    )
+    aof = server.aof
+    section(
+        "Persistence",
+        {
+            "loading": int(server.loading),
+            "async_loading": 0,
+            "rdb_bgsave_in_progress": 0,
+            "rdb_last_save_time": int(server.started),
+            "rdb_last_bgsave_status": "ok",
+            "rdb_saves": 0,
+            "aof_enabled": int(aof is not None),
+            "aof_rewrite_in_progress": 0,
+            "aof_rewrite_scheduled": 0,
+            "aof_rewrites": 0,
+            "aof_last_bgrewrite_status": "ok",
+            "aof_last_write_status": "ok",
+            "aof_fsync": settings.appendfsync,
+        },
+    )
+    section(
+        "Stats",
+        {
+            "total_connections_received": server.connections_received,
+            "total_commands_processed": server.commands_processed,
+            "rejected_connections": server.rejected_connections,
+            "expired_keys": server.expired_keys,
+            "evicted_keys": 0,
+            "evicted_clients": 0,
+            "pubsub_channels": len(server.subscribers),
+            "pubsub_patterns": len(server.pattern_subscribers),
+            "pubsubshard_channels": 0,
+            "total_forks": 0,
+            "unexpected_error_replies": 0,
+            "dump_payload_sanitizations": 0,
+        },
+    )
+    section(
+        "Replication",
+        {
+            "role": "master",
+            "connected_slaves": 0,
+            "master_failover_state": "no-failover",
+            "master_replid": server.run_id,
+            "master_replid2": "0" * 40,
+            "master_repl_offset": 0,
+            "second_repl_offset": -1,
+            "repl_backlog_active": 0,
+            "repl_backlog_size": 1048576,
+            "repl_backlog_first_byte_offset": 0,
+            "repl_backlog_histlen": 0,
+        },
+    )
+    section(
+        "CPU",
+        {
+            "used_cpu_sys": f"{usage.ru_stime:.6f}",
+            "used_cpu_user": f"{usage.ru_utime:.6f}",
+            "used_cpu_sys_children": f"{children.ru_stime:.6f}",
+            "used_cpu_user_children": f"{children.ru_utime:.6f}",
+        },
+    )
+    section("Modules", {})
+    section("Errorstats", {})
+    section("Cluster", {"cluster_enabled": 0})
+    section(
+        "Keyspace",
+        {f"db{db.index}": f"keys={len(db)},expires={len(db.expires)},avg_ttl=0" for db in server.dbs if len(db)},
+    )
+    return "\r\n".join(parts).encode()
 
 
 def _set(dialect: Dialect, words: tuple[str, ...], status: bool = True) -> bytes:
@@ -97,6 +367,34 @@ class ServerCommands(ClientContext):
             if any(glob_match(p.lower(), name) for p in (pattern, *patterns)):
                 found[name] = value
         return self.dialect.map_reply([item for pair in found.items() for item in pair])
+
+    @redis_command(
+        "CONFIG|SET",
+        arity=-4,
+        flags="admin noscript loading stale",
+        group="server",
+        tips="request_policy:all_nodes response_policy:all_succeeded",
+    )
+    def cmd_config_set(self, name: bytes, value: bytes, *pairs: bytes) -> bytes:
+        """Change parameters that are safe to change at run time (never dir or dbfilename); all or none."""
+        args = (name, value, *pairs)
+        if len(args) % 2:
+            raise RespError("ERR wrong number of arguments for 'config|set' command")
+        changes: dict[str, Any] = {}
+        for i in range(0, len(args), 2):
+            key = args[i].lower().decode("latin-1")
+            key = _CONFIG_ALIASES.get(key, key)
+            if key in changes:
+                raise RespError(f"ERR CONFIG SET failed (possibly related to argument '{key}') - duplicate parameter")
+            changes[key] = _config_value(key, args[i + 1])
+        self.server.apply_config(changes)
+        return OK
+
+    @redis_command("CONFIG|RESETSTAT", arity=2, flags="admin noscript loading stale", group="server")
+    def cmd_config_resetstat(self) -> bytes:
+        """Reset the counters INFO reports."""
+        self.server.reset_stats()
+        return OK
 
     # ------------------------------------------------------------------ COMMAND
 

@@ -53,6 +53,8 @@ _FAST: dict[bytes, tuple[Callable[..., Any], int, int]] = {}
 _UNBOUNDED = 1 << 62
 # "$0" ... "$1023": the bulk headers the multibulk parser checks by lookup.
 _BULK_HEADERS = tuple(b"$%d" % size for size in range(1024))
+# What _execute returns for a command held by CLIENT PAUSE (compared by identity).
+_POSTPONED = b"-postponed\r\n"
 # Input held while a client is blocked, in bytes: past this the client is closed.
 _DEFERRED_LIMIT = 256 * 1024 * 1024
 
@@ -77,6 +79,13 @@ class RedisProtocol(
     """A client connection speaking RESP2 or RESP3 (and inline commands) on one port."""
 
     encoding = None  # arguments stay bytes
+    # Rarely changed per-connection state lives on the class until it changes,
+    # so an idle connection costs no more for it.
+    reply_mode = b""  # CLIENT REPLY: b"" (on), b"OFF" or b"SKIP"
+    no_evict = False  # CLIENT NO-EVICT: recorded and reported (nothing is evicted here)
+    dirty_cas = False  # a watched key changed: EXEC fails
+    # WATCH: (db, key) -> whether it had expired then; this shared empty one until the first WATCH.
+    watching: dict[tuple[int, bytes], bool] = {}
     line_delimiter = b"\n"
     initial_rule = "stream"
     #: A cut command is framed by these rules: line_timeout covers the whole command.
@@ -96,8 +105,6 @@ class RedisProtocol(
         self._subscribed = False  # kept by the service as subscriptions come and go
         self._multi: list[list[bytes]] | None = None  # commands queued since MULTI
         self._multi_failed = False  # a command was refused while queueing: EXEC aborts
-        self.watching: dict[tuple[int, bytes], bool] = {}  # WATCH: (db, key) -> already expired then
-        self.dirty_cas = False  # a watched key changed: EXEC fails
         self.created = time.time()
         settings = service.settings
         self._max_bulk = settings.max_bulk_len
@@ -126,7 +133,10 @@ class RedisProtocol(
 
     def on_connect(self) -> Reply:
         """Refuse the client, as Redis does, when maxclients are already connected."""
-        if len(self.server.connections) > self.server.settings.maxclients:
+        server = self.server
+        server.connections_received += 1
+        if len(server.connections) > server.settings.maxclients:
+            server.rejected_connections += 1
             self.close()
             return b"-ERR max number of clients reached\r\n"
         return None
@@ -185,7 +195,7 @@ class RedisProtocol(
         server = self.server
         ready = server.blocking.ready  # keys a write made ready for blocked clients
         # Subscribed, inside MULTI, or a script is busy: every command takes the full path.
-        slow = self._subscribed or self._multi is not None or server.busy
+        slow = self._subscribed or self._multi is not None or server.busy or server.paused or self.reply_mode
         for argv in commands:
             index += 1
             if not argv:
@@ -205,6 +215,14 @@ class RedisProtocol(
                     size += len(reply)
             else:
                 reply = self._execute(argv)
+                if reply is _POSTPONED:
+                    # CLIENT PAUSE: this command and what follows wait for the pause to end.
+                    ran -= 1
+                    self._defer(commands[index - 1 :], failure, 0)
+                    failure = None
+                    break
+                if self.reply_mode:
+                    reply = self._filter_reply(argv, reply)
                 if reply is not None:
                     out.append(reply)
                     size += len(reply)
@@ -215,7 +233,7 @@ class RedisProtocol(
                     break
                 if self.closing:
                     break
-                slow = self._subscribed or self._multi is not None or server.busy
+                slow = self._subscribed or self._multi is not None or server.busy or server.paused or self.reply_mode
             if ready:
                 server.blocking.serve_ready()
             if ran >= budget or size > room:
@@ -501,6 +519,12 @@ class RedisProtocol(
                 reply = self._crashed(exc)
             finally:
                 self._resuming = False
+            if reply is _POSTPONED:
+                self.server.commands_processed -= 1
+                deferred.appendleft(item)
+                break
+            if self.reply_mode:
+                reply = self._filter_reply(item, reply)
             if reply is not None:
                 self.send(reply)
             if self.closing:
@@ -533,7 +557,10 @@ class RedisProtocol(
         spec = self.table.get(name)
         self.argv = argv
         if spec is not None:
-            if self.server.busy and not self._allowed_while_busy(spec, argv):
+            server = self.server
+            if server.paused and not self.in_script and server.pause_holds(spec, self):
+                return _POSTPONED
+            if server.busy and not self._allowed_while_busy(spec, argv):
                 if self._multi is not None:
                     self._multi_failed = True
                 return error(BUSY)
@@ -551,6 +578,16 @@ class RedisProtocol(
         elif self._multi is not None:
             self._multi_failed = True
         return self.dispatch(name, argv[1:])  # type: ignore[return-value]
+
+    def _filter_reply(self, argv: list[bytes], reply: bytes | None) -> bytes | None:
+        """CLIENT REPLY OFF or SKIP: drop replies (the CLIENT REPLY command's own included, as in Redis)."""
+        mode = self.reply_mode
+        if mode == b"SKIP":
+            if argv[0].upper() == b"CLIENT" and len(argv) > 1 and argv[1].upper() == b"REPLY":
+                return None  # SKIP takes effect from the next command
+            self.reply_mode = b""
+            return None
+        return None if mode == b"OFF" else reply
 
     @staticmethod
     def _allowed_while_busy(spec: CommandDef, argv: list[bytes]) -> bool:

@@ -13,7 +13,6 @@ from linechat.services.redis.aof import AppendOnlyFile, TruncatedAOFError, read_
 from linechat.services.redis.base import ClientContext
 from linechat.services.redis.blocking import Blocking
 from linechat.services.redis.commands import DataCommands
-from linechat.services.redis.connection import SERVER_VERSION
 from linechat.services.redis.protocol import TABLE, RedisProtocol
 from linechat.services.redis.resp import RESP3, RespError, array, glob_match
 from linechat.services.redis.scan import ScanCursors
@@ -108,6 +107,16 @@ class RedisService(Service):
         self.pattern_subscribers: dict[bytes, set[ClientContext]] = {}
         self.commands_processed = 0
         self.expired_keys = 0
+        self.connections_received = 0
+        self.rejected_connections = 0
+        self.peak_memory = 0
+        self.run_id = os.urandom(20).hex()
+        self.config_overrides: dict[bytes, bytes] = {}  # CONFIG SET values kept for CONFIG GET only
+        # CLIENT PAUSE: until when, and whether every command (else writes) waits.
+        self.paused = False
+        self.pause_all = False
+        self.pause_until = 0.0
+        self._pause_timer: Timer | None = None
         self.started = time.time()
         # Deadlines are Unix times (they go to the AOF); the reactor clock is
         # monotonic (and fake in tests), so keep the offset between the two.
@@ -157,6 +166,40 @@ class RedisService(Service):
         if self.aof is not None and not self.loading:
             self.aof.append(db.index, [b"DEL", key])
 
+    # ------------------------------------------------------------------ CLIENT PAUSE
+
+    def pause_clients(self, seconds: float, everything: bool) -> None:
+        """Hold clients' commands (all, or those that write) for *seconds*; a longer or stricter pause wins."""
+        until = self.reactor.time() + seconds
+        if self.paused:
+            until = max(until, self.pause_until)
+            everything = everything or self.pause_all
+        self.paused, self.pause_all, self.pause_until = True, everything, until
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+        self._pause_timer = self.reactor.call_at(until, self.unpause_clients)
+
+    def unpause_clients(self) -> None:
+        """End CLIENT PAUSE: held commands run, in order, client by client."""
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+        self.paused = self.pause_all = False
+        for client in self.clients():
+            if client._deferred and client._blocked is None:
+                self.reactor.call_soon(client._resume)
+
+    def pause_holds(self, spec: Any, client: Any) -> bool:
+        """Whether CLIENT PAUSE holds this command now (every command, or those that may write)."""
+        if not self.paused:
+            return False
+        if self.reactor.time() >= self.pause_until:
+            self.unpause_clients()
+            return False
+        if self.pause_all:
+            return True
+        return bool(spec.write or "may_replicate" in spec.flags)
+
     # ------------------------------------------------------------------ changes, WATCH
 
     def _update_propagating(self) -> None:
@@ -176,6 +219,8 @@ class RedisService(Service):
         slot = (dbindex, key)
         if slot in client.watching:
             return
+        if not client.watching:
+            client.watching = {}  # its own, not the shared empty default
         db = self.dbs[dbindex]
         deadline = db.expires.get(key)
         # A key already past its deadline (not yet deleted) is remembered as
@@ -386,12 +431,13 @@ class RedisService(Service):
         """Our settings under the names of Redis's configuration parameters (for CONFIG GET)."""
         s = self.settings
         path = self.aof_path()
-        return {
+        table = {
             b"save": b"",
             b"appendonly": b"yes" if self.aof is not None else b"no",
             b"appendfsync": s.appendfsync.encode(),
             b"appendfilename": (path.name if path else "appendonly.aof").encode(),
             b"dir": str(path.parent if path else Path.cwd()).encode(),
+            b"dbfilename": b"dump.rdb",
             b"databases": b"%d" % s.databases,
             b"maxclients": b"%d" % s.maxclients,
             b"timeout": b"%d" % int(s.idle_timeout or 0),
@@ -399,61 +445,54 @@ class RedisService(Service):
             b"bind": s.host.encode(),
             b"proto-max-bulk-len": b"%d" % s.max_bulk_len,
             b"hz": b"%d" % s.hz,
+            b"busy-reply-threshold": b"%d" % int(self.busy_threshold * 1000),
+            b"lua-time-limit": b"%d" % int(self.busy_threshold * 1000),
             b"maxmemory": b"0",
             b"maxmemory-policy": b"noeviction",
+            b"loglevel": b"notice",
+            b"notify-keyspace-events": b"",
+            b"slowlog-log-slower-than": b"10000",
+            b"slowlog-max-len": b"128",
+            b"cluster-enabled": b"no",
+            b"replica-read-only": b"yes",
+            b"io-threads": b"1",
         }
+        table.update(self.config_overrides)
+        return table
+
+    def apply_config(self, changes: dict[str, Any]) -> None:
+        """CONFIG SET, already parsed: the values that drive this server take effect, the others are kept."""
+        s = self.settings
+        for key, value in changes.items():
+            if key == "timeout":
+                s.idle_timeout = float(value) or None
+            elif key == "maxclients":
+                s.maxclients = value
+            elif key == "busy-reply-threshold":
+                self.busy_threshold = value / 1000
+            elif key == "proto-max-bulk-len":
+                s.max_bulk_len = value
+            elif key == "hz":
+                s.hz = min(max(value, 1), 500)
+                if self._expiry_timer is not None:
+                    self._expiry_timer.cancel()
+                    self._expiry_timer = self.reactor.call_every(1.0 / s.hz, self._active_expire)
+            elif key == "appendfsync":
+                s.appendfsync = value
+                if self.aof is not None:
+                    self.aof.policy = value
+            else:
+                self.config_overrides[key.encode()] = str(value).encode()
+
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT: the counters INFO shows start again from zero."""
+        self.commands_processed = 0
+        self.expired_keys = 0
+        self.connections_received = 0
+        self.rejected_connections = 0
 
     def info(self, sections: list[str]) -> bytes:
-        """The text of INFO for the given sections (all when none or "all"/"everything")."""
-        wanted = set(sections) or {"default"}
-        every = bool(wanted & {"all", "everything", "default"})
-        uptime = int(time.time() - self.started)
-        parts: list[str] = []
+        """The text of INFO for the given sections (see introspection.render_info)."""
+        from linechat.services.redis.introspection import render_info
 
-        def section(name: str, fields: dict[str, Any]) -> None:
-            if every or name.lower() in wanted:
-                parts.append(f"# {name}\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields.items()))
-
-        section(
-            "Server",
-            {
-                "redis_version": SERVER_VERSION.decode(),
-                "redis_mode": "standalone",
-                "server_name": "linechat",
-                "process_id": os.getpid(),
-                "tcp_port": self.settings.port,
-                "uptime_in_seconds": uptime,
-                "uptime_in_days": uptime // 86400,
-                "hz": self.settings.hz,
-            },
-        )
-        section(
-            "Clients",
-            {
-                "connected_clients": len(self.connections),
-                "maxclients": self.settings.maxclients,
-                "blocked_clients": self.blocking.blocked_clients,
-            },
-        )
-        section(
-            "Persistence",
-            {
-                "loading": int(self.loading),
-                "aof_enabled": int(self.aof is not None),
-                "aof_fsync": self.settings.appendfsync,
-            },
-        )
-        section(
-            "Stats",
-            {
-                "total_commands_processed": self.commands_processed,
-                "expired_keys": self.expired_keys,
-                "pubsub_channels": len(self.subscribers),
-                "pubsub_patterns": len(self.pattern_subscribers),
-            },
-        )
-        keyspace = {
-            f"db{db.index}": f"keys={len(db)},expires={len(db.expires)},avg_ttl=0" for db in self.dbs if len(db)
-        }
-        section("Keyspace", keyspace)
-        return "\r\n".join(parts).encode()
+        return render_info(self, sections)
