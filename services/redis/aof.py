@@ -77,7 +77,7 @@ class AppendOnlyFile:
         self._buf = bytearray()
         self._flush_scheduled = False
         self._db = -1  # database selected in the file
-        self._tx_open = False  # inside a transaction: MULTI comes before the next record
+        self._tx_depth = 0  # inside a transaction: MULTI comes before the next record
         self._tx_written = False  # MULTI written: EXEC must close it
         self._dirty = False  # written but not fsynced
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,13 +85,16 @@ class AppendOnlyFile:
         self._timer = reactor.call_every(1.0, self.fsync) if fsync == "everysec" else None
 
     def begin(self) -> None:
-        """Start a transaction: the records until :meth:`end` replay all or nothing (MULTI ... EXEC)."""
-        self._tx_open = True
+        """Start a transaction: the records until :meth:`end` replay all or nothing (MULTI ... EXEC).
+
+        Transactions nest (a script inside EXEC): only the outermost writes MULTI and EXEC.
+        """
+        self._tx_depth += 1
 
     def end(self) -> None:
         """End a transaction begun with :meth:`begin` (writes EXEC if anything was recorded)."""
-        self._tx_open = False
-        if self._tx_written:
+        self._tx_depth -= 1
+        if self._tx_depth == 0 and self._tx_written:
             self._tx_written = False
             self.append(self._db, [b"EXEC"])
 
@@ -100,12 +103,12 @@ class AppendOnlyFile:
         if db != self._db:
             self._buf += array([b"SELECT", b"%d" % db])
             self._db = db
-        if self._tx_open and not self._tx_written:
+        if self._tx_depth and not self._tx_written:
             # Written with the first change, so a transaction that changed nothing leaves no trace.
             self._tx_written = True
             self._buf += b"*1\r\n$5\r\nMULTI\r\n"
         self._buf += array(argv)
-        if self.policy == "always" and not self._tx_open:  # a transaction is synced once, at its EXEC
+        if self.policy == "always" and not self._tx_depth:  # a transaction is synced once, at its EXEC
             self.flush()
             self.fsync()
         elif not self._flush_scheduled:

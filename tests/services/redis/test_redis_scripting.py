@@ -359,3 +359,19 @@ def test_sandbox_has_no_way_out(tmp_path: Path) -> None:
         assert replies[0].startswith(b"-ERR") and b"nonexistent global variable 'os'" in replies[0]
         assert b"Attempt to modify a readonly table" in replies[1]
         assert replies[2] == b"$8\r\nfunction\r\n"
+
+
+def test_a_script_inside_a_transaction_is_one_unit_in_the_aof(tmp_path: Path) -> None:
+    with ServiceHarness(RedisService, data_dir=tmp_path) as h:
+        client = h.connect()
+        client.send(
+            cmd("MULTI")
+            + cmd("SET", "a", "1")
+            + cmd("EVAL", "return redis.call('INCR', KEYS[1])", "1", "a")
+            + cmd("SET", "b", "2")
+            + cmd("EXEC")
+        )
+        assert split_replies(client.read())[-1] == b"*3\r\n+OK\r\n:2\r\n+OK\r\n"
+    data = (tmp_path / "appendonly.aof").read_bytes()
+    assert data.count(b"MULTI") == 1 and data.count(b"EXEC") == 1
+    assert data.index(b"MULTI") < data.index(b"INCR") < data.index(b"$1\r\nb\r\n") < data.index(b"EXEC")
