@@ -47,7 +47,6 @@ READ = 1
 WRITE = 2
 
 
-
 _log: Any = lazy_logger("linechat.channel")
 
 # Errors after which a peer is gone: close quietly instead of reporting.
@@ -88,6 +87,7 @@ def _sendfile_safe(sock: Any) -> bool:
 
 # Frames per pass when no budget is set (asynchat's behaviour: all of them).
 _NO_BUDGET = 1 << 62
+
 
 class _EmptyFifo(deque):  # type: ignore[type-arg]
     """The output queue of every channel with nothing queued: shared, so nothing may be added to it."""

@@ -136,9 +136,7 @@ class ServiceChannel(async_chat):
         log = self._logger
         if log is None:
             peer = self.peer
-            log = self._logger = self.service.log.bind(
-                conn=self.conn_id, peer=f"{peer[0]}:{peer[1]}" if peer else None
-            )
+            log = self._logger = self.service.log.bind(conn=self.conn_id, peer=f"{peer[0]}:{peer[1]}" if peer else None)
         return log
 
     @logger.setter
@@ -434,17 +432,23 @@ class ServiceChannel(async_chat):
         if abuse is None:
             abuse = self._abuse = _Abuse(reactor.time if reactor is not None else time.monotonic)
         # The first few go to the log as they come, then one line with a count
-        # now and then: a peer cannot turn the log into a weapon.
-        abuse.throttle.hit(self.logger.warning, event, **fields)
+        # now and then: a peer cannot turn the log into a weapon.  A service-wide
+        # budget on top keeps one that reconnects again and again from doing so.
+        abuse.throttle.hit(self._budgeted_warning, event, **fields)
         if now - abuse.last > _BAD_LINE_WINDOW:
             abuse.count = 0
         abuse.last = now
         abuse.count += 1
         limit = self.service.settings.bad_line_limit
         if limit and abuse.count > limit:
-            self.logger.warning("bad_input_disconnect", count=abuse.count, limit=limit)
+            if self.service.log_budget("bad_input_disconnect"):
+                self.logger.warning("bad_input_disconnect", count=abuse.count, limit=limit)
             return False
         return True
+
+    def _budgeted_warning(self, event: str, **fields: Any) -> None:
+        if self.service.log_budget(event):
+            self.logger.warning(event, **fields)
 
     # ------------------------------------------------------------------ replies
 

@@ -100,8 +100,24 @@ class Service:
         self.access_log = context.access_log
         self.log: Any = structlog.get_logger("linechat.service").bind(service=self.name)
         self.connections: set[ServiceChannel] = set()
+        self._log_budgets: dict[str, list[float]] = {}
         #: This service's directory for files (None: keep nothing on disk).
         self.data_dir = context.data_dir
+
+    def log_budget(self, event: str, per_minute: int = 60) -> bool:
+        """True if a per-connection warning *event* may still be logged this minute (across all connections)."""
+        now = self.reactor.time()
+        budget = self._log_budgets.get(event)
+        if budget is None or now - budget[0] >= 60.0:
+            # [window start, logged, suppressed]
+            if budget is not None and budget[2]:
+                self.log.warning("log_suppressed", of=event, suppressed=int(budget[2]))
+            budget = self._log_budgets[event] = [now, 0.0, 0.0]
+        if budget[1] < per_minute:
+            budget[1] += 1
+            return True
+        budget[2] += 1
+        return False
 
     def listeners(self) -> list[ListenerSpec]:
         """Return the listening sockets to open; the default is one, from ``host``/``port``."""

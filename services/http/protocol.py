@@ -42,6 +42,11 @@ class HttpProtocol(Protocol):
 
     initial_rule = "http"
     initial_state = "http"
+    #: Sent to a connection refused for lack of room (too many connections or descriptors).
+    refusal_line = (
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 21\r\n"
+        b"connection: close\r\nretry-after: 1\r\n\r\ntoo many connections\n"
+    )
 
     service: HttpService
     settings: HttpSettings

@@ -166,6 +166,8 @@ class RedisProtocol(
             commands, failure = self._parse_multibulks(data, quotes)
         elif 42 in data or quotes:
             commands, failure = self._parse(data, quotes, 0)
+        elif data.isspace():
+            return None  # blank lines only (a flood of them, say): nothing to run, nothing to split
         else:
             # No "*" and no quotes anywhere: every line is an inline command
             # that splits on whitespace (which also drops its CR).  One split

@@ -148,3 +148,20 @@ def test_out_of_descriptors_refuses_backs_off_and_resumes() -> None:
     assert capped["soft_limit"] == 64 and capped["services"] == {"echo": "10000->32"}
     # The first refusal is logged, later ones only as periodic counts.
     assert 1 <= names.count("connections_refused") <= 3
+
+
+def test_http_clients_past_the_cap_get_503(tmp_path: Path) -> None:
+    import http.client
+
+    from linechat.services.http import HttpService
+
+    with serve(HttpService, data_dir=tmp_path, settings={"services": {"http": {"max_connections": 1}}}) as server:
+        host, port = server.address("http")
+        holder = socket.create_connection((host, port), timeout=10)
+        refused = http.client.HTTPConnection(host, port, timeout=10)
+        refused.request("GET", "/health")
+        response = refused.getresponse()
+        assert response.status == 503
+        assert response.read() == b"too many connections\n"
+        refused.close()
+        holder.close()

@@ -98,3 +98,20 @@ def test_chat_over_long_line_flood_is_disconnected_over_loopback() -> None:
         canary.send(b"PING :still\r\n")
         assert canary.read_line().endswith(b":still")
         canary.close()
+
+
+def test_a_peer_that_reconnects_again_and_again_cannot_flood_the_log_either() -> None:
+    with capture_logs() as logs, ServiceHarness(EchoService, max_line=64) as h:
+        for _ in range(200):
+            client = h.connect()
+            client.send((b"x" * 100 + b"\n") * 11)
+            assert client.closed
+        h.advance(61)
+        client = h.connect()
+        client.send(b"x" * 100 + b"\n")
+    events = [entry["event"] for entry in logs]
+    # 200 peers x (3 warnings + 1 disconnect) would be 800 lines: a minute's budget is 60 of each.
+    assert events.count("frame_too_long") == 61
+    assert events.count("bad_input_disconnect") == 60
+    suppressed = [entry for entry in logs if entry["event"] == "log_suppressed"]
+    assert suppressed and suppressed[0]["suppressed"] == 200 * 3 - 60
