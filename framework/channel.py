@@ -242,7 +242,7 @@ class ServiceChannel(async_chat):
         rule = self._rule
         if rule is not None and rule.name in self.protocol.command_rules:
             return True
-        return super().frame_unfinished()
+        return super().frame_unfinished() or self.protocol.partial_input()
 
     def defer_reply(self, then: Callable[[], Reply]) -> None:
         """Yield the turn; on a later one, send what *then* returns (see :meth:`Protocol.defer`)."""
@@ -330,6 +330,9 @@ class ServiceChannel(async_chat):
             self.initiate_send()
         if self._close_wanted:
             self._handled()
+        if self.line_timeout and (self._line_since or protocol.partial_input()):
+            # A protocol that splits lines itself (plain chat) holds part of one.
+            self._watch_line()
 
     def collect_incoming_data(self, data: bytes) -> None:
         """Keep a piece of the current frame (or stream it to the handler)."""

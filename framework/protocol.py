@@ -157,6 +157,10 @@ class Protocol:
         """Called after ``idle_timeout`` seconds of silence; the reply is sent, then the connection closed."""
         return None
 
+    def partial_input(self) -> bool:
+        """True while the protocol itself holds part of a line (a stream rule that splits lines)."""
+        return False
+
     def idle_allowed(self) -> bool:
         """True while silence is expected (a subscriber, a blocked command): the idle timeout waits."""
         return self._pending is not None

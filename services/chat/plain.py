@@ -88,6 +88,10 @@ def render_plain_ansi(event: Event) -> bytes | None:
     return _render(event, irc_to_ansi)
 
 
+# Shared by every session with no lines waiting; nothing is added to it.
+_NO_LINES: deque[bytes] = deque()
+
+
 class PlainSession(ChatSession):
     """A telnet user: asked for a nickname, then every line is said to the current room."""
 
@@ -103,7 +107,7 @@ class PlainSession(ChatSession):
         self.current = ""  # the room lines go to ("" when in none)
         self.realname = "plain-text user"
         self._inbuf = b""
-        self._lines: deque[bytes] = deque()
+        self._lines: deque[bytes] = _NO_LINES  # made when lines arrive (an idle user holds no deque)
         self._discarding = False  # inside an over-long line, up to its end
         if self.settings.plain_formatting == "ansi":
             self.render = render_plain_ansi  # type: ignore[assignment]
@@ -117,6 +121,8 @@ class PlainSession(ChatSession):
         pieces = _LINE_END.split(data)
         self._inbuf = pieces.pop()
         limit = self.settings.max_line
+        if self._lines is _NO_LINES:
+            self._lines = deque()
         for piece in pieces:
             if self._discarding:
                 self._discarding = False  # the rest of an over-long line: already refused
@@ -132,6 +138,10 @@ class PlainSession(ChatSession):
                 self._lines.append(b"\x00too-long")
         self._drain()
         return None
+
+    def partial_input(self) -> bool:
+        """A line begun but not finished is held: the framework's line_timeout clock runs."""
+        return bool(self._inbuf)
 
     def _drain(self) -> None:
         lines = self._lines

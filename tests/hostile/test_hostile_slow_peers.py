@@ -91,3 +91,15 @@ def test_slowloris_connections_are_reaped_over_loopback(tmp_path: Path) -> None:
         while server.app.services["echo"].connections or server.app.services["redis"].connections:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def test_plain_chat_line_trickled_is_cut_off() -> None:
+    with ServiceHarness(ChatService) as h:
+        slow = h.connect()
+        slow.read()
+        for byte in b"alice and a nickname that never ends":
+            slow.send(bytes([byte]))
+            h.advance(3)
+            if slow.closed:
+                break
+        assert slow.closed
