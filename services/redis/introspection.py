@@ -292,6 +292,10 @@ def _key_spec(dialect: Dialect, spec: KeySpec) -> bytes:
     if spec.notes:
         out += [bulk(b"notes"), bulk(spec.notes.encode())]
     out += [bulk(b"flags"), _set(dialect, spec.flags), bulk(b"begin_search"), dialect.map_header(2), bulk(b"type")]
+    if spec.begin is None:
+        out += [bulk(b"unknown"), bulk(b"spec"), dialect.map_header(0)]
+        out += [bulk(b"find_keys"), dialect.map_header(2), bulk(b"type"), bulk(b"unknown"), bulk(b"spec")]
+        return b"".join([*out, dialect.map_header(0)])
     if isinstance(spec.begin, int):
         out += [bulk(b"index"), bulk(b"spec"), dialect.map_header(1), bulk(b"index"), integer(spec.begin)]
     else:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import random
+import re
+from collections import deque
 
 from linechat.services.redis.base import (
     SYNTAX,
+    WRONGTYPE,
     CommandContext,
     int_arg,
 )
@@ -22,8 +26,19 @@ from linechat.services.redis.resp import (
 from linechat.services.redis.scan import matching, parse_cursor, parse_scan_options, scan_reply
 from linechat.services.redis.store import copy_value, encoding_of, type_name
 from linechat.services.redis.table import KeySpec, redis_command
+from linechat.services.redis.zset import SortedSet
 
 __all__ = ["KeyCommands"]
+
+_SORT_BY_NOTE = (
+    "For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content "
+    "of the key we sort"
+)
+_SORT_STORE_NOTE = (
+    "For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the "
+    "argument array"
+)
+_SORT_NUMBER = re.compile(rb"[ \t\n\v\f\r]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[ \t\n\v\f\r]*")
 
 
 class KeyCommands(CommandContext):
@@ -483,3 +498,157 @@ class KeyCommands(CommandContext):
             b"    Prints this help.",
         ]
         return b"*%d\r\n" % len(lines) + b"".join(b"+%s\r\n" % line for line in lines)
+
+    # ------------------------------------------------------------------ SORT
+
+    def _sort(self, key: bytes, options: tuple[bytes, ...], read_only: bool) -> bytes:
+        desc = alpha = False
+        start, count = 0, -1
+        store: bytes | None = None
+        by: bytes | None = None
+        gets: list[bytes] = []
+        i = 0
+        while i < len(options):
+            opt = options[i].upper()
+            left = len(options) - i - 1
+            if opt == b"ASC":
+                desc = False
+            elif opt == b"DESC":
+                desc = True
+            elif opt == b"ALPHA":
+                alpha = True
+            elif opt == b"LIMIT" and left >= 2:
+                start, count = int_arg(options[i + 1]), int_arg(options[i + 2])
+                i += 2
+            elif opt == b"STORE" and left >= 1 and not read_only:
+                store = options[i + 1]
+                i += 1
+            elif opt == b"BY" and left >= 1:
+                by = options[i + 1]
+                i += 1
+            elif opt == b"GET" and left >= 1:
+                gets.append(options[i + 1])
+                i += 1
+            else:
+                raise RespError(SYNTAX)
+            i += 1
+        value = self.db.get(key)
+        if value is not None and type(value) not in (deque, set, SortedSet):
+            raise RespError(WRONGTYPE)
+        dontsort = by is not None and b"*" not in by
+        if value is None:
+            elements: list[bytes] = []
+        elif type(value) is SortedSet:
+            elements = [member for _, member in value.order]
+            if dontsort and desc:
+                elements.reverse()
+        else:
+            elements = list(value)
+        if dontsort and type(value) is set and store is not None:
+            # As Redis: a set's order is arbitrary, so a stored result is sorted to be deterministic.
+            dontsort, alpha, by = False, True, None
+        if not dontsort:
+            elements = self._sort_elements(elements, by, alpha, desc, store is not None)
+        length = len(elements)
+        first = max(start, 0)
+        last = length - 1 if count < 0 else first + count - 1
+        if first >= length:
+            first, last = length - 1, length - 2
+        last = min(last, length - 1)
+        chosen = elements[first : last + 1] if last >= first else []
+        results: list[bytes | None] = []
+        if gets:
+            for element in chosen:
+                results += [self._sort_lookup(pattern, element) for pattern in gets]
+        else:
+            results = list(chosen)
+        if store is not None:
+            self.db.delete(store)
+            stored = [b"" if r is None else r for r in results]
+            self._propagate([b"DEL", store])
+            if stored:
+                self.list_push(store, stored, False)  # type: ignore[attr-defined]
+                self._propagate([b"RPUSH", store, *stored])
+            return integer(len(stored))
+        return array(results, self.null)
+
+    def _sort_elements(
+        self, elements: list[bytes], by: bytes | None, alpha: bool, desc: bool, storing: bool
+    ) -> list[bytes]:
+        if alpha:
+            if by is None:
+                return sorted(elements, reverse=desc)
+            weights = {e: self._sort_lookup(by, e) for e in elements}
+            # A missing weight sorts first; Redis compares the rest byte for byte.
+            return sorted(elements, key=lambda e: (weights[e] is not None, weights[e] or b""), reverse=desc)
+        scored: list[tuple[float, bytes]] = []
+        for element in elements:
+            text = element if by is None else self._sort_lookup(by, element)
+            weight = 0.0 if text is None else _sort_score(text)
+            scored.append((weight, element))
+        # Equal scores fall back to the elements' bytes, as Redis does, so the order is defined.
+        scored.sort(reverse=desc)
+        return [element for _, element in scored]
+
+    def _sort_lookup(self, pattern: bytes, element: bytes) -> bytes | None:
+        """BY/GET: the value a pattern names for an element (``#`` is the element, ``->f`` a hash field)."""
+        if pattern == b"#":
+            return element
+        star = pattern.find(b"*")
+        if star < 0:
+            return None
+        field: bytes | None = None
+        arrow = pattern.find(b"->", star + 1)
+        if arrow >= 0 and arrow + 2 < len(pattern):
+            field = pattern[arrow + 2 :]
+            pattern = pattern[:arrow]
+        name = pattern[:star] + element + pattern[star + 1 :]
+        value = self.db.get(name)
+        if value is None:
+            return None
+        if field is not None:
+            return value.get(field) if type(value) is dict else None
+        return value if type(value) is bytes else None
+
+    @redis_command(
+        "SORT",
+        arity=-2,
+        flags="write denyoom movablekeys",
+        keys=[
+            KeySpec(("RO", "access"), 1),
+            KeySpec(("RO", "access"), None, notes=_SORT_BY_NOTE),
+            KeySpec(("OW", "update"), None, notes=_SORT_STORE_NOTE),
+        ],
+        legacy_keys=(1, 1, 1),
+        group="generic",
+        acl="-keyspace set sortedset list dangerous",
+    )
+    def cmd_sort(self, key: bytes, *options: bytes) -> bytes:
+        """Sort a list, set or sorted set (BY, LIMIT, GET, ASC/DESC, ALPHA, STORE)."""
+        return self._sort(key, options, False)
+
+    @redis_command(
+        "SORT_RO",
+        arity=-2,
+        flags="readonly movablekeys",
+        keys=[KeySpec(("RO", "access"), 1), KeySpec(("RO", "access"), None, notes=_SORT_BY_NOTE)],
+        legacy_keys=(1, 1, 1),
+        group="generic",
+        acl="-keyspace set sortedset list dangerous",
+    )
+    def cmd_sort_ro(self, key: bytes, *options: bytes) -> bytes:
+        """SORT without STORE."""
+        return self._sort(key, options, True)
+
+
+def _sort_score(text: bytes) -> float:
+    """A SORT weight as strtod reads it whole (blank is 0); otherwise Redis's conversion error."""
+    if _SORT_NUMBER.fullmatch(text) is not None:
+        value = float(text) if text.strip() else 0.0
+        if not math.isinf(value) or text.strip().lstrip(b"+-").lower().startswith(b"inf"):
+            return value
+    else:
+        lowered = text.strip().lstrip(b"+-").lower()
+        if lowered in (b"inf", b"infinity"):
+            return -math.inf if text.strip().startswith(b"-") else math.inf
+    raise RespError("ERR One or more scores can't be converted into double")

@@ -105,7 +105,7 @@ class KeySpec:
     """
 
     flags: tuple[str, ...]
-    begin: int | tuple[str, int]
+    begin: int | tuple[str, int] | None  # None: "unknown" (keys that only the command itself can find)
     lastkey: int = 0
     keystep: int = 1
     limit: int = 0
@@ -119,6 +119,8 @@ class KeySpec:
 
     def positions(self, argv: list[bytes]) -> list[int]:
         """Positions of the keys in *argv* (the command name at 0), as Redis's getKeysUsingKeySpecs."""
+        if self.begin is None:
+            return []
         argc = len(argv)
         if isinstance(self.begin, int):
             first = self.begin
@@ -277,7 +279,9 @@ _ACL_ORDER = [
 
 def _acl_categories(group: str, flags: tuple[str, ...], extra: tuple[str, ...]) -> tuple[str, ...]:
     """The ACL categories Redis shows: the group's own, the declared ones, and those the flags imply."""
-    cats = {_GROUP_CATEGORY.get(group, ""), *extra}
+    cats = {_GROUP_CATEGORY.get(group, ""), *(c for c in extra if not c.startswith("-"))}
+    # "-keyspace" drops a category the group would give (SORT is generic but not @keyspace).
+    cats -= {c[1:] for c in extra if c.startswith("-")}
     if "write" in flags:
         cats.add("write")
     if "readonly" in flags and group != "scripting":

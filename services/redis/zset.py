@@ -257,8 +257,10 @@ class SortedSet:
         end_key = (high, b"") if high_ex else None if high == INF else (math.nextafter(high, INF), b"")
         lists, maxes = self.order._lists, self.order._maxes
         out: list[tuple[float, bytes]] = []
-        if not maxes:
+        if not maxes or limit == 0:
             return out
+        want = limit if limit > 0 else -1  # -1: no limit
+        # Each sublist is cut with bisections and slices (C speed), not walked pair by pair.
         if not reverse:
             pos = bisect_left(maxes, start_key)
             if pos == len(maxes):
@@ -266,16 +268,16 @@ class SortedSet:
             idx = bisect_left(lists[pos], start_key)
             while pos < len(lists):
                 chunk = lists[pos]
-                for i in range(idx, len(chunk)):
-                    pair = chunk[i]
-                    if end_key is not None and pair >= end_key:
-                        return out
-                    if offset:
-                        offset -= 1
-                        continue
-                    if len(out) == limit:
-                        return out
-                    out.append(pair)
+                end = len(chunk) if end_key is None or chunk[-1] < end_key else bisect_left(chunk, end_key, idx)
+                if offset:
+                    skip = min(offset, end - idx)
+                    idx += skip
+                    offset -= skip
+                if want >= 0:
+                    end = min(end, idx + want - len(out))
+                out += chunk[idx:end]
+                if len(out) == want or (end_key is not None and end < len(chunk) and chunk[end] >= end_key):
+                    return out
                 pos += 1
                 idx = 0
             return out
@@ -291,16 +293,18 @@ class SortedSet:
                 idx = bisect_left(lists[pos], end_key)
         while pos >= 0:
             chunk = lists[pos]
-            for i in range(idx - 1, -1, -1):
-                pair = chunk[i]
-                if pair < start_key:
-                    return out
-                if offset:
-                    offset -= 1
-                    continue
-                if len(out) == limit:
-                    return out
-                out.append(pair)
+            # Walk down from idx (exclusive) to the first pair >= start_key.
+            low = 0 if chunk[0] >= start_key else bisect_left(chunk, start_key, 0, idx)
+            if offset:
+                skip = min(offset, idx - low)
+                idx -= skip
+                offset -= skip
+            top = idx
+            if want >= 0:
+                low = max(low, top - (want - len(out)))
+            out += chunk[low:top][::-1]
+            if len(out) == want or (low > 0 and chunk[low - 1] < start_key):
+                return out
             pos -= 1
             if pos >= 0:
                 idx = len(lists[pos])

@@ -161,3 +161,40 @@ def test_aof_replay_restores_sorted_sets(tmp_path: Path) -> None:
     )
     with ServiceHarness(RedisService, data_dir=tmp_path) as h:
         assert talk(h.connect(), CHECKS) == before
+
+
+BOUND = st.sampled_from([-math.inf, -2.0, -1.0, 0.0, 0.5, 1.0, 3.0, math.inf])
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from([-1.0, 0.0, 0.5, 1.0, 2.0, 3.0]), st.binary(max_size=2)), max_size=60),
+    BOUND,
+    st.booleans(),
+    BOUND,
+    st.booleans(),
+    st.integers(0, 8),
+    st.integers(-1, 8),
+    st.booleans(),
+)
+def test_score_walk_across_sublists_agrees_with_a_model(
+    pairs: list[tuple[float, bytes]],
+    low: float,
+    low_ex: bool,
+    high: float,
+    high_ex: bool,
+    offset: int,
+    limit: int,
+    reverse: bool,
+) -> None:
+    """The range walk cuts the SortedList's sublists; a load of 4 makes every range cross several."""
+    zset = SortedSet()
+    zset.order._reset(4)
+    for score, member in pairs:
+        zset.add(member, score)
+    inside = [
+        (s, m) for s, m in zset.order if (s > low if low_ex else s >= low) and (s < high if high_ex else s <= high)
+    ]
+    if reverse:
+        inside.reverse()
+    expected = inside[offset:] if limit < 0 else inside[offset : offset + limit]
+    assert zset.score_walk(low, low_ex, high, high_ex, offset, limit, reverse) == expected
