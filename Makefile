@@ -18,7 +18,7 @@ $(BIN)/.linechat-test-installed: pyproject.toml
 
 ## run: serve the bundled services on loopback, storage in ./data
 run: $(BIN)/.linechat-installed
-	$(BIN)/linechat serve --data-dir data
+	$(BIN)/linechat serve --data-dir data --set services.smtp.tls_port=8465 --set services.redis.tls_port=6390
 
 ## test: the whole suite (installs swaks and redis tools where it can)
 test: $(BIN)/.linechat-test-installed tools

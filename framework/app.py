@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from linechat.plugin import Hooks, Plugin
 from linechat.preflight import ListenError
 from linechat.reactor import READ, Reactor, Timer
 from linechat.service import ListenerSpec, Service
+from linechat.tls import TlsContextProvider
 
 __all__ = ["App", "Listener"]
 
@@ -214,6 +216,11 @@ class App:
                     plugin_objs.append(plugin)
         self.plugins = plugin_objs
         self.hooks = Hooks(plugin_objs)
+        tls_settings = getattr(settings, "tls", None)
+        #: The server certificate every TLS listener and STARTTLS uses (loaded or made on first use).
+        self.tls = TlsContextProvider(tls_settings, self.data_dir) if tls_settings is not None else None
+        if self.tls is not None:
+            self.reactor.signal_callbacks[signal.SIGHUP] = self.tls.reload
         self.reactor.stop_callbacks.append(lambda: self.hooks.server_stopping(self))
         self.services: dict[str, Service] = {}
         for name, service_cls in sorted(services.items()):
@@ -256,10 +263,15 @@ class App:
             hooks=self.hooks,
             services=self.services,
             plugins=self.plugins,
+            tls=self.tls,
         )
 
     def start(self) -> None:
         """Bind every listener and start the services; raise ListenError (an OSError) if one cannot listen."""
+        if self.tls is not None and any(
+            service.starttls or any(spec.tls for spec in service.listeners()) for service in self.services.values()
+        ):
+            self.tls.check()  # a bad certificate stops the start, not the first client
         try:
             for service in self.services.values():
                 for spec in service.listeners():

@@ -20,6 +20,7 @@ import socket
 from collections import deque
 
 from linechat._compat import asyncore, lazy_logger
+from linechat.transport import SocketTransport, Transport
 
 # typing.TYPE_CHECKING without importing typing: ``import linechat.asynchat``
 # loads no more than the standard library's asynchat did (type checkers treat
@@ -299,6 +300,15 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
     _big = False  # a large backlog is queued: release memory when it is gone
     _draining = False  # reading what a TLS layer holds (see _read_pending)
     _no_sendmsg: Any = None  # the socket object found to refuse sendmsg
+    # After wrap_tls()/start_tls() the socket attribute holds a TlsTransport
+    # (linechat.transport): TLS on memory BIOs over the real socket.  Only
+    # then ("layered") is the transport asked whether it holds bytes of its
+    # own to flush or waits for the peer before it can send.
+    _layered = False
+    _tls_request: tuple[Any, bool, str | None] | None = None  # start TLS once the queue drains
+    _handshake_timer: Timer | None = None
+    #: Seconds a peer gets to complete a TLS handshake (needs a reactor; None: no limit).
+    tls_handshake_timeout: float | None = None
 
     # Per-connection state set by __init__ lives in slots rather than the
     # instance dict (dispatcher's attributes keep that one small and shared).
@@ -353,6 +363,94 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         cls._plain_recv = cls.recv is asyncore.dispatcher.recv
         cls._plain_send = cls.send is asyncore.dispatcher.send
         cls._plain_get_terminator = cls.get_terminator is async_chat.get_terminator
+
+    # ------------------------------------------------------------------ TLS
+
+    @property
+    def transport(self) -> Transport:
+        """The transport bytes go through (see :mod:`linechat.transport`): TLS once switched, else the socket."""
+        if self._layered:
+            return self.socket  # type: ignore[return-value]
+        return SocketTransport(self.socket)  # type: ignore[arg-type]
+
+    def start_tls(self, context: Any, *, server_side: bool = True, server_hostname: str | None = None) -> None:
+        """Switch to TLS once everything queued so far has been sent (STARTTLS).
+
+        Reading stops now; input received after the command but not yet
+        framed is dropped when the switch happens, never handled as if it
+        had been protected (the STARTTLS injection class, CVE-2011-0411).
+        """
+        self._tls_request = (context, server_side, server_hostname)
+        self.pause_reading("starttls")
+        if not self._ofifo and not self._dispatching:
+            self._switch_tls()
+        else:
+            self._send_soon()
+
+    def _switch_tls(self) -> None:
+        request = self._tls_request
+        if request is None or self._ac_closed:
+            return
+        self._tls_request = None
+        context, server_side, server_hostname = request
+        dropped = len(self._ibuf) - self._ipos
+        self._ibuf = b""
+        self._ipos = 0
+        self._gen += 1
+        self.incoming.clear()
+        if dropped:
+            self.logger.info("starttls_plaintext_dropped", size=dropped)
+        self.wrap_tls(context, server_side=server_side, server_hostname=server_hostname)
+        self.resume_reading("starttls")
+
+    def wrap_tls(self, context: Any, *, server_side: bool = True, server_hostname: str | None = None) -> None:
+        """Speak TLS from now on, at once (implicit TLS: before any byte is sent or read)."""
+        from linechat.transport import TlsTransport
+
+        if self._layered or self.socket.__class__ is not _SOCKET:
+            raise TypeError("wrap_tls needs a channel on a plain socket")
+        self.socket = TlsTransport(  # type: ignore[assignment]
+            SocketTransport(self.socket), context, server_side=server_side, server_hostname=server_hostname
+        )
+        self._layered = True
+        reactor = self._reactor
+        if self.tls_handshake_timeout and reactor is not None:
+            self._handshake_timer = reactor.call_later(self.tls_handshake_timeout, self._check_handshake)
+        self._update_interest()
+        if not server_side:
+            self._after_layered_io()  # a client speaks first
+
+    def _check_handshake(self) -> None:
+        self._handshake_timer = None
+        if self._ac_closed or getattr(self.socket, "handshake_done", True):
+            return
+        self.handle_handshake_timeout()
+
+    def handle_handshake_timeout(self) -> None:
+        """Called when a peer did not complete the TLS handshake in time; the default closes."""
+        self.logger.info("tls_handshake_timeout", timeout=self.tls_handshake_timeout)
+        self.close()
+
+    def handle_transport_error(self, exc: OSError) -> None:
+        """Called when TLS fails for a reason of the peer's (an alert, garbage, plaintext); the default closes."""
+        self.logger.debug("tls_error", error=str(exc))
+        self.close()
+
+    def _after_layered_io(self) -> None:
+        """After a read through TLS: send what waited for the handshake, re-aim interest."""
+        transport: Any = self.socket
+        if self._handshake_timer is not None and transport.handshake_done:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        if self._ofifo and not self._dispatching and not transport.write_blocked:
+            self.initiate_send()
+        elif transport.wants_write:
+            try:
+                transport.flush()
+            except OSError as exc:
+                self._send_failed(exc)
+                return
+        self._update_interest()
 
     # ------------------------------------------------------------------ terminators
 
@@ -426,14 +524,21 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             if self._idle_timer is not None:
                 self._last_input = self._reactor.time()  # type: ignore[union-attr]
             self.feed(data)
-            if self.socket.__class__ is not _SOCKET and not self._draining:
+            if self._layered:
+                if not self._ac_closed:
+                    self._after_layered_io()
+            elif self.socket.__class__ is not _SOCKET and not self._draining:
                 self._read_pending()
 
     def _recv_failed(self, exc: OSError) -> None:
         if isinstance(exc, BlockingIOError) or _named(exc, _WANT_IO):
+            if self._layered:
+                self._after_layered_io()  # a handshake step may have bytes to send
             return  # a spurious wake-up, or half a TLS record: nothing to read yet
         if exc.errno in _DISCONNECTED or _named(exc, _TLS_CLOSED):
             self.handle_close()
+        elif self._layered and type(exc).__module__ == "ssl":
+            self.handle_transport_error(exc)
         else:
             self.handle_error()
 
@@ -983,6 +1088,12 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         if not self._plain_send:
             self._send_hooked()
             return
+        if self._layered:
+            try:
+                self.socket.flush()  # type: ignore[union-attr]  # TLS records of its own go first
+            except OSError as exc:
+                self._send_failed(exc)
+                return
         fifo = self._ofifo
         if len(fifo) == 1 and fifo[0].__class__ is bytes and self.connected:
             # Request/response traffic mostly queues one reply per turn: send
@@ -1170,6 +1281,9 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             self._ofifo = _NO_FIFO
             if self._big:
                 self.memory_freed()
+            if self._tls_request is not None:
+                self._switch_tls()  # the "go ahead" is out: switch now
+                return
         if self._soft_since and self._out_bytes <= self.out_soft_limit:  # type: ignore[operator]
             self._soft_since = 0.0  # back under the soft limit: its clock stops
         if self._pause_reasons:
@@ -1252,6 +1366,13 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         events = 0 if self._pause_reasons else READ
         if self._ofifo or not self.connected:
             events |= WRITE
+        if self._layered:
+            transport: Any = self.socket
+            if transport.wants_write:
+                events |= WRITE
+            elif transport.write_blocked:
+                # A handshake waits for the peer: writability would only spin.
+                events = (events & ~WRITE) | READ
         return events
 
     def _update_interest(self) -> None:
@@ -1301,6 +1422,9 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         if self._soft_timer is not None:
             self._soft_timer.cancel()
             self._soft_timer = None
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         for item in self._ofifo:
             if isinstance(item, file_producer):
                 item.done()

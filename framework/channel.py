@@ -126,6 +126,13 @@ class ServiceChannel(async_chat):
         self._access = service.access_log or (self._hooks is not None and self._hooks.wants_commands)
         self.use_rule(protocol_cls.initial_rule)
         service.connection_made(self)
+        if listener is not None and listener.tls:
+            # Implicit TLS: the greeting below already goes out encrypted.
+            tls = service.context.tls
+            if tls is None:
+                raise RuntimeError(f"listener {listener.name!r} wants TLS but the process has no TLS context")
+            self.tls_handshake_timeout = tls.settings.handshake_timeout
+            self.wrap_tls(tls.context)
         if self.service.access_log:  # open and close are access-log events, not routine info
             self.logger.info("connection_opened")
         self._open()
@@ -257,6 +264,7 @@ class ServiceChannel(async_chat):
         if not (
             self._raw
             and self._plain_recv
+            and not self._layered
             and self.connected
             and self.terminator is None
             and self._ipos >= len(self._ibuf)

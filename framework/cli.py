@@ -62,7 +62,32 @@ def _parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="print the effective configuration")
     common(config)
     config.add_argument("--format", choices=["toml", "json"], default="toml")
+
+    hashing = sub.add_parser(
+        "hash-password", help="print a users-file line (name:scrypt hash) for SMTP AUTH, IRC SASL and operators"
+    )
+    hashing.add_argument("name", help="the user name")
+    hashing.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input instead of a prompt"
+    )
     return parser
+
+
+def _cmd_hash_password(args: argparse.Namespace, out: TextIO) -> int:
+    import getpass
+
+    from linechat.auth import hash_password
+
+    if ":" in args.name or not args.name.strip():
+        return _fail("hash-password: the name must be non-empty and contain no ':'", sys.stderr)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+    if not password:
+        return _fail("hash-password: empty password", sys.stderr)
+    out.write(f"{args.name}:{hash_password(password)}\n")
+    return EXIT_OK
 
 
 def _flags(args: argparse.Namespace) -> list[tuple[list[str], Any]]:
@@ -118,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "services":
         return _cmd_services(args, sys.stdout)
+    if args.command == "hash-password":
+        return _cmd_hash_password(args, sys.stdout)
     from linechat.plugin import Plugin
     from linechat.service import Service
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from linechat.plugin import Hooks, Plugin
     from linechat.reactor import Reactor
     from linechat.service import Service
+    from linechat.tls import TlsContextProvider
 
 __all__ = ["ServiceContext"]
 
@@ -39,6 +40,8 @@ class ServiceContext:
     services: Mapping[str, Service] = field(default_factory=dict)
     #: The plugins running in the process.
     plugins: Sequence[Plugin] = ()
+    #: The server TLS context (certificates made or loaded on first use); None: no TLS.
+    tls: TlsContextProvider | None = None
 
     def plugin(self, name: str) -> Any:
         """The running plugin called *name*, or None."""

@@ -383,6 +383,34 @@ class Protocol:
         """What the running process gives this connection's service (reactor, data directory, hooks)."""
         return self.service.context
 
+    # ------------------------------------------------------------------ TLS
+
+    @property
+    def tls_available(self) -> bool:
+        """True when the process has a TLS certificate this connection could switch to."""
+        return self.service.context.tls is not None
+
+    @property
+    def secure(self) -> bool:
+        """True when this connection is encrypted (a TLS listener, or after :meth:`start_tls`)."""
+        return self.channel.transport.secure
+
+    def start_tls(self) -> None:
+        """Switch this connection to TLS once the replies queued so far (the "go ahead") are sent.
+
+        Input the peer sent after the command and that is already here is
+        dropped, not handled: only what arrives inside TLS counts.
+        """
+        tls = self.service.context.tls
+        if tls is None:
+            raise RuntimeError("no TLS context: the process has no certificate")
+        self.channel.tls_handshake_timeout = tls.settings.handshake_timeout
+        self.channel.start_tls(tls.context)
+
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The client's verified certificate (when client certificates are asked for), or None."""
+        return self.channel.transport.peer_certificate()
+
     @property
     def reactor(self) -> Reactor:
         """The reactor this connection runs on."""

@@ -166,6 +166,8 @@ class Reactor:
         self._thread_id: int | None = None
         #: Called (without arguments) when a graceful stop begins.
         self.stop_callbacks: list[Callable[[], Any]] = []
+        #: Other signals the loop answers while it runs (SIGHUP: reload certificates), called on its thread.
+        self.signal_callbacks: dict[int, Callable[[], Any]] = {}
         self.log = _log
 
     # ------------------------------------------------------------------ channel map
@@ -435,6 +437,8 @@ class Reactor:
         if handle_signals and threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, self._on_signal(grace))
+            for other, callback in self.signal_callbacks.items():
+                previous[other] = signal.signal(other, self._on_other_signal(callback))
         try:
             while self._running:
                 self.run_once(None if not self._stopping else 0.1)
@@ -457,6 +461,12 @@ class Reactor:
                 self.call_soon_threadsafe(self._force_stop, name)
             else:
                 self.call_soon_threadsafe(self._log_and_stop, name, grace)
+
+        return handler
+
+    def _on_other_signal(self, callback: Callable[[], Any]) -> Callable[[int, Any], None]:
+        def handler(signum: int, frame: Any) -> None:
+            self.call_soon_threadsafe(callback)
 
         return handler
 

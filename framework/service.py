@@ -32,6 +32,7 @@ class ServiceSettings(BaseModel):
     enabled: bool = Field(True, description="serve this service")
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(0, ge=0, le=65535, description="TCP port (0: any free port)")
+    tls_port: int = Field(0, ge=0, le=65535, description="TCP port speaking TLS from the first byte (0: off)")
     max_line: int = Field(4096, ge=16, description="longest command line in bytes")
     max_connections: int = Field(10000, ge=1, description="connections served at once")
     idle_timeout: float | None = Field(
@@ -70,6 +71,8 @@ class ListenerSpec:
     port: int
     name: str = "main"
     options: dict[str, Any] = field(default_factory=dict)
+    #: TLS from the first byte (implicit TLS) on this listener.
+    tls: bool = False
 
 
 class Service:
@@ -83,6 +86,8 @@ class Service:
     protocol: ClassVar[type[Protocol] | None] = None
     #: Shown by ``linechat services``.
     description: ClassVar[str] = ""
+    #: True when the protocol can switch to TLS mid-session (STARTTLS): the certificate is loaded at start.
+    starttls: ClassVar[bool] = False
 
     def __init__(
         self, settings: ServiceSettings, context: ServiceContext | None = None, *, reactor: Reactor | None = None
@@ -120,10 +125,13 @@ class Service:
         return False
 
     def listeners(self) -> list[ListenerSpec]:
-        """Return the listening sockets to open; the default is one, from ``host``/``port``."""
+        """Return the listening sockets to open: ``host``/``port``, and ``tls_port`` when set."""
         if self.protocol is None:
             raise NotImplementedError(f"{type(self).__name__} sets no protocol and overrides no listeners()")
-        return [ListenerSpec(self.protocol, self.settings.host, self.settings.port)]
+        specs = [ListenerSpec(self.protocol, self.settings.host, self.settings.port)]
+        if self.settings.tls_port:
+            specs.append(ListenerSpec(self.protocol, self.settings.host, self.settings.tls_port, name="tls", tls=True))
+        return specs
 
     def start(self) -> None:
         """Called after the listeners are bound (open storage, start timers)."""

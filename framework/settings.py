@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from linechat.plugin import Plugin
 from linechat.service import Service
+from linechat.tls import TlsSettings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
@@ -145,6 +146,7 @@ def build_settings_model(
         strict: bool = Field(False, description="fail the start when a plugin or service cannot load")
         shutdown_grace: float = Field(5.0, ge=0, description="seconds given to connections to flush on stop")
         log: LogSettings = Field(default_factory=LogSettings)
+        tls: TlsSettings = Field(default_factory=TlsSettings)
         services: services_model = Field(default_factory=services_model)  # type: ignore[valid-type]
         plugins: plugins_model = Field(default_factory=plugins_model)  # type: ignore[valid-type]
 

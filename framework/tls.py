@@ -23,7 +23,7 @@ from typing import Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["DevCertificates", "TlsContextProvider", "TlsSettings", "make_dev_certificates"]
+__all__ = ["DevCertificates", "TlsContextProvider", "TlsError", "TlsSettings", "make_dev_certificates"]
 
 _log = structlog.get_logger("linechat.tls")
 
@@ -54,6 +54,10 @@ class TlsSettings(BaseModel):
         if self.client_certs != "none" and self.ca_file is None:
             raise ValueError(f"client_certs={self.client_certs!r} needs ca_file")
         return self
+
+
+class TlsError(OSError):
+    """The TLS certificate or key cannot be loaded; the message names the file."""
 
 
 class DevCertificates:
@@ -185,6 +189,17 @@ class TlsContextProvider:
         if self._context is None:
             self._context = self._build()
         return self._context
+
+    def check(self) -> None:
+        """Build the context now; raise TlsError naming the files if they do not load."""
+        try:
+            self.context  # noqa: B018 - builds it
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            s = self.settings
+            raise TlsError(
+                f"TLS: cannot load the certificate (tls.cert_file={s.cert_file}, tls.key_file={s.key_file}, "
+                f"tls.ca_file={s.ca_file}): {exc}"
+            ) from exc
 
     def reload(self) -> bool:
         """Build a new context from the files; keep the old one (and log why) if that fails."""

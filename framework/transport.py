@@ -1,4 +1,4 @@
-"""Transports: the only code that moves a channel's bytes to and from the outside.
+"""Transports: what a channel's bytes pass through beneath it when they are not plain socket I/O.
 
 A transport is non-blocking and speaks in plaintext: ``recv`` returns what
 the peer sent (``b""`` at end of stream) or raises :class:`BlockingIOError`
@@ -23,20 +23,30 @@ A transport also tells its owner what it is waiting for: ``wants_write``
 ``write_blocked`` (a send must wait for the peer, as during a handshake), so
 the reactor's interest follows the transport and not just the owner's queue.
 
-This module imports nothing beyond the standard library: the asynchat
-drop-in uses it and must stay cheap to import.
+A channel on a plain socket calls the socket itself (the fast paths:
+``sendmsg``, ``os.sendfile``); after ``wrap_tls()`` or ``start_tls()`` its
+socket attribute holds a :class:`TlsTransport`, which offers the socket's
+``recv``/``send``/``sendmsg``/``fileno``/``close`` with the meanings above,
+so every code path of the channel works through it unchanged.
+
+This module imports nothing beyond the standard library (``ssl`` only when
+TLS is used): the asynchat drop-in uses it and must stay cheap to import.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import socket
-import ssl
 from collections import deque
-from collections.abc import Sequence
-from typing import IO, Any
+
+# typing.TYPE_CHECKING without importing typing, and ssl only when TLS is
+# used: the asynchat drop-in imports this module and must stay cheap.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Sequence
+    from typing import IO, Any
 
 __all__ = ["MemoryTransport", "SocketTransport", "TlsTransport", "Transport"]
 
@@ -67,7 +77,7 @@ class Transport:
         raise NotImplementedError
 
     def send(self, data: _Buffer) -> int:
-        """Take a prefix of *data*; return its length (0: nothing can be taken now)."""
+        """Take a prefix of *data*; return its length (0, or BlockingIOError: nothing can be taken now)."""
         raise NotImplementedError
 
     def sendmsg(self, buffers: Sequence[_Buffer]) -> int:
@@ -77,11 +87,14 @@ class Transport:
         return self.send(b"".join(buffers))
 
     def sendfile(self, file: IO[bytes], offset: int, count: int) -> int:
-        """Send up to *count* bytes of *file* from *offset*; return how many were taken."""
+        """Send up to *count* bytes of *file* from *offset*; 0 at its end; BlockingIOError when full."""
         data = os.pread(file.fileno(), min(count, _FILE_CHUNK), offset)
         if not data:
             return 0
-        return self.send(data)
+        sent = self.send(data)
+        if not sent:
+            raise BlockingIOError(errno.EAGAIN, "transport full")
+        return sent
 
     @property
     def wants_write(self) -> bool:
@@ -113,53 +126,46 @@ class Transport:
 
 
 class SocketTransport(Transport):
-    """A connected non-blocking socket: the fast path, with sendmsg and sendfile."""
+    """A connected non-blocking socket: the fast path, with sendmsg and sendfile.
+
+    ``recv``, ``send`` and ``sendmsg`` are the socket's own bound methods, so
+    the fast path costs no extra call; ``send`` and ``sendmsg`` raise
+    BlockingIOError when the kernel buffer is full, as the socket does.
+    """
 
     can_sendmsg = True
-
-    __slots__ = ("sock",)
+    can_sendfile = True
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-
-    @property
-    def can_sendfile(self) -> bool:  # type: ignore[override]
-        """True for real stream sockets (os.sendfile needs a descriptor)."""
-        return isinstance(self.sock, socket.socket) and self.sock.type == socket.SOCK_STREAM
+        self.recv = sock.recv  # type: ignore[method-assign,assignment]
+        self.send = sock.send  # type: ignore[method-assign,assignment]
+        self.sendmsg = sock.sendmsg  # type: ignore[method-assign,assignment]
 
     def fileno(self) -> int:
         """The socket's descriptor."""
         return self.sock.fileno()
 
-    def recv(self, size: int) -> bytes:
-        """One ``recv`` call."""
-        return self.sock.recv(size)
-
-    def send(self, data: _Buffer) -> int:
-        """One ``send`` call; 0 when the kernel buffer is full."""
-        try:
-            return self.sock.send(data)
-        except BlockingIOError:
-            return 0
-
-    def sendmsg(self, buffers: Sequence[_Buffer]) -> int:
-        """One ``sendmsg`` call (gathered write, no join)."""
-        try:
-            return self.sock.sendmsg(buffers)
-        except BlockingIOError:
-            return 0
-
     def sendfile(self, file: IO[bytes], offset: int, count: int) -> int:
         """``os.sendfile``: the kernel copies the file, not us."""
-        try:
-            return os.sendfile(self.sock.fileno(), file.fileno(), offset, count)
-        except BlockingIOError:
-            return 0
+        return os.sendfile(self.sock.fileno(), file.fileno(), offset, count)
 
     def shutdown(self) -> None:
         """Half-close the write side."""
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105
             self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # Whatever else a channel asks of its socket (getpeername, setsockopt).
+        if name == "sock":
+            raise AttributeError(name)
+        return getattr(self.sock, name)
 
 
 class MemoryTransport(Transport):
@@ -242,6 +248,8 @@ class TlsTransport(Transport):
         server_side: bool = True,
         server_hostname: str | None = None,
     ) -> None:
+        import ssl
+
         self.raw = raw
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
@@ -297,7 +305,10 @@ class TlsTransport(Transport):
         if self._out.pending:
             self._pending += self._out.read()
         while self._pending:
-            sent = self.raw.send(self._pending)
+            try:
+                sent = self.raw.send(self._pending)
+            except BlockingIOError:
+                return
             if not sent:
                 return
             self._pending = self._pending[sent:]
@@ -317,6 +328,8 @@ class TlsTransport(Transport):
 
     def _handshake(self) -> bool:
         """Advance the handshake; True once it is done."""
+        import ssl
+
         try:
             self._obj.do_handshake()
         except ssl.SSLWantReadError:
@@ -332,6 +345,8 @@ class TlsTransport(Transport):
 
     def recv(self, size: int) -> bytes:
         """Decrypt what has arrived: all complete records of one raw read (never leaves plaintext behind)."""
+        import ssl
+
         got_raw = self._pull()
         if not self._handshaken and not self._handshake():
             if self._raw_eof:
@@ -367,6 +382,8 @@ class TlsTransport(Transport):
 
     def send(self, data: _Buffer) -> int:
         """Encrypt a prefix of *data*; 0 while the handshake or the raw transport holds things up."""
+        import ssl
+
         if not self._handshaken and not self._handshake():
             return 0
         self.flush()
@@ -394,13 +411,29 @@ class TlsTransport(Transport):
 
     def shutdown(self) -> None:
         """Send close_notify (best effort), then half-close the raw transport."""
+        import ssl
+
         if self._handshaken:
-            with contextlib.suppress(ssl.SSLError, OSError):
+            try:  # noqa: SIM105 - contextlib is not worth importing here
                 self._obj.unwrap()
-            with contextlib.suppress(OSError):
+            except (ssl.SSLError, OSError):
+                pass
+            try:  # noqa: SIM105
                 self.flush()
+            except OSError:
+                pass
         self.raw.shutdown()
 
     def close(self) -> None:
         """Close the raw transport."""
         self.raw.close()
+
+    def pending(self) -> int:
+        """Decrypted bytes held back: none, as :meth:`recv` hands out all it decrypts."""
+        return 0
+
+    def __getattr__(self, name: str) -> Any:
+        # A channel may ask the socket beneath (getpeername, setsockopt).
+        if name == "raw":
+            raise AttributeError(name)
+        return getattr(self.raw, name)

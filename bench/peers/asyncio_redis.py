@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import sys
 
 from minimal_redis import execute
@@ -62,10 +63,10 @@ class RedisProtocol(asyncio.Protocol):
             self.transport.write(b"".join(out))
 
 
-async def main(port: int) -> None:
-    """Serve forever."""
+async def main(port: int, tls: ssl.SSLContext | None = None) -> None:
+    """Serve forever (over TLS when given a server context)."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(RedisProtocol, "127.0.0.1", port, backlog=1024)
+    server = await loop.create_server(RedisProtocol, "127.0.0.1", port, backlog=1024, ssl=tls)
     async with server:
         await server.serve_forever()
 
@@ -75,4 +76,11 @@ if __name__ == "__main__":
         import uvloop
 
         uvloop.install()
-    asyncio.run(main(int(sys.argv[1])))
+    context = None
+    if "--tls" in sys.argv:
+        # --tls CERT KEY: asyncio's own TLS (ssl.SSLObject over memory BIOs, as ours).
+        at = sys.argv.index("--tls")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(sys.argv[at + 1], sys.argv[at + 2])
+    asyncio.run(main(int(sys.argv[1]), context))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -236,6 +237,15 @@ class RunningServer:
     def call(self, func: Any, *args: Any) -> None:
         """Run *func* on the server's thread."""
         self.app.reactor.call_soon_threadsafe(func, *args)
+
+    def tls_client_context(self) -> ssl.SSLContext:
+        """A client context that trusts this server's certificate (the development CA, or tls.ca_file)."""
+        tls = self.app.tls
+        if tls is None:
+            raise RuntimeError("this server has no TLS settings")
+        tls.check()
+        cafile = tls.ca_file or tls.settings.ca_file
+        return ssl.create_default_context(cafile=str(cafile) if cafile else None)
 
 
 @contextmanager

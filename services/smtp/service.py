@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from linechat import Pending, Protocol, Reply, Rule, Service, ServiceSettings, command, terminator
+from linechat.auth import Credentials, SaslError, decode_login_step, decode_plain
 from linechat.services.smtp.address import PathError, parse_path_argument
 from linechat.services.smtp.data import INJECTED, DataReader
 from linechat.services.smtp.inbox import Inbox
 from linechat.services.smtp.maildir import MaildirWriter, clean_tmp, safe_folder_name
-from pydantic import Field
+from pydantic import Field, model_validator
 
 __all__ = ["Envelope", "SmtpProtocol", "SmtpService", "SmtpSettings", "format_reply"]
 
@@ -67,6 +68,21 @@ class SmtpSettings(ServiceSettings):
     retention_max_age: float | None = Field(
         None, gt=0, description="delete messages older than this many seconds (None: keep them)"
     )
+    starttls: bool = Field(True, description="offer STARTTLS (with the development certificate when none is set)")
+    auth: Literal["off", "any", "users"] = Field(
+        "any", description="AUTH PLAIN/LOGIN: off, any credentials accepted (a development sink), or auth_users_file"
+    )
+    auth_users_file: Path | None = Field(None, description="name:hash lines (`linechat hash-password`) for auth=users")
+    auth_plaintext: bool = Field(
+        False, description="offer AUTH on connections that are not encrypted (passwords then cross in the clear)"
+    )
+    auth_required: bool = Field(False, description="refuse MAIL FROM (530) until the client has authenticated")
+
+    @model_validator(mode="after")
+    def _users_file_for_users(self) -> SmtpSettings:
+        if self.auth == "users" and self.auth_users_file is None:
+            raise ValueError("auth = 'users' needs auth_users_file")
+        return self
 
 
 @dataclass
@@ -84,6 +100,10 @@ class Envelope:
     size: int
     file: IO[bytes] = field(repr=False)
     lmtp: bool = False
+    #: The TLS protocol and cipher the message came over (None: in the clear).
+    tls: str | None = None
+    #: The name the client authenticated as (None: it did not).
+    auth_user: str | None = None
 
     @property
     def smtputf8(self) -> bool:
@@ -104,6 +124,11 @@ class Envelope:
 def _valid_helo(arg: str) -> bool:
     # The name ends up in our Received: header: no spaces, no control characters.
     return bool(arg) and arg.isprintable() and " " not in arg
+
+
+def _header_safe(text: str) -> str:
+    """*text* without characters that could end or fold a header line."""
+    return "".join(ch if ch.isprintable() and ch not in "()\\" else "?" for ch in text)[:200]
 
 
 def format_reply(code: int, text: str) -> str:
@@ -137,6 +162,9 @@ class SmtpProtocol(Protocol):
         super().__init__(*args)
         self.helo: str | None = None
         self.esmtp = False
+        #: The name this session authenticated as (AUTH), or None.
+        self.auth_user: str | None = None
+        self._sasl: tuple[str, str] | None = None  # (mechanism, user so far) while AUTH waits for a response
         self._reset_transaction()
         self._reader: DataReader | None = None
 
@@ -173,7 +201,7 @@ class SmtpProtocol(Protocol):
         return f"421 4.3.2 {self.settings.hostname} Service shutting down, closing transmission channel"
 
     def on_unknown_command(self, name: str, args: list[Any]) -> str:
-        return "500 5.5.2 Error: command not recognized"
+        return "502 5.5.2 Error: command not recognized"
 
     def on_arity_error(self, name: str, args: list[Any]) -> str:
         return "501 5.5.4 Syntax error in parameters or arguments"
@@ -212,6 +240,8 @@ class SmtpProtocol(Protocol):
         """Split a command line into the verb and the rest, which SMTP parses per command."""
         if line[-1:] == b"\r":
             line = line[:-1]
+        if self._sasl is not None:
+            return self._sasl_response(line)
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
@@ -257,15 +287,122 @@ class SmtpProtocol(Protocol):
         self.helo = arg
         self.esmtp = True
         self._reset_transaction()
-        return [
-            f"250-{self.settings.hostname} Hello {arg}",
-            f"250-SIZE {self.settings.max_message_size}",
-            "250-8BITMIME",
-            "250-PIPELINING",
-            "250-ENHANCEDSTATUSCODES",
-            "250-SMTPUTF8",
-            "250 HELP",
+        lines = [
+            f"{self.settings.hostname} Hello {arg}",
+            f"SIZE {self.settings.max_message_size}",
+            "8BITMIME",
+            "PIPELINING",
+            "ENHANCEDSTATUSCODES",
+            "SMTPUTF8",
         ]
+        if self._starttls_offered():
+            lines.append("STARTTLS")
+        if self._auth_offered():
+            lines.append("AUTH PLAIN LOGIN")
+        lines.append("HELP")
+        return [f"250-{text}" for text in lines[:-1]] + [f"250 {lines[-1]}"]
+
+    # ------------------------------------------------------------------ STARTTLS and AUTH
+
+    def _starttls_offered(self) -> bool:
+        return self.settings.starttls and self.tls_available and not self.secure and not self.settings.lmtp
+
+    def _auth_offered(self) -> bool:
+        return self.settings.auth != "off" and (self.secure or self.settings.auth_plaintext)
+
+    @command("STARTTLS")
+    def starttls_command(self, arg: str = "") -> str:
+        """STARTTLS (RFC 3207): switch to TLS; the session starts over inside it."""
+        if arg:
+            return "501 5.5.4 Syntax: STARTTLS"
+        if self.secure:
+            return "503 5.5.1 Error: TLS already active"
+        if not self._starttls_offered():
+            return "502 5.5.1 Error: command not implemented"
+        if self.mail_from is not None:
+            return "503 5.5.1 Error: STARTTLS inside a mail transaction"
+        # RFC 3207 4.2: forget everything the client said before TLS.
+        self.helo = None
+        self.esmtp = False
+        self.auth_user = None
+        self._reset_transaction()
+        self.state = "fresh"
+        self.start_tls()
+        return "220 2.0.0 Ready to start TLS"
+
+    @command("AUTH")
+    def auth_command(self, arg: str = "") -> Reply:
+        """AUTH mechanism [initial-response] (RFC 4954): PLAIN or LOGIN."""
+        if self.settings.auth == "off":
+            return "502 5.5.1 Error: command not implemented"
+        if self.helo is None or not self.esmtp:
+            return "503 5.5.1 Error: send EHLO first"
+        if not self._auth_offered():
+            return "538 5.7.11 Encryption required for requested authentication mechanism"
+        if self.auth_user is not None:
+            return "503 5.5.1 Error: already authenticated"
+        if self.mail_from is not None:
+            return "503 5.5.1 Error: AUTH not permitted during a mail transaction"
+        mechanism, _, initial = arg.partition(" ")
+        mechanism = mechanism.upper()
+        initial = initial.strip()
+        if mechanism == "PLAIN":
+            if not initial:
+                self._sasl = ("PLAIN", "")
+                return "334 "
+            return self._sasl_plain(initial)
+        if mechanism == "LOGIN":
+            if not initial:
+                self._sasl = ("LOGIN", "")
+                return "334 VXNlcm5hbWU6"  # "Username:"
+            return self._sasl_login_user(initial)
+        if not mechanism:
+            return "501 5.5.4 Syntax: AUTH mechanism"
+        return "504 5.5.4 Error: unrecognized authentication type"
+
+    def _sasl_response(self, line: bytes) -> Reply:
+        assert self._sasl is not None
+        mechanism, user = self._sasl
+        self._sasl = None
+        text = line.decode("ascii", "replace").strip()
+        if text == "*":
+            return "501 5.7.0 Error: authentication cancelled"
+        if mechanism == "PLAIN":
+            return self._sasl_plain(text)
+        if not user:
+            return self._sasl_login_user(text)
+        try:
+            password = decode_login_step(text)
+        except SaslError:
+            return "501 5.5.2 Error: cannot decode the response"
+        return self._authenticate(user, password)
+
+    def _sasl_plain(self, response: str) -> str:
+        try:
+            authzid, authcid, password = decode_plain(response)
+        except SaslError:
+            return "501 5.5.2 Error: cannot decode the response"
+        if authzid and authzid != authcid:
+            return "535 5.7.8 Error: authorization identity differs from the login"
+        return self._authenticate(authcid, password)
+
+    def _sasl_login_user(self, response: str) -> str:
+        try:
+            user = decode_login_step(response)
+        except SaslError:
+            return "501 5.5.2 Error: cannot decode the response"
+        if not user:
+            return "501 5.5.2 Error: empty user name"
+        self._sasl = ("LOGIN", user)
+        return "334 UGFzc3dvcmQ6"  # "Password:"
+
+    def _authenticate(self, user: str, password: str) -> str:
+        if self.service.credentials.check(user, password):
+            self.auth_user = user
+            self.log.info("smtp_authenticated", user=user)  # never the password
+            return "235 2.7.0 Authentication successful"
+        self.log.info("smtp_auth_failed", user=user)
+        return "535 5.7.8 Error: authentication credentials invalid"
 
     @command("NOOP")
     def noop_command(self, arg: str = "") -> str:
@@ -303,7 +440,7 @@ class SmtpProtocol(Protocol):
     @command("HELP")
     def help_command(self, arg: str = "") -> str:
         """HELP: list the commands."""
-        return "214 2.0.0 Commands: HELO EHLO LHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"
+        return "214 2.0.0 Commands: HELO EHLO LHLO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"
 
     # ------------------------------------------------------------------ the transaction
 
@@ -314,6 +451,8 @@ class SmtpProtocol(Protocol):
             return "503 5.5.1 Error: send HELO/EHLO first"
         if self.mail_from is not None:
             return "503 5.5.1 Error: nested MAIL command"
+        if self.settings.auth_required and self.auth_user is None:
+            return "530 5.7.0 Authentication required"
         try:
             address, params = parse_path_argument(arg, "FROM", self.settings.allow_unbracketed)
         except PathError as exc:
@@ -426,8 +565,17 @@ class SmtpProtocol(Protocol):
             size=reader.size,
             file=reader.file,
             lmtp=self.settings.lmtp,
+            tls=self._tls_text(),
+            auth_user=self.auth_user,
         )
         return self.service.submit(self, envelope, reader.close)
+
+    def _tls_text(self) -> str | None:
+        transport: Any = self.channel.transport
+        if not self.secure or not hasattr(transport, "tls_version"):
+            return None
+        cipher = transport.cipher()
+        return f"{transport.tls_version()} with cipher {cipher[0]}" if cipher else transport.tls_version()
 
     def _each(self, rcpt_tos: list[str], reply: str) -> str | list[str]:
         """One reply, or under LMTP the same reply once per accepted recipient."""
@@ -444,6 +592,7 @@ class SmtpService(Service):
     Settings = SmtpSettings
     protocol = SmtpProtocol
     description = "ESMTP mail sink storing to Maildir"
+    starttls = True
 
     settings: SmtpSettings
 
@@ -456,6 +605,8 @@ class SmtpService(Service):
         self._executor: ThreadPoolExecutor | None = None
         self._name_max = 255
         self._retention_timer: Any = None
+        #: Who may AUTH (the settings' mode; the users file is read again when it changes).
+        self.credentials = Credentials(self.settings.auth, self.settings.auth_users_file)
 
     def start(self) -> None:
         """Create the Maildir, clean what a crash left in tmp/, index the mail, start the delivery threads."""
@@ -552,11 +703,19 @@ class SmtpService(Service):
         # RFC 3848 and RFC 6531 section 3.7.3 name the protocol; UTF8 when SMTPUTF8 was used.
         base = "LMTP" if envelope.lmtp else ("ESMTP" if envelope.esmtp else "SMTP")
         protocol = ("UTF8" + base.removeprefix("E")) if envelope.smtputf8 else base
+        # RFC 3848: an S for TLS, an A for an authenticated session (ESMTPSA).
+        protocol += ("S" if envelope.tls else "") + ("A" if envelope.auth_user else "")
         peer = f"[{envelope.peer[0]}]" if envelope.peer else "unknown"
         rcpts = envelope.rcpt_tos if recipients is None else recipients
         recipient = f"\r\n\tfor <{rcpts[0]}>" if len(rcpts) == 1 else ""
+        details = ""
+        if envelope.tls:
+            details += f"\r\n\t(using {envelope.tls})"
+        if envelope.auth_user:
+            # The name only: it is the client's own claim, kept as Postfix does.
+            details += f"\r\n\t(Authenticated sender: {_header_safe(envelope.auth_user)})"
         text = (
-            f"Received: from {envelope.helo} ({peer})\r\n"
+            f"Received: from {envelope.helo} ({peer}){details}\r\n"
             f"\tby {self.settings.hostname} (linechat) with {protocol} id {envelope.id}"
             f"{recipient}; {format_datetime(envelope.received_at)}\r\n"
         )

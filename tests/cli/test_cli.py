@@ -79,3 +79,22 @@ def test_serve_answers_and_stops_on_signal(tmp_path: Path, signum: int) -> None:
     assert proc.returncode == 0, stderr
     events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
     assert "listening" in events and "signal_received" in events and events[-1] == "stopped"
+
+
+def test_hash_password_prints_a_users_file_line(tmp_path: Path) -> None:
+    from linechat.auth import UsersFile
+
+    result = subprocess.run(
+        [LINECHAT, "hash-password", "alice", "--password-stdin"],
+        input="wonderland\n", capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip()
+    assert line.startswith("alice:scrypt$") and "wonderland" not in line
+    users = tmp_path / "users"
+    users.write_text(line + "\n")
+    assert UsersFile(users).check("alice", "wonderland") and not UsersFile(users).check("alice", "x")
+    refused = subprocess.run(
+        [LINECHAT, "hash-password", "a:b", "--password-stdin"], input="pw\n", capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2 and "':'" in refused.stderr

@@ -119,11 +119,11 @@ def test_bad_sequences_get_503(make: Any) -> None:
         (b"MAIL FROM:<a@example.org> AUTH=<>", "555 5.5.4"),
         (b"MAIL FROM:<a@example.org> SIZE=99999999999", "552 5.3.4"),
         (b"MAIL FROM:<\xc3\xa9@example.org>", "553 5.6.7"),
-        (b"FROBNICATE", "500 5.5.2"),
+        (b"FROBNICATE", "502 5.5.2"),
         (b"", "500 5.5.2"),
         (b"   ", "500 5.5.2"),
         (b"MAIL FROM:<\xff@example.org>", "500 5.5.2"),
-        (b"\x00\x01\x02", "500 5.5.2"),
+        (b"\x00\x01\x02", "502 5.5.2"),
         (b"DATA now", "501 5.5.4"),
     ],
 )
