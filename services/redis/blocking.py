@@ -36,7 +36,14 @@ if TYPE_CHECKING:
     from linechat.services.redis.protocol import RedisProtocol
     from linechat.services.redis.store import Database
 
-__all__ = ["UNBLOCKED_ERROR", "Blocking", "BlockingListCommands", "Waiter", "parse_timeout"]
+__all__ = [
+    "UNBLOCKED_ERROR",
+    "Blocking",
+    "BlockingListCommands",
+    "BlockingSortedSetCommands",
+    "Waiter",
+    "parse_timeout",
+]
 
 #: What CLIENT UNBLOCK ... ERROR sends to the blocked client.
 UNBLOCKED_ERROR = b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
@@ -412,4 +419,93 @@ class BlockingListCommands(CommandContext):
             return b"*2\r\n" + bulk(key) + array(self._take(key, value, left, count))
 
         self._wait(keys, serve, wait, self.null_array)
+        return None
+
+
+# --------------------------------------------------------------------------- sorted set commands
+
+
+class BlockingSortedSetCommands(CommandContext):
+    """BZPOPMIN, BZPOPMAX and BZMPOP, on top of the sorted sets' own pop (``zset_pop``)."""
+
+    _blocked: Waiter | None
+
+    if TYPE_CHECKING:
+
+        def _wait(
+            self, keys: list[bytes], serve: Callable[[bytes], bytes | None], timeout_ms: int, reply: bytes
+        ) -> None: ...
+        def zset_pop(self, key: bytes, count: int, highest: bool) -> list[tuple[bytes, float]]: ...
+        def zmpop_args(self, args: tuple[bytes, ...]) -> tuple[list[bytes], bool, int]: ...
+        def zmpop_reply(self, key: bytes, popped: list[tuple[bytes, float]]) -> bytes: ...
+        def score_reply(self, score: float) -> bytes: ...
+
+    def _zset_ready(self, key: bytes) -> bool:
+        """True when *key* holds a sorted set now (a waiter leaves other types alone)."""
+        from linechat.services.redis.zset import SortedSet
+
+        value = self.db.get(key)
+        return type(value) is SortedSet and bool(value)
+
+    def _blocking_zpop(self, args: tuple[bytes, ...], highest: bool) -> bytes | None:
+        keys = list(args[:-1])
+        timeout = parse_timeout(args[-1])
+
+        def pop(key: bytes) -> bytes | None:
+            popped = self.zset_pop(key, 1, highest)
+            if not popped:
+                return None
+            member, score = popped[0]
+            return b"*3\r\n" + bulk(key) + bulk(member) + self.score_reply(score)
+
+        for key in keys:
+            reply = pop(key)  # WRONGTYPE for a key of another type, as Redis checks in order
+            if reply is not None:
+                return reply
+        if not self.server.blocking.may_block:
+            return self.null_array
+        self._wait(keys, lambda key: pop(key) if self._zset_ready(key) else None, timeout, self.null_array)
+        return None
+
+    @redis_command(
+        "BZPOPMIN",
+        arity=-3,
+        flags="write noscript blocking fast",
+        keys=(1, -2, 1),
+        key_flags="RW access delete",
+        group="sorted-set",
+    )
+    def cmd_bzpopmin(self, *args: bytes) -> bytes | None:
+        """Pop the lowest-scored member of the first non-empty sorted set, waiting up to a timeout."""
+        return self._blocking_zpop(args, False)
+
+    @redis_command(
+        "BZPOPMAX",
+        arity=-3,
+        flags="write noscript blocking fast",
+        keys=(1, -2, 1),
+        key_flags="RW access delete",
+        group="sorted-set",
+    )
+    def cmd_bzpopmax(self, *args: bytes) -> bytes | None:
+        """Pop the highest-scored member of the first non-empty sorted set, waiting up to a timeout."""
+        return self._blocking_zpop(args, True)
+
+    @redis_command("BZMPOP", arity=-5, flags="write blocking", keys=_NUMKEYS_AT_2, group="sorted-set")
+    def cmd_bzmpop(self, timeout: bytes, *args: bytes) -> bytes | None:
+        """Pop members from the first non-empty of several sorted sets, waiting up to a timeout."""
+        keys, highest, count = self.zmpop_args(args)
+        wait = parse_timeout(timeout)
+
+        def pop(key: bytes) -> bytes | None:
+            popped = self.zset_pop(key, count, highest)
+            return self.zmpop_reply(key, popped) if popped else None
+
+        for key in keys:
+            reply = pop(key)
+            if reply is not None:
+                return reply
+        if not self.server.blocking.may_block:
+            return self.null_array
+        self._wait(keys, lambda key: pop(key) if self._zset_ready(key) else None, wait, self.null_array)
         return None

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from linechat import CommandError, Protocol, Reply, Rule, ServiceChannel, terminator
-from linechat.services.redis.blocking import BlockingListCommands, Waiter
+from linechat.services.redis.blocking import BlockingListCommands, BlockingSortedSetCommands, Waiter
 from linechat.services.redis.commands import DataCommands
 from linechat.services.redis.connection import SERVER_VERSION, ConnectionCommands
 from linechat.services.redis.introspection import ServerCommands
@@ -68,6 +68,7 @@ _JOIN_LIMIT = 1 << 16
 
 class RedisProtocol(
     BlockingListCommands,
+    BlockingSortedSetCommands,
     DataCommands,
     ConnectionCommands,
     TransactionCommands,
