@@ -14,6 +14,7 @@ $(BIN)/.linechat-installed: pyproject.toml
 $(BIN)/.linechat-test-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps 'arq>=0.26'  # see pyproject.toml
 	touch $@ $(BIN)/.linechat-installed
 
 ## run: serve the bundled services on loopback, storage in ./data
