@@ -19,7 +19,8 @@ $(BIN)/.linechat-test-installed: pyproject.toml
 
 ## run: serve the bundled services on loopback, storage in ./data
 run: $(BIN)/.linechat-installed
-	$(BIN)/linechat serve --data-dir data --set services.smtp.tls_port=8465 --set services.redis.tls_port=6390
+	$(BIN)/linechat serve --data-dir data --set services.smtp.tls_port=8465 --set services.redis.tls_port=6390 \
+		--set services.chat.irc_tls_port=6697
 
 ## test: the whole suite (installs swaks and redis tools where it can)
 test: $(BIN)/.linechat-test-installed tools

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from linechat import ListenerSpec, Service, ServiceContext, ServiceSettings
+from linechat.auth import UsersFile
 from linechat.services.chat.backplane import Backplane, ChannelModes, Event, LocalBackplane, Member, RoomInfo
 from linechat.services.chat.irc import IrcSession
 from linechat.services.chat.plain import PlainSession
@@ -40,6 +42,13 @@ class ChatSettings(ServiceSettings):
 
     port: int = Field(7000, ge=0, le=65535, description="plain-text (telnet) port")
     irc_port: int = Field(6667, ge=0, le=65535, description="IRC port")
+    irc_tls_port: int = Field(0, ge=0, le=65535, description="IRC over TLS (6697 by convention; 0: off)")
+    password: str | None = Field(
+        None, description="server password IRC clients must send with PASS (a `linechat hash-password` hash, or text)"
+    )
+    sasl_users_file: Path | None = Field(
+        None, description="name:hash lines (`linechat hash-password`): offers SASL PLAIN through CAP (sasl)"
+    )
     # IRC's own limit, 512 bytes with CR LF; plain-text lines share it.
     max_line: int = Field(512, ge=16, description="longest input line in bytes")
     # Chat users may lurk, so the limit is long; IRC clients answer PINGs and
@@ -106,6 +115,8 @@ class ChatService(Service):
         # Who was here: (nick, user, host, realname, when), newest last.
         self.whowas: deque[tuple[str, str, str, str, float]] = deque(maxlen=self.settings.whowas or None)
         self.max_users = 0  # the most nicks held at once (LUSERS)
+        #: Accounts for SASL PLAIN (None: SASL is not offered).
+        self.sasl_users = UsersFile(self.settings.sasl_users_file) if self.settings.sasl_users_file else None
 
     def remember(self, session: ChatSession) -> None:
         """Keep *session*'s nick for WHOWAS (it quits or changes nick)."""
@@ -130,7 +141,10 @@ class ChatService(Service):
     def listeners(self) -> list[ListenerSpec]:
         """Plain text on ``port`` (listener "main"), IRC on ``irc_port`` (listener "irc")."""
         settings = self.settings
-        return [
+        specs = [
             ListenerSpec(PlainSession, settings.host, settings.port, name="main"),
             ListenerSpec(IrcSession, settings.host, settings.irc_port, name="irc"),
         ]
+        if settings.irc_tls_port:
+            specs.append(ListenerSpec(IrcSession, settings.host, settings.irc_tls_port, name="irc-tls", tls=True))
+        return specs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import os
 import time
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from linechat import Reply, Rule, command
+from linechat.auth import SaslError, decode_plain, verify_password
 from linechat.reactor import Timer
 from linechat.services.chat.backplane import Event
 from linechat.services.chat.names import clean_text, fold, mask_matches, valid_user
@@ -170,6 +172,10 @@ class IrcSession(ChatSession):
         self.bot = False  # user mode +B (IRCv3 bot mode): marked in WHO, WHOIS and message tags
         self.cap_version = 0
         self.tags = ""  # client tags of the line being handled
+        self.password: str | None = None  # what PASS gave, checked at registration
+        #: The account this client logged in to with SASL, or None.
+        self.account: str | None = None
+        self._sasl_buffer: str | None = None  # AUTHENTICATE chunks so far (None: no exchange)
         self._render: Callable[[Event], bytes | None] = render_irc
         self._ping_sent: float | None = None
         self._ping_timer: Timer | None = None
@@ -351,14 +357,19 @@ class IrcSession(ChatSession):
             if version.isdigit() and int(version) >= 302:
                 self.cap_version = max(self.cap_version, int(version))
                 self.caps.add("cap-notify")  # implied by 302
-            return f"{head} LS :{' '.join(CAPABILITIES)}"
+            offered = list(CAPABILITIES)
+            if self.service.sasl_users is not None:
+                # CAP 302 lists the mechanisms as the capability's value.
+                offered.append("sasl=PLAIN" if self.cap_version >= 302 else "sasl")
+            return f"{head} LS :{' '.join(sorted(offered))}"
         if sub == "LIST":
             return f"{head} LIST :{' '.join(sorted(self.caps))}"
         if sub == "REQ":
             if self.state == "registering":
                 self.cap_negotiating = True
             wanted = (args[-1] if args else "").split()
-            ok = bool(wanted) and all(cap.lstrip("-") in CAPABILITIES for cap in wanted)
+            known = set(CAPABILITIES) | ({"sasl"} if self.service.sasl_users is not None else set())
+            ok = bool(wanted) and all(cap.lstrip("-") in known for cap in wanted)
             if not ok:
                 return f"{head} NAK :{' '.join(wanted)}"
             for cap in wanted:
@@ -375,10 +386,61 @@ class IrcSession(ChatSession):
 
     @command("PASS")
     def pass_(self, password: str, *_: str) -> Reply:
-        """Accepted and ignored: this server has no connection password."""
+        """The connection password, checked at registration when the server has one."""
         if self.state != "registering":
             return self.num("462", "You may not reregister")
+        self.password = password
         return None
+
+    def _password_ok(self) -> bool:
+        wanted = self.settings.password
+        if wanted is None:
+            return True
+        given = self.password or ""
+        if wanted.startswith("scrypt$"):
+            return verify_password(wanted, given)
+        return hmac.compare_digest(wanted.encode(), given.encode())
+
+    @command("AUTHENTICATE")
+    def authenticate(self, data: str, *_: str) -> Reply:
+        """SASL (IRCv3): PLAIN, checked against the users file, in 400-byte base64 chunks."""
+        users = self.service.sasl_users
+        if users is None or "sasl" not in self.caps:
+            return self.num("904", "SASL authentication failed")
+        if self.account is not None:
+            return self.num("907", "You have already authenticated using SASL")
+        if data == "*":
+            self._sasl_buffer = None
+            return self.num("906", "SASL authentication aborted")
+        if self._sasl_buffer is None:
+            if data.upper() != "PLAIN":
+                return [
+                    self.num("908", "PLAIN", "are available SASL mechanisms"),
+                    self.num("904", "SASL authentication failed"),
+                ]
+            self._sasl_buffer = ""
+            return "AUTHENTICATE +"
+        if data != "+":
+            self._sasl_buffer += data
+            if len(self._sasl_buffer) > 4096:
+                self._sasl_buffer = None
+                return self.num("905", "SASL message too long")
+            if len(data) == 400:
+                return None  # more chunks follow
+        response, self._sasl_buffer = self._sasl_buffer, None
+        try:
+            authzid, authcid, password = decode_plain(response)
+        except SaslError:
+            return self.num("904", "SASL authentication failed")
+        if (authzid and authzid != authcid) or not users.check(authcid, password):
+            self.log.info("irc_sasl_failed", account=authcid)  # never the password
+            return self.num("904", "SASL authentication failed")
+        self.account = authcid
+        mask = f"{self.nick or '*'}!{self.user or '*'}@{self.host}"
+        return [
+            self.num("900", mask, authcid, f"You are now logged in as {authcid}"),
+            self.num("903", "SASL authentication successful"),
+        ]
 
     @command("NICK")
     def nick_command(self, nick: str = "", *_: str) -> Reply:
@@ -446,6 +508,10 @@ class IrcSession(ChatSession):
     def _try_register(self) -> Reply:
         if self.state != "registering" or not self.nick or not self.user or self.cap_negotiating:
             return None
+        if not self._password_ok():
+            self.log.info("irc_bad_password")
+            self.close()
+            return [self.num("464", "Password incorrect"), "ERROR :Closing link: bad password"]
         self.set_state("registered")
         self.registration_done()
         service = self.service
