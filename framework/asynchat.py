@@ -407,8 +407,10 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Speak TLS from now on, at once (implicit TLS: before any byte is sent or read)."""
         from linechat.transport import TlsTransport
 
-        if self._layered or self.socket.__class__ is not _SOCKET:
-            raise TypeError("wrap_tls needs a channel on a plain socket")
+        if self._layered:
+            raise TypeError("this channel already speaks TLS")
+        if self.socket is None:
+            raise OSError("wrap_tls needs a connected socket")
         self.socket = TlsTransport(  # type: ignore[assignment]
             SocketTransport(self.socket), context, server_side=server_side, server_hostname=server_hostname
         )

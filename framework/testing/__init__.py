@@ -11,11 +11,14 @@ only the socket is replaced, and time is a fake clock you advance::
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import socket
 import ssl
+import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +31,8 @@ from linechat.plugin import Plugin
 from linechat.reactor import Reactor
 from linechat.service import ListenerSpec, Service, ServiceSettings
 from linechat.settings import build_settings_model, load_settings
+from linechat.tls import TlsContextProvider, TlsSettings
+from linechat.transport import TlsTransport, Transport
 
 __all__ = [
     "FakeClock",
@@ -64,6 +69,7 @@ class _MemorySocket:
         self._fd = next(_fake_fds)
         self.closed = False
         self.window: int | None = None  # bytes the peer accepts before the socket is "full"
+        self.inbox: deque[bytes] = deque()  # bytes "on the wire" towards the service (TLS clients)
 
     def fileno(self) -> int:
         return -1 if self.closed else self._fd
@@ -92,7 +98,13 @@ class _MemorySocket:
         return self._take(b"".join(bytes(b) for b in buffers))
 
     def recv(self, size: int) -> bytes:
-        raise BlockingIOError(11, "no data in memory")
+        if not self.inbox:
+            raise BlockingIOError(11, "no data in memory")
+        data = self.inbox.popleft()
+        if len(data) > size:
+            self.inbox.appendleft(data[size:])
+            data = data[:size]
+        return data
 
     def close(self) -> None:
         self.closed = True
@@ -108,18 +120,83 @@ class _MemoryChannel(ServiceChannel):
         pass
 
 
+class _Wire(Transport):
+    """The client's end of a memory connection: what it sends lands in the service's inbox."""
+
+    def __init__(self, sock: _MemorySocket) -> None:
+        self.sock = sock
+
+    def send(self, data: Any) -> int:
+        self.sock.inbox.append(bytes(data))
+        return len(data)
+
+    def recv(self, size: int) -> bytes:
+        if not self.sock.outbox:
+            raise BlockingIOError(11, "nothing sent yet")
+        data = bytes(self.sock.outbox[:size])
+        del self.sock.outbox[:size]
+        return data
+
+
 class MemoryClient:
-    """One in-memory connection: feed it bytes, read what the service sent."""
+    """One in-memory connection: feed it bytes, read what the service sent (in the clear or through TLS)."""
 
     def __init__(self, harness: ServiceHarness, spec: ListenerSpec, peer: tuple[str, int]) -> None:
         self.harness = harness
         self._sock = _MemorySocket(peer)
         self._map: dict[int, Any] = {}
+        self._tls: TlsTransport | None = None  # the client's TLS layer, once it speaks TLS
+        self._plain_in = bytearray()  # what the client's TLS layer decrypted, not yet read
         self.channel = _MemoryChannel(
             self._sock, harness.service, spec.protocol, map=self._map, peer=peer, listener=spec
         )
         self.channel._reactor_attach(harness.reactor)
         self.protocol = self.channel.protocol
+        if spec.tls:
+            self.start_tls()
+
+    @property
+    def secure(self) -> bool:
+        """True once this client speaks TLS with the service."""
+        return self._tls is not None
+
+    def start_tls(self) -> None:
+        """Speak TLS from now on (after the service said go ahead to STARTTLS, or on a TLS listener)."""
+        self._tls = TlsTransport(
+            _Wire(self._sock), self.harness.tls_client_context(), server_side=False, server_hostname="localhost"
+        )
+        self._pump()
+
+    def _pump(self) -> None:
+        """Move bytes both ways through the TLS layers until nothing moves any more."""
+        tls = self._tls
+        assert tls is not None
+        for _ in range(1000):
+            moved = False
+            if not tls.handshake_done:
+                tls.send(b"")  # a client speaks first: this starts (or advances) the handshake
+            tls.flush()
+            while self._sock.inbox and not self.channel.closed:
+                moved = True
+                self.channel._last_input = self.harness.clock.now
+                self.channel.handle_read()
+            self.harness.run_ready()
+            if not self.channel.closed:
+                self.channel.initiate_send()
+            if self._sock.outbox:
+                try:
+                    got = tls.recv(1 << 16)
+                except BlockingIOError:
+                    got = b""
+                    moved = True
+                else:
+                    self._plain_in += got
+                    moved = True
+                    if not got:
+                        break
+            if not moved and not tls.wants_write:
+                break
+        tls.flush()
 
     def send(self, data: bytes | str) -> None:
         """Deliver *data* to the service as if the peer had sent it."""
@@ -127,12 +204,26 @@ class MemoryClient:
             data = data.encode("utf-8")
         if self.channel.closed:
             raise ConnectionError("the service closed this connection")
+        if self._tls is not None:
+            view = memoryview(data)
+            for _ in range(10000):
+                if not view:
+                    break
+                sent = self._tls.send(view)
+                view = view[sent:]
+                self._pump()
+            return
         self.channel._last_input = self.harness.clock.now
         self.channel.feed(data)
         self.harness.run_ready()
 
     def read(self) -> bytes:
         """Return (and forget) everything the service sent so far."""
+        if self._tls is not None:
+            self._pump()
+            data = bytes(self._plain_in)
+            self._plain_in.clear()
+            return data
         self.harness.run_ready()
         self.channel.initiate_send()
         data = bytes(self._sock.outbox)
@@ -183,9 +274,33 @@ class ServiceHarness:
         self.service.start()
         self._ports = itertools.count(40000)
 
-    def connect(self, listener: str = "main", peer: tuple[str, int] | None = None) -> MemoryClient:
-        """Open an in-memory connection to one of the service's listeners."""
+    def _tls_provider(self) -> TlsContextProvider:
+        """The service's certificate: a development CA made once, in the data directory or a temporary one."""
+        provider = self.service.context.tls
+        if provider is None:
+            folder = self.service.context.data_dir
+            if folder is None:
+                self._tmp = tempfile.TemporaryDirectory()
+                folder = Path(self._tmp.name)
+            provider = TlsContextProvider(TlsSettings(), folder)
+            # The context is frozen: the harness gives the service its certificate before any TLS connection.
+            object.__setattr__(self.service.context, "tls", provider)
+        return provider
+
+    def tls_client_context(self) -> ssl.SSLContext:
+        """A client context trusting the service's development certificate."""
+        provider = self._tls_provider()
+        provider.check()
+        return ssl.create_default_context(cafile=str(provider.ca_file))
+
+    def connect(
+        self, listener: str = "main", peer: tuple[str, int] | None = None, *, tls: bool = False
+    ) -> MemoryClient:
+        """Open an in-memory connection to one of the service's listeners (through TLS when *tls*)."""
         spec = self._spec(listener)
+        if tls or spec.tls:
+            self._tls_provider()
+            spec = dataclasses.replace(spec, tls=True)
         return MemoryClient(self, spec, peer or ("127.0.0.1", next(self._ports)))
 
     def _spec(self, name: str) -> ListenerSpec:
