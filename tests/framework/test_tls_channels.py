@@ -205,3 +205,103 @@ def test_sighup_reload_keeps_connections(server: RunningServer) -> None:
     assert fresh.line() == b"+ hello"
     fresh.close()
     client.close()
+
+
+class WhoProtocol(CounterProtocol):
+    @command("WHOAMI")
+    def whoami(self) -> str:
+        cert = self.peer_certificate()
+        if cert is None:
+            return "+ anonymous"
+        subject = dict(item for rdn in cert["subject"] for item in rdn)
+        return f"+ {subject.get('commonName', '?')}"
+
+
+class WhoService(CounterService):
+    name = "who"
+    protocol = WhoProtocol
+
+
+@pytest.mark.parametrize("mode", ["optional", "required"])
+def test_client_certificates(tmp_path: Path, mode: str) -> None:
+    trustme = pytest.importorskip("trustme")
+    clients_ca = trustme.CA()
+    ca_file = tmp_path / "clients-ca.pem"
+    clients_ca.cert_pem.write_to_path(str(ca_file))
+    settings = {
+        "services": {"who": {"tls_port": free_port()}},
+        "tls": {"client_certs": mode, "ca_file": str(ca_file), "handshake_timeout": 2.0},
+    }
+    with serve(WhoService, data_dir=tmp_path, settings=settings) as server:
+        with_cert = server.tls_client_context()
+        clients_ca.issue_cert("alice@example.test", common_name="alice").configure_cert(with_cert)
+        client = TlsLines(socket.create_connection(server.address(listener="tls"), timeout=10), with_cert)
+        assert client.line() == b"+ hello"
+        client.send(b"WHOAMI\r\n")
+        assert client.line() == b"+ alice"
+        client.close()
+        sock = socket.create_connection(server.address(listener="tls"), timeout=10)
+        if mode == "optional":
+            anonymous = TlsLines(sock, server.tls_client_context())
+            anonymous.line()
+            anonymous.send(b"WHOAMI\r\n")
+            assert anonymous.line() == b"+ anonymous"
+            anonymous.close()
+        else:
+            # TLS 1.3 reports a missing certificate after the handshake: the first read fails.
+            with pytest.raises((ssl.SSLError, EOFError, ConnectionResetError)):
+                refused = TlsLines(sock, server.tls_client_context())
+                refused.line()
+            sock.close()
+
+
+def test_sighup_reloads_certificates_of_a_running_server(tmp_path: Path) -> None:
+    """linechat serve in a subprocess: SIGHUP loads new certificate files; an open connection carries on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from linechat.testing import connect_when_listening
+    from linechat.tls import make_dev_certificates
+
+    first = make_dev_certificates(tmp_path / "first")
+    second = make_dev_certificates(tmp_path / "second")
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("server.pem", "server-key.pem"):
+        (live / name).write_bytes((first.folder / name).read_bytes())
+    port, tls_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "linechat", "serve", "--only", "echo", "--data-dir", str(tmp_path / "data"),
+         "--log-format", "json", "--set", f"services.echo.port={port}", "--set", f"services.echo.tls_port={tls_port}",
+         "--set", f"tls.cert_file={live / 'server.pem'}", "--set", f"tls.key_file={live / 'server-key.pem'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        connect_when_listening(tls_port).close()
+        old = TlsLines(connect_when_listening(tls_port), ssl.create_default_context(cafile=str(first.ca_cert)))
+        assert old.line() == b"+ linechat echo ready"
+        for name in ("server.pem", "server-key.pem"):
+            (live / name).write_bytes((second.folder / name).read_bytes())
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        trusting_second = ssl.create_default_context(cafile=str(second.ca_cert))
+        while True:  # new connections get the new certificate once the reload has run
+            try:
+                fresh = TlsLines(connect_when_listening(tls_port), trusting_second)
+                break
+            except ssl.SSLError:
+                assert time.monotonic() < deadline, "the new certificate was never served"
+                time.sleep(0.1)
+        assert fresh.line() == b"+ linechat echo ready"
+        old.send(b"ECHO still here\r\n")
+        assert old.line() == b"+ still here"
+        fresh.close()
+        old.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "tls_reloaded" in out
+    assert os.fspath(live / "server.pem") in out
