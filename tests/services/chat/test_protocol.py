@@ -548,3 +548,21 @@ def test_an_event_is_encoded_once_per_dialect(chat: Harness) -> None:
     received = [client.read() for client in listeners]
     assert set(received[:3]) == {b":x!x@h PRIVMSG #lobby :hello\r\n"}
     assert set(received[3:]) == {b"<x> hello\r\n"}
+
+
+def test_a_lock_step_talker_is_slowed_never_cut(chat: Harness) -> None:
+    harness = chat(flood_rate=2.0, flood_burst=5)
+    alice = irc(harness, "alice", "#a")
+    alice.send("CAP REQ :echo-message\r\n")
+    alice.read()
+    waited = 0
+    for n in range(300):  # each line waits for its echo, as a lock-step client does
+        alice.send(f"PRIVMSG #a :line {n}\r\n")
+        lines = alice.read_lines()
+        while not lines:
+            harness.advance(0.5)  # held by the flood clock: time has to pass
+            waited += 1
+            lines = alice.read_lines()
+        assert lines == [f":alice!~alice@127.0.0.1 PRIVMSG #a :line {n}"]
+    assert not alice.closed
+    assert waited >= 250  # it was slowed down to about two lines a second
