@@ -86,6 +86,7 @@ def _sendfile_safe(sock: Any) -> bool:
     """True for a socket whose bytes go to the wire as they are (os.sendfile cannot bypass anything)."""
     return isinstance(sock, _SOCKET) and type(sock).send is _SOCKET_SEND
 
+
 # Frames per pass when no budget is set (asynchat's behaviour: all of them).
 _NO_BUDGET = 1 << 62
 
@@ -882,6 +883,12 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         rest off (see :meth:`turn_allowance`).  While the peer's backlog is
         above the high-water mark the turn waits for it to drain.
         """
+        if self._reactor is None:
+            # Under a plain asyncore loop there is no later turn to come back
+            # on: go on now rather than stay paused for good.
+            if then is not None:
+                then()
+            return
         if then is not None:
             self._deferred = then
         if "turn" not in self._pause_reasons:

@@ -578,3 +578,14 @@ def test_socketless_channel_frames_fed_input() -> None:
     chan.feed(b"a\nb")
     chan.feed(b"\n")
     assert chan.frames == [b"a", b"b"]
+
+
+def test_frame_budget_without_a_reactor_does_not_stall(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, theirs = pair
+    chan_map: dict[int, Any] = {}
+    chan = Lines(ours, chan_map)
+    chan.frame_budget = 10
+    theirs.sendall(b"x\r\n" * 100)
+    run_until(chan_map, lambda: len(chan.frames) == 100)
+    assert not chan.reading_paused
+    chan.close()
