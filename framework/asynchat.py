@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 from collections import deque
 
 from linechat._compat import asyncore, lazy_logger
@@ -40,6 +41,7 @@ __all__ = [
     "fifo",
     "file_producer",
     "find_prefix_at_end",
+    "install",
     "simple_producer",
 ]
 
@@ -362,7 +364,9 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         # counting) sees every byte: all input then comes through self.recv()
         # and all output through self.send(), as with the standard library.
         cls._plain_recv = cls.recv is asyncore.dispatcher.recv
-        cls._plain_send = cls.send is asyncore.dispatcher.send
+        # An initiate_send() override (pyftpdlib's updates its own loop's
+        # interest there) must see every send, so a push goes through it.
+        cls._plain_send = cls.send is asyncore.dispatcher.send and cls.initiate_send is async_chat.initiate_send
         cls._plain_get_terminator = cls.get_terminator is async_chat.get_terminator
 
     # ------------------------------------------------------------------ TLS
@@ -971,7 +975,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Send *data* (*size* bytes) now, nothing being queued before it; queue only what the socket refuses."""
         if not self._plain_send:
             self._queue_unsent(data, 0)
-            self._send_hooked()
+            self.initiate_send()
             return
         try:
             sent = self.socket.send(data)  # type: ignore[union-attr]
@@ -1021,9 +1025,12 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         self._send_soon()
 
     def _send_soon(self) -> None:
-        if self._dispatching:
+        if self._dispatching and self._plain_send:
             # Inside the framing loop: replies to a pipelined batch go out
-            # together when the loop ends.
+            # together when the loop ends.  Not for a class that hooks
+            # send()/initiate_send(): such code expects a push to be sent at
+            # once, as the standard library did (an FTP server answers AUTH TLS,
+            # then wraps its socket in TLS in the same handler).
             self._flush_wanted = True
         else:
             self.initiate_send()
@@ -1032,7 +1039,13 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Close once everything queued before this call has been sent."""
         self._ac_closing = True
         self._fifo().append(None)
-        self._send_soon()
+        if self._plain_send:
+            self._send_soon()
+        else:
+            # As the standard library did: the close waits for the next write
+            # event, where a hooking class may have work of its own to do
+            # first (a TLS handshake on a data connection, say).
+            self._update_interest()
 
     @property
     def out_buffered(self) -> int:
@@ -1450,3 +1463,65 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         """Route asyncore's own messages to structlog instead of stdout."""
         level = type if type in ("debug", "info", "warning", "error") else "info"
         getattr(self.logger, level)(message)
+
+
+# --------------------------------------------------------------------------- standing in for the stdlib module
+
+
+def install(*, replace: bool = False) -> object:
+    """Make ``import asynchat`` give this module, for code written for the standard library's; return it.
+
+    Call it before anything imports ``asynchat``.  If another ``asynchat``
+    (the standard library's on 3.11, ``pyasynchat``'s) was imported already,
+    this raises ``RuntimeError`` unless *replace* is true, since code holding
+    the other module would keep it.  ``import asyncore`` already gives the
+    module this one runs on (the standard library's on 3.11, ``pyasyncore``'s
+    on 3.12 and later).
+    """
+    me = sys.modules[__name__]
+    current = sys.modules.get("asynchat")
+    if current is not None and current is not me and not replace:
+        where = getattr(current, "__file__", None) or repr(current)
+        raise RuntimeError(f"asynchat was already imported from {where}: call install() before anything imports it")
+    sys.modules["asynchat"] = me
+    return me
+
+
+_USAGE = """usage: python -m linechat.asynchat run -m MODULE [ARG ...]
+       python -m linechat.asynchat run SCRIPT [ARG ...]
+
+Run a program written for the standard library's asynchat with linechat's
+module standing in for it: `import asynchat` anywhere in the program (and in
+the packages it uses) gives linechat.asynchat.  The arguments are passed on
+as python would pass them.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m linechat.asynchat run ...``: install, then run a module or script as ``__main__``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2 or args[0] != "run" or (args[1] == "-m" and len(args) < 3):
+        sys.stderr.write(_USAGE)
+        return 0 if args[:1] in (["-h"], ["--help"]) else 2
+    import runpy
+
+    install()
+    if args[1] == "-m":
+        module = args[2]
+        sys.argv = [module, *args[3:]]  # runpy puts the module's path in argv[0]
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    else:
+        script = args[1]
+        sys.argv = args[1:]
+        # As `python script.py` does: the script's folder comes first on the path.
+        sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+        runpy.run_path(script, run_name="__main__")
+    return 0
+
+
+if __name__ == "__main__":
+    # Run as a script, this file is __main__: install the imported module, not this copy.
+    from linechat.asynchat import main as _main
+
+    sys.exit(_main())
+
