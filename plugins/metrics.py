@@ -3,11 +3,21 @@
 The plugin only counts (a dict increment per hook call); the Prometheus
 exposition is built from these counters when ``/metrics`` is scraped
 (:mod:`linechat.services.http.metrics`).
+
+Bytes in and out are not counted per read or write (that would cost every
+service on its hottest path): they are the kernel's own totals for each TCP
+connection (``TCP_INFO``: bytes received, and bytes sent and acknowledged by
+the peer), read from live connections when scraped and from each connection
+just before it closes.  Slow-consumer cuts are counted the same way, around
+the channel's ``handle_slow_consumer``: neither needs a change to the channel.
 """
 
 from __future__ import annotations
 
+import socket
+import struct
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from linechat.plugin import Plugin, PluginSettings
@@ -17,7 +27,26 @@ if TYPE_CHECKING:
     from linechat import Protocol
     from linechat.app import App
 
-__all__ = ["Metrics", "MetricsSettings"]
+__all__ = ["Metrics", "MetricsSettings", "tcp_bytes"]
+
+# struct tcp_info (linux/tcp.h): tcpi_bytes_acked and tcpi_bytes_received, u64 each, since Linux 4.2.
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_BYTES_OFFSET = 120
+_INET = (socket.AF_INET, socket.AF_INET6)
+
+
+def tcp_bytes(sock: Any) -> tuple[int, int] | None:
+    """``(sent, received)`` bytes of a TCP socket according to the kernel, or None where it cannot say."""
+    if _TCP_INFO is None or not isinstance(sock, socket.socket) or sock.family not in _INET:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 256)
+    except OSError:
+        return None
+    if len(info) < _BYTES_OFFSET + 16:
+        return None
+    acked, received = struct.unpack_from("=QQ", info, _BYTES_OFFSET)
+    return acked, received
 
 
 class MetricsSettings(PluginSettings):
@@ -53,17 +82,40 @@ class Metrics(Plugin):
         self._names: defaultdict[str, set[str]] = defaultdict(set)
 
     def connection_opened(self, protocol: Protocol) -> None:
-        """Count a connection."""
-        self.connections_total[protocol.service.name] += 1
-
-    def connection_closed(self, protocol: Protocol) -> None:
-        """Keep the byte counts of a connection that ends (when the channel keeps them)."""
+        """Count a connection; watch its close (for its byte totals) and its slow-consumer cut."""
         name = protocol.service.name
+        self.connections_total[name] += 1
         channel: Any = protocol.channel
-        self.bytes_received[name] += getattr(channel, "bytes_received", 0)
-        self.bytes_sent[name] += getattr(channel, "bytes_sent", 0)
-        if getattr(channel, "close_reason", None) == "slow_consumer":
+        real_close: Callable[[], None] = channel.close
+        real_slow: Callable[[int], None] = channel.handle_slow_consumer
+
+        def close() -> None:
+            if not channel.closed:
+                counted = tcp_bytes(channel.socket)
+                if counted is not None:
+                    self.bytes_sent[name] += counted[0]
+                    self.bytes_received[name] += counted[1]
+            # Instance attributes shadow the class's methods; drop them (and the cycle) once closed.
+            vars(channel).pop("close", None)
+            vars(channel).pop("handle_slow_consumer", None)
+            real_close()
+
+        def handle_slow_consumer(queued: int) -> None:
             self.slow_consumers[name] += 1
+            real_slow(queued)
+
+        channel.close = close
+        channel.handle_slow_consumer = handle_slow_consumer
+
+    def live_bytes(self, channels: Any) -> tuple[int, int]:
+        """``(sent, received)`` summed over open connections."""
+        sent = received = 0
+        for channel in channels:
+            counted = tcp_bytes(getattr(channel, "socket", None))
+            if counted is not None:
+                sent += counted[0]
+                received += counted[1]
+        return sent, received
 
     def command_handled(self, protocol: Protocol, name: str | None, status: str, size: int, duration: float) -> None:
         """Count a command by name and status."""

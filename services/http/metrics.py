@@ -79,15 +79,18 @@ class LinechatCollector(Collector):
         for service, count in sorted(errors.items()):
             errors_family.add_metric([service], count)
         yield errors_family
-        received = CounterMetricFamily("linechat_received_bytes", "Bytes read from peers", labels=["service"])
-        sent = CounterMetricFamily("linechat_sent_bytes", "Bytes written to peers", labels=["service"])
+        received = CounterMetricFamily(
+            "linechat_received_bytes", "Bytes received from peers (TCP, the kernel's count)", labels=["service"]
+        )
+        sent = CounterMetricFamily(
+            "linechat_sent_bytes", "Bytes sent to peers and acknowledged (TCP, the kernel's count)", labels=["service"]
+        )
         replies = CounterMetricFamily("linechat_reply_bytes", "Bytes of command replies", labels=["service"])
         slow = CounterMetricFamily(
             "linechat_slow_consumer_disconnects", "Peers cut off for not reading their replies", labels=["service"]
         )
         for name, service in services.items():
-            live_in = sum(getattr(ch, "bytes_received", 0) for ch in service.connections)
-            live_out = sum(getattr(ch, "bytes_sent", 0) for ch in service.connections)
+            live_out, live_in = plugin.live_bytes(list(service.connections))
             received.add_metric([name], plugin.bytes_received.get(name, 0) + live_in)
             sent.add_metric([name], plugin.bytes_sent.get(name, 0) + live_out)
             replies.add_metric([name], plugin.reply_bytes.get(name, 0))

@@ -264,3 +264,28 @@ def test_inbox_api_without_an_smtp_service(tmp_path: Path) -> None:
         status, _, body = fetch(srv, "/api/v1/messages")
         assert status == 503 and b"no SMTP service" in body
         assert fetch(srv, "/health")[0] == 200
+
+
+def test_metrics_bytes_and_slow_consumer_cuts(tmp_path: Path) -> None:
+    # Small output limits, so a peer that sends pipelined requests and never reads is cut off.
+    http = {"out_high_water": 16384, "out_low_water": 0, "out_hard_limit": 65536, "send_buffer": 4096}
+    settings = {"services": {"smtp": {"fsync": False}, "http": http}}
+    with serve([SmtpService, HttpService], data_dir=tmp_path, plugins=[Metrics], settings=settings) as srv:
+        before = scrape(srv)
+        sent_key = ("linechat_sent_bytes_total", (("service", "smtp"),))
+        received_key = ("linechat_received_bytes_total", (("service", "smtp"),))
+        message = b"Subject: bytes\r\n\r\n" + b"z" * 5000 + b"\r\n"
+        send(srv, message, "a@example.org", ["b@example.org"])
+        after = scrape(srv)
+        assert after[received_key] - before[received_key] > len(message)  # the message and the commands
+        assert after[sent_key] > before[sent_key]  # the replies
+        with socket.create_connection(srv.address("http"), timeout=TIMEOUT) as greedy:
+            greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            greedy.sendall(b"GET /static/app.js HTTP/1.1\r\nHost: t\r\n\r\n" * 400)  # and reads nothing
+            slow = ("linechat_slow_consumer_disconnects_total", (("service", "http"),))
+            for _ in range(400):  # until the server has cut it (bounded)
+                if scrape(srv).get(slow, 0) == 1:
+                    break
+                threading.Event().wait(0.02)
+            assert scrape(srv)[slow] == 1
+        assert fetch(srv, "/health")[0] == 200
