@@ -60,6 +60,7 @@ class HttpProtocol(Protocol):
         self._stream: EventStream | None = None
         self._deadline: Timer | None = None
         self._keepalive: Timer | None = None
+        self._last_input = 0.0
         self._started = 0.0
         self._method = "-"
         self._must_close = False  # the response just written ends the connection
@@ -70,9 +71,7 @@ class HttpProtocol(Protocol):
     def http_input(self, chunk: bytes, end: bool) -> Reply:
         """Feed a read to h11 and answer what it completes."""
         if chunk:
-            if self._keepalive is not None:
-                self._keepalive.cancel()
-                self._keepalive = None
+            self._last_input = self.reactor.time()
             if (
                 self._busy
                 and len(chunk) + self._buffered() > self.settings.max_header_size + self.settings.max_body_size
@@ -107,7 +106,6 @@ class HttpProtocol(Protocol):
                     self.close()
                 break
             if isinstance(event, h11.Request):
-                self._arm_deadline()
                 refusal = self._check_request(event)
                 if refusal is not None:
                     out.append(self._fail_bytes(*refusal))
@@ -153,14 +151,22 @@ class HttpProtocol(Protocol):
             self._deadline = self.reactor.call_later(self.settings.request_timeout, self._request_timed_out)
 
     def _arm_keepalive(self) -> None:
-        # Between requests: an idle keep-alive connection goes after keep_alive_timeout.
+        # Between requests: an idle keep-alive connection goes after keep_alive_timeout.  One
+        # timer per connection: input only stamps a time, and the timer re-arms from the stamp.
         if self._keepalive is None and self.settings.keep_alive_timeout:
+            self._last_input = self.reactor.time()
             self._keepalive = self.reactor.call_later(self.settings.keep_alive_timeout, self._keepalive_expired)
 
     def _keepalive_expired(self) -> None:
         self._keepalive = None
-        if not self._busy and not self.closing:
-            self.close()
+        if self.closing:
+            return
+        idle = self.reactor.time() - self._last_input
+        left = self.settings.keep_alive_timeout - idle
+        if self._busy or left > 0 or self._deadline is not None:
+            self._keepalive = self.reactor.call_later(max(left, 1.0), self._keepalive_expired)
+            return
+        self.close()
 
     def _disarm_deadline(self) -> None:
         if self._deadline is not None:

@@ -9,6 +9,7 @@ event streams) are called on the reactor's thread.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import time
@@ -317,9 +318,12 @@ class Inbox:
     def list(self, query: Query | None = None, offset: int = 0, limit: int = 50) -> tuple[int, list[StoredMessage]]:
         """Messages matching *query*, newest first: the number matching and the page asked for."""
         with self._lock:
+            if query is None or query.empty:
+                # The common case (the page, a poll): copy only the page asked for.
+                page = list(itertools.islice(reversed(self._messages.values()), offset, offset + limit))
+                return len(self._messages), page
             snapshot = list(reversed(self._messages.values()))
-        if query is not None and not query.empty:
-            snapshot = [m for m in snapshot if query.matches(m)]
+        snapshot = [m for m in snapshot if query.matches(m)]
         return len(snapshot), snapshot[offset : offset + limit]
 
     def get(self, message_id: str) -> StoredMessage | None:
