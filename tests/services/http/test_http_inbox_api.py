@@ -268,7 +268,14 @@ def test_inbox_api_without_an_smtp_service(tmp_path: Path) -> None:
 
 def test_metrics_bytes_and_slow_consumer_cuts(tmp_path: Path) -> None:
     # Small output limits, so a peer that sends pipelined requests and never reads is cut off.
-    http = {"out_high_water": 16384, "out_low_water": 0, "out_hard_limit": 65536, "send_buffer": 4096}
+    http = {
+        "out_high_water": 16384,
+        "out_low_water": 0,
+        "out_hard_limit": 65536,
+        "out_soft_limit": 8192,
+        "out_soft_seconds": 0.2,
+        "send_buffer": 4096,
+    }
     settings = {"services": {"smtp": {"fsync": False}, "http": http}}
     with serve([SmtpService, HttpService], data_dir=tmp_path, plugins=[Metrics], settings=settings) as srv:
         before = scrape(srv)
