@@ -547,6 +547,8 @@ class ServiceChannel(async_chat):
             soft_limit=self.out_soft_limit,
             soft_seconds=self.out_soft_seconds,
         )
+        if self._hooks is not None:
+            self._hooks.slow_consumer(self.protocol, queued)
         self.protocol.closing = True
         self.discard_buffers()
         self.close()
@@ -556,6 +558,8 @@ class ServiceChannel(async_chat):
         if self.closed:
             return
         self.closed = True
+        if self._hooks is not None and hasattr(self, "protocol"):
+            self._hooks.connection_closing(self.protocol)
         super().close()
         pending = self.protocol._pending if hasattr(self, "protocol") else None
         if pending is not None:

@@ -27,7 +27,9 @@ HOOK_NAMES = (
     "server_stopping",
     "connection_accepted",
     "connection_opened",
+    "connection_closing",
     "connection_closed",
+    "slow_consumer",
     "command_handled",
 )
 
@@ -64,8 +66,14 @@ class Plugin:
     def connection_opened(self, protocol: Protocol) -> None:
         """Called when a connection's protocol exists, before its greeting."""
 
+    def connection_closing(self, protocol: Protocol) -> None:
+        """Called when a connection is about to close, its socket still open (read its last figures here)."""
+
     def connection_closed(self, protocol: Protocol) -> None:
         """Called after a connection closed."""
+
+    def slow_consumer(self, protocol: Protocol, queued: int) -> None:
+        """Called when a peer is cut off for not reading its replies (*queued* bytes were waiting)."""
 
     def command_handled(self, protocol: Protocol, name: str | None, status: str, size: int, duration: float) -> None:
         """Called after each command line was answered."""
@@ -118,10 +126,20 @@ class Hooks:
         if self._impls["connection_opened"]:
             self._run("connection_opened", protocol)
 
+    def connection_closing(self, protocol: Protocol) -> None:
+        """Run ``connection_closing`` on every plugin."""
+        if self._impls["connection_closing"]:
+            self._run("connection_closing", protocol)
+
     def connection_closed(self, protocol: Protocol) -> None:
         """Run ``connection_closed`` on every plugin."""
         if self._impls["connection_closed"]:
             self._run("connection_closed", protocol)
+
+    def slow_consumer(self, protocol: Protocol, queued: int) -> None:
+        """Run ``slow_consumer`` on every plugin."""
+        if self._impls["slow_consumer"]:
+            self._run("slow_consumer", protocol, queued)
 
     def command_handled(self, protocol: Protocol, name: str | None, status: str, size: int, duration: float) -> None:
         """Run ``command_handled`` on every plugin."""

@@ -8,8 +8,8 @@ Bytes in and out are not counted per read or write (that would cost every
 service on its hottest path): they are the kernel's own totals for each TCP
 connection (``TCP_INFO``: bytes received, and bytes sent and acknowledged by
 the peer), read from live connections when scraped and from each connection
-just before it closes.  Slow-consumer cuts are counted the same way, around
-the channel's ``handle_slow_consumer``: neither needs a change to the channel.
+just before it closes (the ``connection_closing`` hook).  Slow-consumer cuts
+come from the ``slow_consumer`` hook.  Nothing is added to a connection.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import socket
 import struct
 from collections import defaultdict
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from linechat.plugin import Plugin, PluginSettings
@@ -82,30 +81,20 @@ class Metrics(Plugin):
         self._names: defaultdict[str, set[str]] = defaultdict(set)
 
     def connection_opened(self, protocol: Protocol) -> None:
-        """Count a connection; watch its close (for its byte totals) and its slow-consumer cut."""
-        name = protocol.service.name
-        self.connections_total[name] += 1
-        channel: Any = protocol.channel
-        real_close: Callable[[], None] = channel.close
-        real_slow: Callable[[int], None] = channel.handle_slow_consumer
+        """Count a connection."""
+        self.connections_total[protocol.service.name] += 1
 
-        def close() -> None:
-            if not channel.closed:
-                counted = tcp_bytes(channel.socket)
-                if counted is not None:
-                    self.bytes_sent[name] += counted[0]
-                    self.bytes_received[name] += counted[1]
-            # Instance attributes shadow the class's methods; drop them (and the cycle) once closed.
-            vars(channel).pop("close", None)
-            vars(channel).pop("handle_slow_consumer", None)
-            real_close()
+    def connection_closing(self, protocol: Protocol) -> None:
+        """Take the kernel's byte totals of a connection about to close."""
+        counted = tcp_bytes(getattr(protocol.channel, "socket", None))
+        if counted is not None:
+            name = protocol.service.name
+            self.bytes_sent[name] += counted[0]
+            self.bytes_received[name] += counted[1]
 
-        def handle_slow_consumer(queued: int) -> None:
-            self.slow_consumers[name] += 1
-            real_slow(queued)
-
-        channel.close = close
-        channel.handle_slow_consumer = handle_slow_consumer
+    def slow_consumer(self, protocol: Protocol, queued: int) -> None:
+        """Count a peer cut off for not reading."""
+        self.slow_consumers[protocol.service.name] += 1
 
     def live_bytes(self, channels: Any) -> tuple[int, int]:
         """``(sent, received)`` summed over open connections."""
