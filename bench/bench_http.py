@@ -6,7 +6,9 @@ uvloop from the bench extras is used when present).
 Each server runs in its own process on 127.0.0.1 and answers ``GET /health``
 (a small JSON body built per request).  ``wrk`` drives it with keep-alive
 connections (``--connections``, one thread) for ``--seconds``; the figure is
-requests per second.  Rounds alternate the servers and the best of each is
+requests per second, and the server process's CPU time (user + system,
+from /proc) per request, which moves less than throughput when other work
+shares the machine.  Rounds alternate the servers and the best of each is
 kept.  linechat runs as ``linechat serve`` would: the HTTP service with the
 metrics plugin counting every request.  Both parse with the same h11.
 """
@@ -69,7 +71,14 @@ def start(kind: str, data_dir: str) -> tuple[subprocess.Popen[str], int]:
     return proc, int(line)
 
 
-def wrk(port: int, connections: int, seconds: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(port: int, connections: int, seconds: int) -> tuple[float, int]:
     result = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}/health"],
         capture_output=True,
@@ -80,8 +89,9 @@ def wrk(port: int, connections: int, seconds: int) -> float:
     if "Non-2xx" in result.stdout or "Socket errors" in result.stdout:
         raise RuntimeError(result.stdout)
     found = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
-    assert found, result.stdout
-    return float(found.group(1))
+    total = re.search(r"(\d+) requests in", result.stdout)
+    assert found and total, result.stdout
+    return float(found.group(1)), int(total.group(1))
 
 
 def main() -> None:
@@ -104,18 +114,22 @@ def main() -> None:
     except ImportError:
         pass
     best: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # the least server CPU per request seen, in microseconds
     work = tempfile.mkdtemp(prefix="bench-http-")
     try:
         for _ in range(args.rounds):
             for kind in kinds:  # alternate, so background load hits every server alike
                 proc, port = start(kind, work)
                 try:
-                    rate = wrk(port, args.connections, args.seconds)
+                    before = cpu_seconds(proc.pid)
+                    rate, total = wrk(port, args.connections, args.seconds)
+                    used = (cpu_seconds(proc.pid) - before) / total * 1e6
                 finally:
                     proc.send_signal(signal.SIGTERM)
                     proc.wait(30)
-                print(f"  {kind:>20}: {rate:10.0f} req/s", flush=True)
+                print(f"  {kind:>20}: {rate:10.0f} req/s {used:8.1f} us CPU/req", flush=True)
                 best[kind] = max(best.get(kind, 0.0), rate)
+                cpu[kind] = min(cpu.get(kind, 1e9), used)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(
@@ -124,7 +138,10 @@ def main() -> None:
     )
     ours = best["linechat"]
     for kind in kinds:
-        print(f"{kind:>20} {best[kind]:10.0f} req/s   linechat/{kind}: {ours / best[kind]:.2f}x")
+        print(
+            f"{kind:>20} {best[kind]:10.0f} req/s  {cpu[kind]:7.1f} us CPU/req   linechat/{kind}: "
+            f"{ours / best[kind]:.2f}x req/s, CPU per request {kind}/linechat: {cpu[kind] / cpu['linechat']:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -130,6 +130,11 @@ class HttpProtocol(Protocol):
                     break
                 if isinstance(reply, Pending) or self._stream is not None:
                     break
+        if len(out) == 1:
+            # One response as bytes: the channel can write it straight to the socket.
+            return out[0]  # type: ignore[no-any-return]
+        if out and all(item.__class__ is bytes for item in out):
+            return b"".join(out)  # pipelined responses in one write
         return out
 
     def _check_request(self, request: h11.Request) -> tuple[int, str] | None:
