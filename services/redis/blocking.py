@@ -62,11 +62,25 @@ def parse_timeout(raw: bytes) -> int:
     a value beyond the range of a 64-bit count of milliseconds (``inf``
     included) comes out of the conversion negative.
     """
+    whole_seconds = parse_int(raw)
+    if whole_seconds is not None:
+        # What clients send ("0", "5"): exact in a long double, no rounding to emulate.
+        if whole_seconds < 0 or whole_seconds * 1000 > _LLONG_MAX:
+            raise RespError("ERR timeout is negative")
+        return whole_seconds * 1000
     bad = RespError("ERR timeout is not a float or out of range")
     if _DECIMAL.fullmatch(raw):
         seconds = Fraction(raw.decode("ascii"))
         if abs(seconds) > Fraction(2) ** 16384:
             raise bad  # strtold overflows: ERANGE
+        exact = seconds * 1000
+        nearest = round(exact)
+        if abs(exact - nearest) > Fraction(1, 10**9) and abs(exact) < 2**53:
+            # Far from a whole millisecond, long double rounding cannot change the ceiling.
+            whole = math.ceil(exact)
+            if whole < 0:
+                raise RespError("ERR timeout is negative")
+            return whole
     elif _HEX.fullmatch(raw):
         text = raw.decode("ascii")
         negative = text.startswith("-")
