@@ -456,6 +456,20 @@ class RedisService(Service):
             b"cluster-enabled": b"no",
             b"replica-read-only": b"yes",
             b"io-threads": b"1",
+            # Redis's compact-encoding thresholds (OBJECT ENCODING reports by the same numbers).
+            b"hash-max-listpack-entries": b"128",
+            b"hash-max-ziplist-entries": b"128",
+            b"hash-max-listpack-value": b"64",
+            b"hash-max-ziplist-value": b"64",
+            b"set-max-intset-entries": b"512",
+            b"zset-max-listpack-entries": b"128",
+            b"zset-max-ziplist-entries": b"128",
+            b"zset-max-listpack-value": b"64",
+            b"zset-max-ziplist-value": b"64",
+            b"list-max-listpack-size": b"-2",
+            b"list-max-ziplist-size": b"-2",
+            b"stream-node-max-entries": b"100",
+            b"stream-node-max-bytes": b"4096",
         }
         table.update(self.config_overrides)
         return table
