@@ -41,9 +41,14 @@ class LinechatCollector(Collector):
         services = self.services
         plugin = _metrics_plugin(self.plugins)
         open_ = GaugeMetricFamily("linechat_connections_open", "Connections open now", labels=["service"])
+        queued = GaugeMetricFamily(
+            "linechat_output_queued_bytes", "Reply bytes waiting for slow peers now", labels=["service"]
+        )
         for name, service in services.items():
             open_.add_metric([name], len(service.connections))
+            queued.add_metric([name], sum(getattr(ch, "out_buffered", 0) for ch in list(service.connections)))
         yield open_
+        yield queued
         up = GaugeMetricFamily("linechat_start_time_seconds", "When the server started (Unix time)")
         up.add_metric([], self.started)
         yield up
@@ -105,6 +110,11 @@ class LinechatCollector(Collector):
         received = CounterMetricFamily(
             "linechat_smtp_messages_received", "Messages stored since start", labels=["service"]
         )
+        pending = GaugeMetricFamily(
+            "linechat_smtp_deliveries_pending",
+            "Messages waiting for or being stored by a delivery thread",
+            labels=["service"],
+        )
         seen = False
         for name, service in services.items():
             inbox = getattr(service, "inbox", None)
@@ -113,9 +123,11 @@ class LinechatCollector(Collector):
             seen = True
             stored.add_metric([name], len(inbox))
             received.add_metric([name], inbox.added_total)
+            pending.add_metric([name], getattr(service, "deliveries_pending", 0))
         if seen:
             yield stored
             yield received
+            yield pending
 
     def _redis(self, services: Mapping[str, Any]) -> Iterator[Metric]:
         keys = GaugeMetricFamily("linechat_redis_keys", "Keys per database", labels=["service", "db"])

@@ -604,6 +604,8 @@ class SmtpService(Service):
         self.inbox: Inbox | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._name_max = 255
+        #: Messages handed to the delivery threads and not yet answered (a queue figure for /metrics).
+        self.deliveries_pending = 0
         self._retention_timer: Any = None
         #: Who may AUTH (the settings' mode; the users file is read again when it changes).
         self.credentials = Credentials(self.settings.auth, self.settings.auth_users_file)
@@ -806,10 +808,15 @@ class SmtpService(Service):
 
         def job() -> None:
             reply = self._run_hook(envelope, done)
-            self.reactor.call_soon_threadsafe(pending.resolve, reply)
+            self.reactor.call_soon_threadsafe(self._delivered, pending, reply)
 
+        self.deliveries_pending += 1
         executor.submit(job)
         return pending
+
+    def _delivered(self, pending: Pending, reply: Reply) -> None:
+        self.deliveries_pending -= 1
+        pending.resolve(reply)
 
     def _run_hook(self, envelope: Envelope, done: Any) -> str | list[str]:
         count = len(envelope.rcpt_tos) if envelope.lmtp else 1

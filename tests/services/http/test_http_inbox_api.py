@@ -200,6 +200,8 @@ def test_metrics_parse_and_move_with_traffic(server: RunningServer) -> None:
     assert after[http_gets] > before.get(http_gets, 0)
     assert after[("linechat_connections_open", (("service", "http"),))] >= 1
     assert ("process_cpu_seconds_total", ()) in after
+    assert after[("linechat_smtp_deliveries_pending", (("service", "smtp"),))] == 0  # every delivery answered
+    assert after[("linechat_output_queued_bytes", (("service", "smtp"),))] == 0
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

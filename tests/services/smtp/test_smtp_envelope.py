@@ -274,3 +274,29 @@ def test_lmtp_too_big_gets_a_reply_per_recipient(make: Any) -> None:
     client.send(b"MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
     client.send(b"x" * 100 + b"\r\n.\r\n")
     assert [line[:3] for line in client.read_lines()] == ["250", "250", "250", "354", "552", "552"]
+
+
+def test_deliveries_pending_counts_messages_being_stored(
+    linechat_harness: Callable[..., ServiceHarness], tmp_path: Path
+) -> None:
+    import threading
+
+    release = threading.Event()
+
+    class Slow(SmtpService):
+        def handle_message(self, envelope: Any) -> Any:
+            release.wait(20)
+            return super().handle_message(envelope)
+
+    harness = linechat_harness(Slow, delivery_threads=1, hostname="mx.test", fsync=False)
+    client = harness.connect()
+    client.send(b"EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nhi\r\n.\r\n")
+    assert harness.service.deliveries_pending == 1  # the reply waits for the delivery thread
+    release.set()
+    for _ in range(2000):  # bounded wait for the thread's answer
+        harness.run_ready()
+        if harness.service.deliveries_pending == 0:
+            break
+        time.sleep(0.005)
+    assert harness.service.deliveries_pending == 0
+    assert client.read_lines()[-1].startswith("250 2.0.0 OK")
