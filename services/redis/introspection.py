@@ -520,7 +520,12 @@ class ServerCommands(ClientContext):
         words = len(argv)
         if (spec.arity > 0 and words != spec.arity) or words < -spec.arity:
             raise RespError("ERR Invalid number of arguments specified for command")
+        if not spec.key_specs:
+            raise RespError("ERR The command has no key arguments")
         keys = spec.keys(argv)
         if not keys:
-            raise RespError("ERR The command has no key arguments")
+            # EVAL with no keys is fine (no_mandatory_keys); any other command named none by mistake.
+            if "no_mandatory_keys" in spec.flags:
+                return b"*0\r\n"
+            raise RespError("ERR Invalid arguments specified for command")
         return array(keys)

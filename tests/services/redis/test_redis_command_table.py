@@ -150,6 +150,14 @@ GETKEYS: list[tuple[str, ...]] = [
     ("CLIENT", "LIST"),
     ("CONFIG", "GET", "x"),
     ("COMMAND", "INFO"),
+    ("EVAL", "return 1", "0"),
+    ("EVAL", "return 1", "2", "a", "b", "c"),
+    ("EVALSHA", "abc", "1", "k"),
+    ("EVAL", "return 1", "x"),
+    ("ZUNIONSTORE", "d", "2", "a", "b"),
+    ("SET", "a"),
+    ("MSET", "a"),
+    ("PING", "x"),
 ]
 
 
