@@ -287,9 +287,11 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     # Decided once per class (see __init_subclass__): does a subclass hook
     # recv(), send() or get_terminator()?  The plain case takes the fast paths.
-    _plain_recv = True
-    _plain_send = True
-    _plain_get_terminator = True
+    # Each instance copies the answers into slots, which read faster on the
+    # hot paths than class attributes do.
+    _class_plain_recv = True
+    _class_plain_send = True
+    _class_plain_get_terminator = True
 
     # Per-connection state that most connections never change lives on the
     # class until they do: an idle connection's __dict__ stays small.
@@ -331,12 +333,19 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         "_ofifo",
         "_out_bytes",
         "_pause_reasons",
+        "_plain_get_terminator",
+        "_plain_recv",
+        "_plain_send",
         "_reactor",
         "incoming",
         "logger",
     )
 
     def __init__(self, sock: socket.socket | None = None, map: dict[int, Any] | None = None) -> None:  # noqa: A002
+        cls = type(self)
+        self._plain_recv = cls._class_plain_recv
+        self._plain_send = cls._class_plain_send
+        self._plain_get_terminator = cls._class_plain_get_terminator
         self._ibuf = b""  # received input; bytes before _ipos are consumed
         self._ipos = 0
         self._frame_len = 0  # bytes collected for the current frame
@@ -363,11 +372,13 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         # A subclass that overrides recv() or send() (TLS, throttling, byte
         # counting) sees every byte: all input then comes through self.recv()
         # and all output through self.send(), as with the standard library.
-        cls._plain_recv = cls.recv is asyncore.dispatcher.recv
+        cls._class_plain_recv = cls.recv is asyncore.dispatcher.recv
         # An initiate_send() override (pyftpdlib's updates its own loop's
         # interest there) must see every send, so a push goes through it.
-        cls._plain_send = cls.send is asyncore.dispatcher.send and cls.initiate_send is async_chat.initiate_send
-        cls._plain_get_terminator = cls.get_terminator is async_chat.get_terminator
+        cls._class_plain_send = (
+            cls.send is asyncore.dispatcher.send and cls.initiate_send is async_chat.initiate_send
+        )
+        cls._class_plain_get_terminator = cls.get_terminator is async_chat.get_terminator
 
     # ------------------------------------------------------------------ TLS
 

@@ -207,15 +207,20 @@ def test_counting_subclass_sees_every_byte(tmp_path: Path, no_sendfile: list[int
 
 
 def test_the_choice_is_made_per_class() -> None:
-    assert async_chat._plain_send and async_chat._plain_recv
-    assert not Counting._plain_send and not Counting._plain_recv
-    assert Server._plain_send and Server._plain_recv
+    assert async_chat._class_plain_send and async_chat._class_plain_recv
+    assert not Counting._class_plain_send and not Counting._class_plain_recv
+    assert Server._class_plain_send and Server._class_plain_recv
 
     class OnlyRecv(Server):
         def recv(self, buffer_size: int) -> bytes:
             return super().recv(buffer_size)
 
-    assert OnlyRecv._plain_send and not OnlyRecv._plain_recv
+    class OwnInitiateSend(Server):
+        def initiate_send(self) -> None:
+            super().initiate_send()
+
+    assert OnlyRecv._class_plain_send and not OnlyRecv._class_plain_recv
+    assert not OwnInitiateSend._class_plain_send and OwnInitiateSend._class_plain_recv
 
 
 # --------------------------------------------------------------------------- throttling
