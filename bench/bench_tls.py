@@ -14,9 +14,9 @@ certificate made in a temporary folder with ``linechat.tls``.
   connection, no session reuse) against each Redis server's TLS port.
 - **SMTP STARTTLS sessions per second**: client processes run whole
   sessions (EHLO, STARTTLS, EHLO, MAIL, RCPT, DATA of 1 KiB, QUIT) with
-  smtplib against ours and aiosmtpd with ``tls_context`` (asyncio + ssl),
-  both storing nothing (the handler accepts and drops), so TLS and the
-  protocol are what is measured.
+  smtplib against our SMTP service and aiosmtpd with ``tls_context``
+  (asyncio + ssl), each with a handler that accepts and drops the message,
+  so TLS and the protocol are what is measured, not storage.
 
 Servers and clients share this machine: the clients' CPU share is printed.
 """
@@ -166,19 +166,32 @@ def serve_aiosmtpd(port: int, cert: str, key: str) -> None:
     asyncio.run(main())
 
 
+def serve_linechat_smtp(port: int, cert: str, key: str, data: str) -> None:
+    """Our SMTP service with a handler that accepts and drops every message, as the peer's does."""
+    import signal
+
+    from linechat.services.smtp import SmtpService
+    from linechat.testing import serve
+
+    class DropSmtp(SmtpService):
+        def handle_message(self, envelope: Any) -> None:
+            return None
+
+    settings = {
+        "services": {"smtp": {"port": port, "delivery_threads": 0, "backlog": 1024}},
+        "tls": {"cert_file": cert, "key_file": key},
+    }
+    with serve(DropSmtp, data_dir=data, settings=settings):
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+
+
 def smtp_servers(certs: Any, python: str, data: str) -> dict[str, tuple[list[str], int]]:
-    """name -> (command, port) for each SMTP server."""
+    """name -> (command, port) for each SMTP server; both drop what they accept, so TLS and SMTP are measured."""
     servers: dict[str, tuple[list[str], int]] = {}
     port = free_port()
-    # Ours stores to a Maildir without fsync; aiosmtpd's handler stores nothing:
-    # the difference favours the peer.
     servers["linechat"] = (
-        [python, "-m", "linechat", "serve", "--only", "smtp", "--log-level", "warning", "--data-dir", data,
-         "--set", f"services.smtp.port={port}", "--set", "services.smtp.fsync=false",
-         "--set", "services.smtp.backlog=1024",
-         "--set", f"tls.cert_file={certs.cert}", "--set", f"tls.key_file={certs.key}"],
-        port,
-    )  # fmt: skip
+        [python, __file__, "--serve-linechat-smtp", str(port), str(certs.cert), str(certs.key), data], port
+    )
     try:
         import aiosmtpd  # noqa: F401
     except ImportError:
@@ -193,7 +206,7 @@ def smtp_servers(certs: Any, python: str, data: str) -> dict[str, tuple[list[str
 def smtp_client(port: int, ca: str, seconds: float, start: Any, counter: Any) -> None:
     """Run STARTTLS sessions until *seconds* pass; add the number done to *counter*."""
     context = ssl.create_default_context(cafile=ca)
-    body = b"Subject: bench\r\n\r\n" + b"x" * 1000 + b"\r\n"
+    body = b"Subject: bench\r\n\r\n" + (b"x" * 74 + b"\r\n") * 13  # about 1 KiB in lines of 76
     start.wait()
     done = 0
     deadline = time.monotonic() + seconds
@@ -232,6 +245,7 @@ def main() -> None:
     """Run the Redis and SMTP TLS benchmarks and print Markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--serve-aiosmtpd", nargs=3, metavar=("PORT", "CERT", "KEY"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-linechat-smtp", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--requests", type=int, default=50_000, help="redis-benchmark requests per test at -P 1")
     parser.add_argument("--pipelined-requests", type=int, default=300_000, help="requests per test at -P 16")
     parser.add_argument("--rounds", type=int, default=3, help="runs per server (best counts), round-robin")
@@ -243,6 +257,10 @@ def main() -> None:
         port, cert, key = args.serve_aiosmtpd
         serve_aiosmtpd(int(port), cert, key)
         return
+    if args.serve_linechat_smtp:
+        port, cert, key, data = args.serve_linechat_smtp
+        serve_linechat_smtp(int(port), cert, key, data)
+        return
     sys.path.insert(0, str(ROOT))
     from linechat.tls import make_dev_certificates
 
@@ -250,17 +268,22 @@ def main() -> None:
         certs = make_dev_certificates(Path(tmp) / "tls")
         data = str(Path(tmp) / "data")
         rates: dict[tuple[str, str], float] = {}
+        cpus: dict[tuple[str, str], float] = {}  # server CPU microseconds per request, least of the rounds
         redis = redis_servers(certs, args.python, data) if shutil.which("redis-benchmark") else {}
         openssl = shutil.which("openssl") is not None
         for _ in range(args.rounds):
             for name, (command, port, tls_port) in redis.items():
-                with running(command, port, tls_port):
+                with running(command, port, tls_port) as pid:
                     for pipeline, requests in ((16, args.pipelined_requests), (1, args.requests)):
                         for test in ("SET", "GET"):
+                            before = cpu_seconds(pid)
                             rate = redis_benchmark(tls_port, certs.ca_cert, test, requests, pipeline, 50)
+                            cpu = (cpu_seconds(pid) - before) * 1e6 / requests
                             key = (name, f"redis -P {pipeline} {test}")
                             rates[key] = max(rates.get(key, 0.0), rate)
-                            print(f"# {name} {key[1]}: {rate:,.0f}/s", file=sys.stderr, flush=True)
+                            cpus[key] = min(cpus.get(key, cpu), cpu)
+                            print(f"# {name} {key[1]}: {rate:,.0f}/s, server CPU {cpu:.1f} us/request",
+                                  file=sys.stderr, flush=True)  # fmt: skip
                     if openssl:
                         rate = handshakes(tls_port, certs.ca_cert, int(args.seconds))
                         key = (name, "handshakes")
@@ -286,6 +309,14 @@ def main() -> None:
             ratios = [row[0] / v if v else 0.0 for v in row[1:]]
             print(f"| {what} | " + " | ".join(f"{v:,.0f}" for v in row) + " | "
                   + " | ".join(f"{r:.2f}x" for r in ratios) + " |")  # fmt: skip
+        print("\nServer CPU microseconds per request (lower is better; ratio: peer / ours):\n")
+        print("| Redis over TLS | " + " | ".join(names) + " | " + " | ".join(f"{n}/ours" for n in names[1:]) + " |")
+        print("|---" * (2 * len(names)) + "|")
+        for what in sorted({k[1] for k in cpus}):
+            row = [cpus.get((n, what), 0.0) for n in names]
+            ratios = [v / row[0] if row[0] else 0.0 for v in row[1:]]
+            print(f"| {what} | " + " | ".join(f"{v:.1f}" for v in row) + " | "
+                  + " | ".join(f"{r:.2f}x" for r in ratios) + " |")  # fmt: skip
     if smtp:
         print(f"\n| SMTP STARTTLS sessions/s ({args.smtp_clients} client processes) | rate | server CPU |")
         print("|---|---|---|")
@@ -293,7 +324,8 @@ def main() -> None:
             print(f"| {name} | {rates.get((name, 'smtp'), 0.0):,.1f} | {shares.get(name, 0.0):.0%} |")
         if len(smtp) > 1:
             first, second = list(smtp)
-            print(f"\nours/{second}: {rates[(first, 'smtp')] / rates[(second, 'smtp')]:.2f}x")
+            if rates.get((second, "smtp")):
+                print(f"\nours/{second}: {rates[(first, 'smtp')] / rates[(second, 'smtp')]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -248,6 +248,7 @@ class TlsTransport(Transport):
         server_side: bool = True,
         server_hostname: str | None = None,
     ) -> None:
+        global ssl  # imported on first use, for the module's other functions too
         import ssl
 
         self.raw = raw
@@ -302,8 +303,21 @@ class TlsTransport(Transport):
 
     def flush(self) -> None:
         """Hand queued ciphertext to the raw transport."""
-        if self._out.pending:
-            self._pending += self._out.read()
+        out = self._out
+        if not self._pending:
+            # The usual case: what one write produced goes out in one send.
+            if not out.pending:
+                return
+            data = out.read()
+            try:
+                sent = self.raw.send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(data):
+                self._pending = data[sent:]
+            return
+        if out.pending:
+            self._pending += out.read()
         while self._pending:
             try:
                 sent = self.raw.send(self._pending)
@@ -328,8 +342,6 @@ class TlsTransport(Transport):
 
     def _handshake(self) -> bool:
         """Advance the handshake; True once it is done."""
-        import ssl
-
         try:
             self._obj.do_handshake()
         except ssl.SSLWantReadError:
@@ -345,8 +357,6 @@ class TlsTransport(Transport):
 
     def recv(self, size: int) -> bytes:
         """Decrypt what has arrived: all complete records of one raw read (never leaves plaintext behind)."""
-        import ssl
-
         got_raw = self._pull()
         if not self._handshaken and not self._handshake():
             if self._raw_eof:
@@ -370,6 +380,8 @@ class TlsTransport(Transport):
                     break
                 return b""
             chunks.append(chunk)
+            if not self._in.pending and not self._obj.pending():
+                break  # nothing left to decrypt: spare the read that would only say "want read"
         # Reading may have produced ciphertext (key updates, session tickets).
         self.flush()
         if chunks:
@@ -382,16 +394,13 @@ class TlsTransport(Transport):
 
     def send(self, data: _Buffer) -> int:
         """Encrypt a prefix of *data*; 0 while the handshake or the raw transport holds things up."""
-        import ssl
-
         if not self._handshaken and not self._handshake():
             return 0
         self.flush()
         if self._pending:
             return 0  # earlier ciphertext first: that is our backpressure
-        size = min(len(data), _TLS_WRITE)
         try:
-            written = self._obj.write(memoryview(data)[:size])
+            written = self._obj.write(data if len(data) <= _TLS_WRITE else memoryview(data)[:_TLS_WRITE])
         except ssl.SSLWantReadError:
             self._want_read_to_write = True
             self.flush()
@@ -411,8 +420,6 @@ class TlsTransport(Transport):
 
     def shutdown(self) -> None:
         """Send close_notify (best effort), then half-close the raw transport."""
-        import ssl
-
         if self._handshaken:
             try:  # noqa: SIM105 - contextlib is not worth importing here
                 self._obj.unwrap()
