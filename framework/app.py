@@ -86,15 +86,22 @@ class Listener(asyncore.dispatcher):
         self.service = service
         self.spec = spec
         super().__init__(map=app.reactor.map)
-        family = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
-        self.create_socket(family, socket.SOCK_STREAM)
-        self.set_reuse_addr()
-        try:
-            self.bind((spec.host, spec.port))
-        except OSError:
-            self.close()
-            raise
-        self.listen(service.settings.backlog)
+        inherited = app.sockets.get((service.name, spec.name))
+        if inherited is not None:
+            # Bound and listening in the supervisor; this worker shares its accept queue.
+            inherited.setblocking(False)
+            self.set_socket(inherited)
+            self.accepting = True
+        else:
+            family = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
+            self.create_socket(family, socket.SOCK_STREAM)
+            self.set_reuse_addr()
+            try:
+                self.bind((spec.host, spec.port))
+            except OSError:
+                self.close()
+                raise
+            self.listen(service.settings.backlog)
         assert self.socket is not None
         self.address: tuple[str, int] = self.socket.getsockname()[:2]
         self.refusal = refusal_bytes(spec.protocol, service)
@@ -201,8 +208,11 @@ class App:
         plugins: dict[str, type[Plugin]] | None = None,
         only: list[str] | None = None,
         reactor: Reactor | None = None,
+        sockets: dict[tuple[str, str], socket.socket] | None = None,
     ) -> None:
         self.settings = settings
+        #: Listening sockets opened before this process began, by (service, listener name): a worker's.
+        self.sockets = sockets or {}
         self.reactor = reactor or Reactor()
         self.data_dir = Path(settings.data_dir)
         self.log = _log
@@ -268,10 +278,7 @@ class App:
 
     def start(self) -> None:
         """Bind every listener and start the services; raise ListenError (an OSError) if one cannot listen."""
-        if self.tls is not None and any(
-            service.starttls or any(spec.tls for spec in service.listeners()) for service in self.services.values()
-        ):
-            self.tls.check()  # a bad certificate stops the start, not the first client
+        self.check_tls()
         try:
             for service in self.services.values():
                 for spec in service.listeners():
@@ -293,6 +300,13 @@ class App:
         # Measured (docs/performance.md): large values then peak lower.
         tune_malloc()
         self.hooks.server_started(self)
+
+    def check_tls(self) -> None:
+        """Load (or make, in development) the certificate if a service needs it: a bad one stops the start."""
+        if self.tls is not None and any(
+            service.starttls or any(spec.tls for spec in service.listeners()) for service in self.services.values()
+        ):
+            self.tls.check()
 
     def _fit_descriptors(self) -> None:
         """Raise the soft descriptor limit as far as needed and allowed; cap connections to what is left."""

@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--only", metavar="NAME,...", help="run only these services (enabled or not)")
     serve.add_argument("--access-log", action="store_true", default=None, help="log every command")
     serve.add_argument("--strict", action="store_true", default=None, help="fail if a service or plugin cannot load")
+    serve.add_argument(
+        "--workers", metavar="N", help="worker processes sharing the listeners (a number, or auto: one per CPU)"
+    )
 
     services = sub.add_parser("services", help="list the services and plugins found by entry point")
     services.add_argument("--json", action="store_true", help="print JSON")
@@ -102,6 +105,8 @@ def _flags(args: argparse.Namespace) -> list[tuple[list[str], Any]]:
         flags.append((["log", "access"], True))
     if getattr(args, "strict", None):
         flags.append((["strict"], True))
+    if getattr(args, "workers", None) is not None:
+        flags.append((["workers"], parse_assignment(f"workers={args.workers}")[1]))
     return flags
 
 
@@ -286,6 +291,12 @@ def _cmd_serve(
     if conflicts:
         app.reactor.close()
         return _fail("\n".join(conflicts), sys.stderr)
+    from linechat.workers import resolve_workers
+
+    workers = resolve_workers(settings.workers)
+    if workers > 1:
+        app.reactor.close()  # the supervisor runs no reactor: each worker builds its own after the fork
+        return _serve_workers(settings, services, plugins, only, app, workers, log)
     try:
         app.start()
     except ListenError as exc:
@@ -310,6 +321,66 @@ def _cmd_serve(
     finally:
         app.shutdown()
     return EXIT_OK
+
+
+def _serve_workers(
+    settings: Any,
+    services: dict[str, type],
+    plugins: dict[str, type],
+    only: list[str] | None,
+    probe: Any,
+    count: int,
+    log: Any,
+) -> int:
+    """Bind every listener once, then fork *count* workers that share them (``serve --workers N``)."""
+    import signal
+
+    from linechat.app import App
+    from linechat.preflight import ListenError
+    from linechat.workers import Supervisor, bind_listeners, single_process_services
+
+    single = single_process_services(probe)
+    if single:
+        others = [name for name in probe.services if name not in single]
+        them = ", ".join(single)
+        also = f", and the others with --workers {count} --only {','.join(others)}" if others else ""
+        return _fail(
+            f"--workers {count}: {them} cannot run in several processes: serve {them} in one process"
+            f" (linechat serve --only {','.join(single)}){also}",
+            sys.stderr,
+        )
+    try:
+        probe.check_tls()  # once, before the fork: workers must not each make a development CA
+        sockets = bind_listeners(probe)
+    except ListenError as exc:
+        return _fail(str(exc), sys.stderr)
+    except Exception:
+        log.exception("start_failed")
+        return EXIT_FAILURE
+    for (service, listener), sock in sockets.items():
+        host, port = sock.getsockname()[:2]
+        log.info("listening", service=service, listener=listener, host=host, port=port)
+
+    def work(slot: int, ready_fd: int) -> int:
+        structlog.contextvars.bind_contextvars(worker=slot, pid=os.getpid())
+        app = App(settings, services, plugins, only=only, sockets=sockets)
+        # Ctrl-C reaches the whole process group; the supervisor alone answers it (by SIGTERM to
+        # each worker), or the second signal would cut the graceful stop short.
+        app.reactor.signal_callbacks[signal.SIGINT] = lambda: None
+        try:
+            app.start()
+            os.write(ready_fd, b"1")
+            os.close(ready_fd)
+            app.reactor.run(grace=settings.shutdown_grace)
+        finally:
+            app.shutdown()
+        return EXIT_OK
+
+    try:
+        return Supervisor(count, work, grace=settings.shutdown_grace).run()
+    finally:
+        for sock in sockets.values():
+            sock.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

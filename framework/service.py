@@ -88,6 +88,9 @@ class Service:
     description: ClassVar[str] = ""
     #: True when the protocol can switch to TLS mid-session (STARTTLS): the certificate is loaded at start.
     starttls: ClassVar[bool] = False
+    #: True when several worker processes may each run this service (``serve --workers N``): nothing
+    #: is kept in one process's memory that the others must see. Off unless a service says so.
+    multiprocess: ClassVar[bool] = False
 
     def __init__(
         self, settings: ServiceSettings, context: ServiceContext | None = None, *, reactor: Reactor | None = None

@@ -16,7 +16,7 @@ import types
 import typing
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from linechat.plugin import Plugin
 from linechat.service import Service
@@ -145,6 +145,9 @@ def build_settings_model(
         data_dir: Path = Field(Path("data"), description="local data folder for embedded storage")
         strict: bool = Field(False, description="fail the start when a plugin or service cannot load")
         shutdown_grace: float = Field(5.0, ge=0, description="seconds given to connections to flush on stop")
+        workers: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
+            1, description="worker processes for `serve` (auto: one per CPU; 1: a single process, no supervisor)"
+        )
         log: LogSettings = Field(default_factory=LogSettings)
         tls: TlsSettings = Field(default_factory=TlsSettings)
         services: services_model = Field(default_factory=services_model)  # type: ignore[valid-type]

@@ -101,6 +101,7 @@ class ChatService(Service):
     name = "chat"
     Settings = ChatSettings
     description = "multi-room chat: plain text on port, IRC on irc_port"
+    multiprocess = False  # rooms live in this process's backplane; no shared one exists yet
 
     settings: ChatSettings
 

@@ -50,3 +50,4 @@ class EchoService(Service):
     Settings = EchoSettings
     protocol = EchoProtocol
     description = "echoes words back (the tutorial's example)"
+    multiprocess = True  # no state beyond the connection

@@ -87,6 +87,7 @@ class RedisService(Service):
     Settings = RedisSettings
     protocol = RedisProtocol
     description = "a Redis-compatible key-value store (RESP2/RESP3, pub/sub, expiry, append-only file)"
+    multiprocess = False  # one data set in memory and one append-only file writer
 
     settings: RedisSettings
 

@@ -593,6 +593,8 @@ class SmtpService(Service):
     protocol = SmtpProtocol
     description = "ESMTP mail sink storing to Maildir"
     starttls = True
+    # Maildir delivery (a unique name in tmp/, then a rename into new/) is safe across processes.
+    multiprocess = True
 
     settings: SmtpSettings
 
