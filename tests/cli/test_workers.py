@@ -65,7 +65,8 @@ class Server:
                 if found:
                     return found
                 left = deadline - time.monotonic()
-                assert left > 0 and self._reader.is_alive(), "".join(self.lines[-30:])
+                if left <= 0 or not self._reader.is_alive():
+                    raise AssertionError(f"exit status {self.proc.poll()}:\n" + "".join(self.lines[-30:]))
                 self._cond.wait(left)
 
     def ready_pids(self, count: int, exclude: set[int] = frozenset()) -> dict[int, int]:  # type: ignore[assignment]
