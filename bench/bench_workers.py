@@ -55,7 +55,7 @@ def one_round(workers: int, clients: int, count: int, work: str) -> tuple[float,
         proc.wait(60)
     server_cpu = _cpu() - before - clients_cpu  # the server and its workers, now reaped
     stored = len(os.listdir(os.path.join(folder, "data", "smtp", "maildir", "new")))
-    assert stored == clients * count, (workers, stored)
+    assert stored == clients * count, f"--workers {workers}: {stored} of {clients * count} stored (in {folder})"
     shutil.rmtree(folder)
     return rate, clients_cpu / (clients_cpu + server_cpu)
 

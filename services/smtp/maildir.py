@@ -2,7 +2,7 @@
 
 ``mailbox.Maildir.add`` also goes through tmp/ and new/, but never calls
 fsync, so a crash after it returns can lose the message or leave an empty
-file.  We create and read Maildirs with :mod:`mailbox` and write messages
+file.  We read Maildirs with :mod:`mailbox`, and create them and write messages
 ourselves.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import mailbox
 import os
 import re
 import shutil
@@ -65,7 +64,11 @@ class MaildirWriter:
                 return
             created = not (root / "new").is_dir()
             root.parent.mkdir(parents=True, exist_ok=True)
-            mailbox.Maildir(root, create=True)
+            # Not mailbox.Maildir(create=True): it races with another process (a worker of
+            # `serve --workers`) making the same Maildir, seeing the root but not its subfolders.
+            root.mkdir(mode=0o700, exist_ok=True)
+            for sub in ("tmp", "new", "cur"):
+                (root / sub).mkdir(mode=0o700, exist_ok=True)
             if created and self._fsync:
                 # A message renamed into a directory that a crash forgets is lost too.
                 for sub in ("tmp", "new", "cur"):

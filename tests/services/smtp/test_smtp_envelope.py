@@ -300,3 +300,12 @@ def test_deliveries_pending_counts_messages_being_stored(
         time.sleep(0.005)
     assert harness.service.deliveries_pending == 0
     assert client.read_lines()[-1].startswith("250 2.0.0 OK")
+
+
+def test_ensure_completes_a_maildir_whose_root_another_process_made(tmp_path: Path) -> None:
+    # Two workers of `serve --workers` start at once: one has made the root, not yet its subfolders.
+    root = tmp_path / "maildir"
+    root.mkdir()
+    (root / "cur").mkdir()
+    MaildirWriter("test.host", fsync=True).ensure(root)
+    assert all((root / sub).is_dir() for sub in ("tmp", "new", "cur"))
