@@ -368,7 +368,7 @@ class ServerCommands(ClientContext):
         """Our settings under Redis's parameter names, for the glob patterns given."""
         found: dict[bytes, bytes] = {}
         for name, value in self.server.config_table().items():
-            if any(glob_match(p.lower(), name) for p in (pattern, *patterns)):
+            if any(glob_match(p, name, nocase=True) for p in (pattern, *patterns)):
                 found[name] = value
         return self.dialect.map_reply([item for pair in found.items() for item in pair])
 
@@ -446,7 +446,7 @@ class ServerCommands(ClientContext):
                 category = value.lower().decode("latin-1")
                 names = [n for n in names if category in self._spec(n).acl]
             elif kind == b"PATTERN":
-                names = [n for n in names if glob_match(value.lower(), n.lower().encode())]
+                names = [n for n in names if glob_match(value, n.lower().encode(), nocase=True)]
             else:
                 raise RespError("ERR syntax error")
         return array([n.lower().encode() for n in names])

@@ -20,7 +20,7 @@ from linechat.services.redis.resp import (
     RespError,
     array,
     bulk,
-    glob_match,
+    compile_glob,
     integer,
 )
 from linechat.services.redis.scan import matching, parse_cursor, parse_scan_options, scan_reply
@@ -162,7 +162,10 @@ class KeyCommands(CommandContext):
     )
     def cmd_keys(self, pattern: bytes) -> bytes:
         """Keys matching a glob pattern."""
-        return array([k for k in self.db.live_keys() if glob_match(pattern, k)])
+        if pattern == b"*":  # as redis-server: every key, the empty one too, with no matching
+            return array(list(self.db.live_keys()))
+        glob = compile_glob(pattern)
+        return array([k for k in self.db.live_keys() if glob.match(k)])
 
     @redis_command(
         "SCAN", arity=-2, flags="readonly", group="generic", tips="nondeterministic_output request_policy:special"

@@ -20,9 +20,11 @@ __all__ = [
     "WRONGTYPE",
     "ZERO",
     "Dialect",
+    "GlobPattern",
     "RespError",
     "array",
     "bulk",
+    "compile_glob",
     "encode_command",
     "error",
     "glob_match",
@@ -225,55 +227,160 @@ def split_inline(line: bytes) -> list[bytes] | None:
 
 
 # --------------------------------------------------------------------------- glob patterns
+#
+# Redis globs are matched without backtracking: a pattern is cut at its stars
+# into segments, each a fixed-width run of one-byte tokens (a literal, ``?``, a
+# class).  The first segment must match at the start, the last at the end, and
+# each middle one is placed at its leftmost occurrence after the previous one:
+# if any placement matches, the leftmost one does, so nothing is ever retried.
+# Each segment is a regular expression with no quantifier or alternation (only
+# byte classes), so one search costs at most len(value) x width steps and a
+# whole match at most len(value) x len(pattern): a pattern such as
+# ``*a*a*a*a*b`` cannot be driven exponential.
+
+_ALL_BYTES = frozenset(range(256))
 
 
-@lru_cache(maxsize=1024)
-def _compile_glob(pattern: bytes) -> re.Pattern[bytes]:
-    """Translate a Redis glob (``* ? [abc] [^a-z] \\x``) into an anchored regular expression."""
-    out: list[bytes] = []
+def _lower(c: int) -> int:
+    """ASCII tolower, as redis-server's C locale has it."""
+    return c + 32 if 65 <= c <= 90 else c
+
+
+def _literal_set(c: int, nocase: bool) -> frozenset[int]:
+    if not nocase:
+        return frozenset((c,))
+    low = _lower(c)
+    return frozenset(x for x in (low, low - 32) if 0 <= x < 256 and _lower(x) == low)
+
+
+def _class_bytes(members: frozenset[int]) -> bytes:
+    """A regular-expression byte class for a set of bytes (never empty: that is handled apart)."""
+    if members == _ALL_BYTES:
+        return b"[\\x00-\\xff]"
+    if len(members) == 1:
+        return re.escape(bytes(members))
+    return b"[" + b"".join(b"\\x%02x" % c for c in sorted(members)) + b"]"
+
+
+def _glob_tokens(pattern: bytes, nocase: bool) -> list[frozenset[int] | None]:
+    """The pattern as one-byte tokens (the bytes each accepts) and stars (``None``), Redis's parse."""
+    tokens: list[frozenset[int] | None] = []
     i = 0
     n = len(pattern)
     while i < n:
-        c = pattern[i : i + 1]
-        if c == b"*":
-            out.append(b".*")
-        elif c == b"?":
-            out.append(b".")
-        elif c == b"\\" and i + 1 < n:
+        c = pattern[i]
+        if c == 0x2A:  # '*': runs of stars are one star
+            if not tokens or tokens[-1] is not None:
+                tokens.append(None)
+        elif c == 0x3F:  # '?'
+            tokens.append(_ALL_BYTES)
+        elif c == 0x5B:  # '['
             i += 1
-            out.append(re.escape(pattern[i : i + 1]))
-        elif c == b"[":
-            i += 1
-            negate = i < n and pattern[i : i + 1] == b"^"
+            negate = i < n and pattern[i] == 0x5E
             if negate:
                 i += 1
-            members: list[bytes] = []
+            members: set[int] = set()
             # An unclosed class runs to the end of the pattern, as in Redis.
-            while i < n and pattern[i : i + 1] != b"]":
-                if pattern[i : i + 1] == b"\\" and i + 1 < n:
+            while i < n and pattern[i] != 0x5D:
+                if pattern[i] == 0x5C and i + 1 < n:
+                    # An escaped member is compared exactly, even under nocase (as Redis does).
                     i += 1
-                    members.append(re.escape(pattern[i : i + 1]))
-                elif i + 2 < n and pattern[i + 1 : i + 2] == b"-":
+                    members.add(pattern[i])
+                elif i + 2 < n and pattern[i + 1] == 0x2D:
                     lo, hi = pattern[i], pattern[i + 2]
                     if lo > hi:
                         lo, hi = hi, lo
-                    members.append(re.escape(bytes([lo])) + b"-" + re.escape(bytes([hi])))
+                    if nocase:
+                        lo, hi = _lower(lo), _lower(hi)
+                        members.update(x for x in range(256) if lo <= _lower(x) <= hi)
+                    else:
+                        members.update(range(lo, hi + 1))
                     i += 2
                 else:
-                    members.append(re.escape(pattern[i : i + 1]))
+                    members |= _literal_set(pattern[i], nocase)
                 i += 1
-            if members:
-                out.append(b"[" + (b"^" if negate else b"") + b"".join(members) + b"]")
-            else:
-                out.append(b"." if negate else b"(?!)")
+            tokens.append(_ALL_BYTES - members if negate else frozenset(members))
         else:
-            out.append(re.escape(c))
+            if c == 0x5C and i + 1 < n:  # '\\x' is x; a trailing backslash is itself
+                i += 1
+                c = pattern[i]
+            tokens.append(_literal_set(c, nocase))
         i += 1
-    return re.compile(b"".join(out), re.DOTALL)
+    return tokens
 
 
-def glob_match(pattern: bytes, value: bytes) -> bool:
-    """True if *value* matches the Redis glob *pattern*."""
-    if pattern == b"*":
-        return True
-    return _compile_glob(pattern).fullmatch(value) is not None
+class GlobPattern:
+    """A compiled Redis glob: anchored head, leftmost-placed middles, anchored tail."""
+
+    __slots__ = ("any", "head", "middles", "pattern", "starred", "tail", "width_head", "width_tail")
+
+    def __init__(self, pattern: bytes, nocase: bool = False) -> None:
+        self.pattern = pattern
+        segments: list[list[frozenset[int]]] = [[]]
+        for token in _glob_tokens(pattern, nocase):
+            if token is None:
+                segments.append([])
+            else:
+                segments[-1].append(token)
+        compiled = [self._compile(seg) for seg in segments]
+        self.starred = len(segments) > 1
+        #: ``*`` (or ``**``...): everything but the empty string matches (Redis's own quirk).
+        self.any = self.starred and len(segments) == 2 and not segments[0] and not segments[1]
+        self.head, self.width_head = compiled[0], len(segments[0])
+        self.tail, self.width_tail = compiled[-1], len(segments[-1])
+        self.middles = compiled[1:-1]
+
+    @staticmethod
+    def _compile(segment: list[frozenset[int]]) -> re.Pattern[bytes] | None:
+        """A fixed-width expression for a star-free segment (``None`` if some token accepts nothing)."""
+        if any(not token for token in segment):
+            return None
+        return re.compile(b"".join(_class_bytes(token) for token in segment))
+
+    def match(self, value: bytes, steps: list[int] | None = None) -> bool:
+        """True if *value* matches; *steps*, if given, counts the segment searches made."""
+        if not value:
+            # redis-server's matcher never enters its loop for an empty string: only "" matches it.
+            return not self.pattern
+        if self.any:
+            return True
+        if not self.starred:
+            if steps is not None:
+                steps[0] += 1
+            return self.head is not None and self.head.fullmatch(value) is not None
+        n = len(value)
+        if self.head is None or self.tail is None or self.width_head + self.width_tail > n:
+            return False
+        if steps is not None:
+            steps[0] += 1
+        if self.head.match(value) is None:
+            return False
+        pos = self.width_head
+        end = n - self.width_tail  # where the tail must start
+        for segment in self.middles:
+            if steps is not None:
+                steps[0] += 1
+            found = None if segment is None else segment.search(value, pos, n - self.width_tail)
+            if found is None:
+                return False
+            pos = found.end()
+        if steps is not None:
+            steps[0] += 1
+        return self.tail.fullmatch(value, end) is not None
+
+
+@lru_cache(maxsize=1024)
+def _cached_glob(pattern: bytes, nocase: bool) -> GlobPattern:
+    return GlobPattern(pattern, nocase)
+
+
+def compile_glob(pattern: bytes, nocase: bool = False) -> GlobPattern:
+    """A compiled glob (small patterns are cached; a huge one is not kept)."""
+    if len(pattern) <= 1024:
+        return _cached_glob(pattern, nocase)
+    return GlobPattern(pattern, nocase)
+
+
+def glob_match(pattern: bytes, value: bytes, nocase: bool = False) -> bool:
+    """True if *value* matches the Redis glob *pattern* (``nocase`` as CONFIG GET has it)."""
+    return compile_glob(pattern, nocase).match(value)

@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from linechat.services.redis.resp import RespError, glob_match, parse_int
+from linechat.services.redis.resp import RespError, compile_glob, parse_int
 
 __all__ = ["SMALL", "ScanCursors", "matching", "parse_cursor", "parse_scan_options", "scan_reply"]
 
@@ -122,7 +122,10 @@ def matching(items: Iterable[bytes], pattern: bytes | None) -> list[bytes]:
     """The items that match a glob (all of them without one)."""
     if pattern is None:
         return list(items)
-    return [item for item in items if glob_match(pattern, item)]
+    if pattern == b"*":  # as redis-server: no matching at all (so an empty member is kept too)
+        return list(items)
+    glob = compile_glob(pattern)
+    return [item for item in items if glob.match(item)]
 
 
 def scan_reply(cursor: int, items: list[bytes]) -> bytes:
