@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from linechat import Protocol, Reply
+from linechat.crossprotocol import is_http_header, is_http_request_line, report_cross_protocol
 from linechat.reactor import Timer
 from linechat.services.chat.backplane import Backplane, Event, RoomInfo
 from linechat.services.chat.names import fold, mask_matches, normalise_mask, valid_nick, valid_room
@@ -189,6 +190,12 @@ class ChatSession(Protocol):
 
     def handle_line(self, line: bytes) -> Reply:
         """Dispatch the line, then count it against the flood clock."""
+        if self.state == self.initial_state and (is_http_request_line(line) or is_http_header(line)):
+            # A browser made to post here: refuse before the body's lines can
+            # name a user and say things, and close.
+            report_cross_protocol(self.log, self.service, line[:64].decode("latin-1"))
+            self.close()
+            return self.farewell("HTTP request refused: this is a chat server")
         self.last_seen = self.reactor.time()
         weight = self.line_weight(line)
         reply = super().handle_line(line)

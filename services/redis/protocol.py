@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from linechat import CommandError, Protocol, Reply, Rule, ServiceChannel, terminator
+from linechat.crossprotocol import report_cross_protocol
 from linechat.services.redis.blocking import BlockingListCommands, BlockingSortedSetCommands, Waiter
 from linechat.services.redis.commands import DataCommands
 from linechat.services.redis.connection import SERVER_VERSION, ConnectionCommands
@@ -55,6 +56,8 @@ _UNBOUNDED = 1 << 62
 _BULK_HEADERS = tuple(b"$%d" % size for size in range(1024))
 # What _execute returns for a command held by CLIENT PAUSE (compared by identity).
 _POSTPONED = b"-postponed\r\n"
+# Command names that are an HTTP request's first line or its Host header (redis-server's securityWarningCommand).
+_HTTP_WORDS = frozenset(("POST", "HOST:"))
 # Input held while a client is blocked, in bytes: past this the client is closed.
 _DEFERRED_LIMIT = 256 * 1024 * 1024
 
@@ -248,6 +251,8 @@ class RedisProtocol(
         if failure is not None and not self.closing:
             out.append(self._protocol_error(failure))
         server.commands_processed += ran
+        if self.channel.closed:
+            return None  # aborted (an HTTP request): nothing more is sent
         if not out:
             return None
         if len(out) == 1:
@@ -557,6 +562,12 @@ class RedisProtocol(
         """
         raw = argv[0]
         name = raw.decode("latin-1").upper()
+        if name in _HTTP_WORDS:
+            # An HTTP request (a browser made to post here): drop the connection
+            # with no reply before anything in its body runs, as redis-server does.
+            report_cross_protocol(self.log, self.service, name)
+            self.abort()
+            return None
         spec = self.table.get(name)
         self.argv = argv
         if spec is not None:

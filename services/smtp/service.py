@@ -19,6 +19,7 @@ from typing import IO, Any, Literal
 
 from linechat import Pending, Protocol, Reply, Rule, Service, ServiceSettings, command, terminator
 from linechat.auth import Credentials, SaslError, decode_login_step, decode_plain
+from linechat.crossprotocol import is_http_header, is_http_request_line, report_cross_protocol
 from linechat.services.smtp.address import PathError, parse_path_argument
 from linechat.services.smtp.data import INJECTED, DataReader
 from linechat.services.smtp.inbox import Inbox
@@ -249,6 +250,12 @@ class SmtpProtocol(Protocol):
         text = text.strip(" \t")
         if not text:
             return self.on_empty_line()
+        if is_http_request_line(text) or is_http_header(text):
+            # A browser made to post here: its body must not be read as SMTP commands.
+            report_cross_protocol(self.log, self.service, text[:64])
+            self._drop_data()
+            self.close()
+            return "221 2.7.0 Error: HTTP request refused, this is an SMTP server; closing connection"
         verb, _, rest = text.partition(" ")
         rest = rest.strip(" \t")
         return self.dispatch(verb.upper(), [rest] if rest else [])
