@@ -21,13 +21,7 @@ from structlog.testing import capture_logs
 DEADLINE = 20.0  # a safety net for each wait, never a performance bound
 
 # What a page's fetch("http://127.0.0.1:PORT/", {method: "POST", body}) sends, body lines included.
-FORM = (
-    b"POST / HTTP/1.1\r\n"
-    b"Host: 127.0.0.1\r\n"
-    b"Content-Type: text/plain\r\n"
-    b"Content-Length: 60\r\n"
-    b"\r\n"
-)
+FORM = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 60\r\n\r\n"
 
 
 def read_all(sock: socket.socket) -> bytes:
