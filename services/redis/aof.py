@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,14 +65,18 @@ def read_commands(data: bytes) -> Iterator[tuple[list[bytes], int]]:
 class AppendOnlyFile:
     """Appends commands to a file; flushes on demand; fsyncs per the policy.
 
-    ``always``: every append is written and fsynced before the reply leaves.
-    ``everysec``: appends are buffered, written on the next loop turn, and
-    fsynced by a once-a-second timer.  ``no``: written, never fsynced by us.
+    ``always``: every append is written and fsynced before its reply is made.
+    ``everysec`` and ``no``: appends are buffered and the owner calls
+    :meth:`flush` before the replies they acknowledge leave (the Redis
+    service does so once per batch of commands read, and before any reply it
+    sends outside a batch); a turn of the reactor also flushes what is left
+    (writes no reply waits for: expiry).  ``everysec`` fsyncs once a second
+    on a thread of its own, so a slow disk never stalls the reactor; ``no``
+    leaves syncing to the operating system.
     """
 
     def __init__(self, path: Path, fsync: str, reactor: Any, log: Any) -> None:
         self.path = path
-        self.policy = fsync
         self.reactor = reactor
         self.log = log
         self._buf = bytearray()
@@ -80,9 +85,53 @@ class AppendOnlyFile:
         self._tx_depth = 0  # inside a transaction: MULTI comes before the next record
         self._tx_written = False  # MULTI written: EXEC must close it
         self._dirty = False  # written but not fsynced
+        self._fsyncs = 0  # completed fsyncs (INFO-style figure, and for tests)
+        self._syncer: threading.Thread | None = None
+        self._stop = threading.Event()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._timer = reactor.call_every(1.0, self.fsync) if fsync == "everysec" else None
+        self._policy = ""
+        self.policy = fsync
+
+    @property
+    def policy(self) -> str:
+        """``always``, ``everysec`` or ``no`` (CONFIG SET appendfsync changes it live)."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, value: str) -> None:
+        self._policy = value
+        if value == "everysec" and self._syncer is None and self._fd >= 0:
+            self._stop.clear()
+            self._syncer = threading.Thread(target=self._sync_every_second, name="aof-fsync", daemon=True)
+            self._syncer.start()
+        elif value != "everysec":
+            self._stop_syncer()
+
+    def _stop_syncer(self) -> None:
+        syncer, self._syncer = self._syncer, None
+        if syncer is not None:
+            self._stop.set()
+            syncer.join()
+
+    def _sync_every_second(self) -> None:
+        """The fsync thread: once a second, make what was written durable (off the reactor)."""
+        while not self._stop.wait(1.0):
+            if not self._dirty:
+                continue
+            # Cleared before the call: a write that lands during it sets the flag
+            # again and is synced next second (one before it is covered by this call).
+            self._dirty = False
+            try:
+                os.fsync(self._fd)
+                self._fsyncs += 1
+            except OSError as exc:
+                self.log.error("aof_fsync_failed", path=str(self.path), error=str(exc))
+
+    @property
+    def pending(self) -> bool:
+        """True while records wait in the buffer for :meth:`flush`."""
+        return bool(self._buf)
 
     def begin(self) -> None:
         """Start a transaction: the records until :meth:`end` replay all or nothing (MULTI ... EXEC).
@@ -108,7 +157,7 @@ class AppendOnlyFile:
             self._tx_written = True
             self._buf += b"*1\r\n$5\r\nMULTI\r\n"
         self._buf += array(argv)
-        if self.policy == "always" and not self._tx_depth:  # a transaction is synced once, at its EXEC
+        if self._policy == "always" and not self._tx_depth:  # a transaction is synced once, at its EXEC
             self.flush()
             self.fsync()
         elif not self._flush_scheduled:
@@ -137,17 +186,16 @@ class AppendOnlyFile:
         """Flush, then make what was written durable."""
         self.flush()
         if self._dirty and self._fd >= 0:
+            self._dirty = False
             try:
                 os.fsync(self._fd)
+                self._fsyncs += 1
             except OSError as exc:
                 self.log.error("aof_fsync_failed", path=str(self.path), error=str(exc))
-            self._dirty = False
 
     def close(self) -> None:
         """Flush, fsync (unless the policy is ``no``) and close the file."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stop_syncer()
         if self._fd < 0:
             return
         if self.policy == "no":

@@ -253,6 +253,11 @@ class RedisProtocol(
         server.commands_processed += ran
         if self.channel.closed:
             return None  # aborted (an HTTP request): nothing more is sent
+        aof = server.aof
+        if aof is not None and aof._buf:
+            # Write before acknowledging: this batch's records reach write(2)
+            # before its replies are sent (the framework sends them after we return).
+            aof.flush()
         if not out:
             return None
         if len(out) == 1:
@@ -482,6 +487,9 @@ class RedisProtocol(
         reply = self._execute(argv)
         if self.server.blocking.ready:
             self.server.blocking.serve_ready()
+        aof = self.server.aof
+        if aof is not None and aof._buf:
+            aof.flush()  # before the reply goes out, as in _run
         return reply
 
     def _defer(self, commands: list[list[bytes]], failure: str | None, size: int) -> None:
@@ -542,6 +550,13 @@ class RedisProtocol(
                 blocking.serve_ready()
         if not deferred:
             self._deferred_bytes = 0
+
+    def send(self, reply: Reply) -> None:
+        """Send outside a batch (an unblocked pop, a resumed command): the AOF records it acknowledges first."""
+        aof = self.server.aof
+        if aof is not None and aof._buf:
+            aof.flush()
+        self.channel.send_reply(reply)
 
     def close(self) -> None:
         """Close after the current reply; while parked commands run, after the reply they send."""

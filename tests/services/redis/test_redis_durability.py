@@ -1,0 +1,195 @@
+"""Write before acknowledging: no reply leaves before the AOF records it acknowledges reach write(2).
+
+In memory, every byte the service sends is checked against the AOF buffer at
+that moment; a real server process is killed with SIGKILL under load and
+every write a client saw acknowledged must be there after a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from linechat.services.redis import RedisService
+from linechat.services.redis import aof as aof_module
+from linechat.testing import ServiceHarness, connect_when_listening, free_port, serve
+from linechat.testing import _MemorySocket as MemorySocket
+
+DEADLINE = 60.0  # a safety net for each wait, never a performance bound
+
+
+@pytest.fixture
+def harness(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Redis harness whose fake sockets fail the test if a reply leaves while AOF records wait unwritten."""
+    policy = getattr(request, "param", "everysec")
+    with ServiceHarness(RedisService, data_dir=tmp_path, appendfsync=policy) as h:
+        aof = h.service.aof
+        assert aof is not None
+        violations: list[bytes] = []
+        original = MemorySocket._take
+
+        def take(sock: MemorySocket, data: bytes) -> int:
+            if aof.pending:
+                violations.append(data)
+            return original(sock, data)
+
+        monkeypatch.setattr(MemorySocket, "_take", take)
+        h.violations = violations
+        yield h
+
+
+def aof_text(h: Any) -> bytes:
+    return Path(h.service.aof.path).read_bytes()
+
+
+@pytest.mark.parametrize("harness", ["everysec", "no", "always"], indirect=True)
+def test_no_reply_leaves_before_its_record_is_written(harness: Any) -> None:
+    h = harness
+    a, b = h.connect(), h.connect()
+    a.send(b"*3\r\n$3\r\nSET\r\n$2\r\nk1\r\n$2\r\nv1\r\n")
+    assert a.read() == b"+OK\r\n"
+    assert b"k1" in aof_text(h)
+    # A pipeline in one read: one write for all, before the three replies.
+    a.send(b"SET k2 v2\r\nINCR n\r\nRPUSH l x\r\n")
+    assert a.read() == b"+OK\r\n:1\r\n:1\r\n"
+    assert b"k2" in aof_text(h) and b"RPUSH" in aof_text(h)
+    # A command cut across reads (framed line by line).
+    a.send(b"*3\r\n$3\r\nSET\r\n$2\r\nk3\r\n$2\r\nv")
+    a.send(b"3\r\n")
+    assert a.read() == b"+OK\r\n"
+    assert b"k3" in aof_text(h)
+    # A transaction.
+    a.send(b"MULTI\r\nSET k4 v4\r\nEXEC\r\n")
+    assert a.read().endswith(b"*1\r\n+OK\r\n")
+    # A blocked pop answered by another client's push: its reply is sent outside its own batch.
+    b.send(b"BLPOP q 0\r\n")
+    assert b.read() == b""
+    a.send(b"RPUSH q item\r\n")
+    assert a.read() == b":1\r\n"
+    assert b.read() == b"*2\r\n$1\r\nq\r\n$4\r\nitem\r\n"
+    assert b"item" in aof_text(h)
+    assert h.violations == []
+
+
+def test_the_check_sees_a_reply_sent_with_records_waiting(harness: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The detector itself: with writing turned off, a SET's reply leaves with its record waiting, and is caught."""
+    h = harness
+    a = h.connect()
+    monkeypatch.setattr(h.service.aof, "flush", lambda: None)
+    a.send(b"SET x y\r\n")
+    assert a.read() == b"+OK\r\n"
+    assert h.violations == [b"+OK\r\n"]
+
+
+def test_everysec_fsyncs_on_its_own_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        threads.append(threading.current_thread().name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(aof_module.os, "fsync", fsync)
+    with serve(RedisService, data_dir=tmp_path, settings={"services": {"redis": {"appendfsync": "everysec"}}}) as srv:
+        r = redis.Redis(*srv.address(), socket_timeout=DEADLINE)
+        r.set("a", "1")
+        deadline = time.monotonic() + DEADLINE
+        while not threads and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r.set("b", "2")
+        r.close()
+    assert threads and threads[0] == "aof-fsync"
+
+
+# ------------------------------------------------------------------ a real process, killed
+
+
+def start_server(data_dir: Path, port: int, policy: str) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "linechat", "serve", "--only", "redis", "--data-dir", str(data_dir),
+           "--set", f"services.redis.port={port}", "--set", f"services.redis.appendfsync={policy}",
+           "--log-level", "warning"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    connect_when_listening(port, within=DEADLINE).close()
+    return proc
+
+
+class Writer(threading.Thread):
+    """Writes keys of its own until the connection breaks; records every write acknowledged."""
+
+    def __init__(self, port: int, name: str, pipeline: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.prefix = name
+        self.pipeline = pipeline
+        self.acked: list[int] = []  # i of each SET prefix:i acknowledged (RPUSH prefix:list i too)
+
+    def run(self) -> None:
+        r = redis.Redis(port=self.port, socket_timeout=DEADLINE)
+        i = 0
+        try:
+            while True:
+                batch = list(range(i, i + self.pipeline))
+                pipe = r.pipeline(transaction=False)
+                for n in batch:
+                    pipe.set(f"{self.prefix}:{n}", n)
+                    pipe.rpush(f"{self.prefix}:list", n)
+                pipe.execute()
+                self.acked += batch
+                i += self.pipeline
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return
+        finally:
+            r.close()
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("policy", ["everysec", "always"])
+def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, policy: str) -> None:
+    rounds = 3 if policy == "everysec" else 2
+    port = free_port()
+    history: list[Writer] = []
+    for round_no in range(rounds):
+        proc = start_server(tmp_path, port, policy)
+        try:
+            writers = [Writer(port, f"r{round_no}w{w}", pipeline=1 + 15 * (w % 2)) for w in range(4)]
+            for w in writers:
+                w.start()
+            # Kill mid-load once enough writes were acknowledged (a count, not a time).
+            deadline = time.monotonic() + DEADLINE
+            while sum(len(w.acked) for w in writers) < 3000 + 500 * round_no:
+                assert time.monotonic() < deadline, "the writers made no progress"
+                assert all(w.is_alive() for w in writers)
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(DEADLINE)
+            for w in writers:
+                w.join(DEADLINE)
+            history += writers
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(DEADLINE)
+    # Restart once more and check every round's acknowledged writes.
+    proc = start_server(tmp_path, port, policy)
+    try:
+        r = redis.Redis(port=port, socket_timeout=DEADLINE)
+        for w in history:
+            assert w.acked, "a writer saw nothing acknowledged"
+            values = r.mget([f"{w.prefix}:{n}" for n in w.acked])
+            missing = [n for n, v in zip(w.acked, values, strict=True) if v != str(n).encode()]
+            assert missing == [], f"{w.prefix}: {len(missing)} acknowledged writes lost"
+            listed = r.lrange(f"{w.prefix}:list", 0, -1)
+            assert listed[: len(w.acked)] == [str(n).encode() for n in w.acked]
+        r.close()
+    finally:
+        proc.terminate()
+        proc.wait(DEADLINE)
