@@ -128,15 +128,38 @@ def irc_to_ansi(text: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _mask_regex(mask: str) -> re.Pattern[str]:
-    return re.compile(
-        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in fold(mask)) + r"\Z", re.S
+def _mask_parts(mask: str) -> tuple[tuple[re.Pattern[str], int], ...]:
+    """The folded mask cut at its stars: each piece a fixed-width expression (``?`` one character) and its width."""
+    return tuple(
+        (re.compile("".join("." if c == "?" else re.escape(c) for c in piece), re.S), len(piece))
+        for piece in fold(mask).split("*")
     )
 
 
 def mask_matches(mask: str, text: str) -> bool:
-    """True if the IRC wildcard *mask* (``*``, ``?``) matches *text*, ignoring ASCII case."""
-    return _mask_regex(mask).match(fold(text)) is not None
+    """True if the IRC wildcard *mask* (``*``, ``?``) matches *text*, ignoring ASCII case.
+
+    No backtracking (a mask like ``*a*a*a*a*b`` from any WHO cannot stall the
+    server): the first piece must match at the start, the last at the end, and
+    each piece between is placed at its leftmost place after the one before,
+    which matches whenever any placement does.  Each piece is searched once.
+    """
+    parts = _mask_parts(mask)
+    folded = fold(text)
+    if len(parts) == 1:
+        return parts[0][0].fullmatch(folded) is not None
+    (head, head_width), *middle, (tail, tail_width) = parts
+    end = len(folded) - tail_width  # where the last piece must start
+    if end < head_width or head.match(folded) is None:
+        return False
+    pos = head_width
+    for piece, width in middle:
+        if width:
+            found = piece.search(folded, pos, end)
+            if found is None:
+                return False
+            pos = found.end()
+    return tail.fullmatch(folded, end) is not None
 
 
 def normalise_mask(mask: str) -> str:
