@@ -13,6 +13,7 @@ import structlog
 from linechat._compat import asyncore
 from linechat.channel import ServiceChannel
 from linechat.context import ServiceContext
+from linechat.crossprotocol import is_loopback_host
 from linechat.limits import RESERVED_FDS, FdReserve, LogThrottle, raise_fd_limit, tune_malloc
 from linechat.plugin import Hooks, Plugin
 from linechat.preflight import ListenError
@@ -289,6 +290,15 @@ class App:
                     self.listeners.append(listener)
                     host, port = listener.address
                     self.log.info("listening", service=service.name, listener=spec.name, host=host, port=port)
+                    if not is_loopback_host(host) and not getattr(service, "requires_authentication", False):
+                        # Reachable from other machines and nobody has to log in: say so at start.
+                        self.log.warning(
+                            "listening_beyond_loopback_without_authentication",
+                            service=service.name,
+                            listener=spec.name,
+                            host=host,
+                            port=port,
+                        )
             for service in self.services.values():
                 service.start()
         except BaseException:

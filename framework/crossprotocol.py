@@ -11,11 +11,19 @@ loop: the log stays bounded).
 
 from __future__ import annotations
 
+import ipaddress
 import time
 import weakref
 from typing import Any
 
-__all__ = ["HTTP_METHODS", "is_http_header", "is_http_request_line", "report_cross_protocol"]
+__all__ = [
+    "HTTP_METHODS",
+    "is_http_header",
+    "is_http_request_line",
+    "is_loopback_host",
+    "is_loopback_peer",
+    "report_cross_protocol",
+]
 
 #: Request methods a browser (fetch, a form, XHR) can send.
 HTTP_METHODS = frozenset((b"GET", b"POST", b"PUT", b"HEAD", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE"))
@@ -57,3 +65,23 @@ def report_cross_protocol(log: Any, service: Any, what: str) -> None:
         saw=what,
         not_logged_since_last=_suppressed.pop(service, 0),
     )
+
+
+def is_loopback_peer(peer: tuple[str, int] | None) -> bool:
+    """True for a peer on the loopback interface (127.0.0.0/8, ::1, IPv4-mapped loopback) or a Unix socket."""
+    if not peer or not isinstance(peer, tuple) or not peer[0]:
+        return True  # a Unix socket (or no address at all): local by construction
+    try:
+        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when a bind address only reaches this machine (``localhost``, 127.x, ::1)."""
+    if host == "localhost":
+        return True
+    return is_loopback_peer((host, 0)) if host else False

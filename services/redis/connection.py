@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ class ConnectionCommands(ClientContext):
     """The commands about the connection itself."""
 
     client_name: bytes | None
+    authenticated: bool
 
     @redis_command(
         "PING",
@@ -78,6 +80,8 @@ class ConnectionCommands(ClientContext):
         self.dbindex = 0
         self.db = self.server.dbs[0]
         self.client_name = None
+        # As Redis: back to the default user, who must authenticate again if it has a password.
+        self.authenticated = self.server.password is None
         self._multi = None
         self._multi_failed = False
         if self.watching:
@@ -112,10 +116,16 @@ class ConnectionCommands(ClientContext):
                     self._set_name(rest[1])
                     rest = rest[2:]
                 elif opt == b"AUTH" and len(rest) >= 3:
-                    self._authenticate(rest[1])
+                    self._authenticate(rest[1], rest[2])
                     rest = rest[3:]
                 else:
                     raise RespError(f"ERR Syntax error in HELLO option '{rest[0].decode('latin-1')}'")
+        if not self.authenticated:
+            raise RespError(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
+                "AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol "
+                "version at the same time"
+            )
         self._use(dialect)
         return (
             dialect.map_header(7)
@@ -135,23 +145,30 @@ class ConnectionCommands(ClientContext):
             + EMPTY_ARRAY
         )
 
-    def _authenticate(self, user: bytes) -> None:
-        # No password is configured: like Redis then, the "default" user
-        # logs in with any password and there is no other user.
-        if user != b"default":
+    def _authenticate(self, user: bytes, password: bytes) -> None:
+        """Log in as *user* (only ``default`` exists); the password is compared in constant time, never logged."""
+        wanted = self.server.password
+        # With no password configured, like Redis, "default" logs in with any password.
+        ok = user == b"default" and (wanted is None or hmac.compare_digest(password, wanted))
+        if not ok:
+            self.server.auth_failures += 1
             raise RespError("WRONGPASS invalid username-password pair or user is disabled.")
+        self.authenticated = True
 
     @redis_command("AUTH", arity=-2, flags="noscript loading stale fast no_auth allow_busy", group="connection")
     def cmd_auth(self, first: bytes, *rest: bytes) -> bytes:
-        """AUTH [user] password: accepted for the default user, since no password is configured."""
+        """AUTH [user] password: log in as the default user (requirepass)."""
         if len(rest) > 1:
             raise RespError("ERR syntax error")
         if not rest:
-            raise RespError(
-                "ERR AUTH <password> called without any password configured for the default user. "
-                "Are you sure your configuration is correct?"
-            )
-        self._authenticate(first)
+            if self.server.password is None:
+                raise RespError(
+                    "ERR AUTH <password> called without any password configured for the default user. "
+                    "Are you sure your configuration is correct?"
+                )
+            self._authenticate(b"default", first)
+        else:
+            self._authenticate(first, rest[0])
         return OK
 
     def _set_name(self, name: bytes) -> None:

@@ -65,6 +65,7 @@ _ENUMS = {
     ),
     "loglevel": "debug, verbose, notice, warning",
     "appendfsync": "always, everysec, no",
+    "protected-mode": "yes, no",
 }
 _INTEGERS = {
     "timeout": (0, 2**31),
@@ -75,7 +76,7 @@ _INTEGERS = {
     "slowlog-max-len": (0, 2**62),
 }
 _MEMORY = frozenset({"maxmemory", "proto-max-bulk-len"})
-_FREE_TEXT = frozenset({"notify-keyspace-events", "save"})
+_FREE_TEXT = frozenset({"notify-keyspace-events", "save", "requirepass"})
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from linechat import CommandError, Protocol, Reply, Rule, ServiceChannel, terminator
-from linechat.crossprotocol import report_cross_protocol
+from linechat.crossprotocol import is_loopback_peer, report_cross_protocol
 from linechat.services.redis.blocking import BlockingListCommands, BlockingSortedSetCommands, Waiter
 from linechat.services.redis.commands import DataCommands
 from linechat.services.redis.connection import SERVER_VERSION, ConnectionCommands
@@ -56,6 +56,21 @@ _UNBOUNDED = 1 << 62
 _BULK_HEADERS = tuple(b"$%d" % size for size in range(1024))
 # What _execute returns for a command held by CLIENT PAUSE (compared by identity).
 _POSTPONED = b"-postponed\r\n"
+_NOAUTH = b"-NOAUTH Authentication required.\r\n"
+# redis-server's words to a client refused by protected mode (src/networking.c).
+_DENIED = (
+    b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for "
+    b"the default user. In this mode connections are only accepted from the loopback interface. If you want to "
+    b"connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable "
+    b"protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting "
+    b"to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from "
+    b"internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just "
+    b"disable the protected mode by editing the Redis configuration file, and setting the protected mode option "
+    b"to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart "
+    b"it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. "
+    b"NOTE: You only need to do one of the above things in order for the server to start accepting connections "
+    b"from the outside.\r\n"
+)
 # Command names that are an HTTP request's first line or its Host header (redis-server's securityWarningCommand).
 _HTTP_WORDS = frozenset(("POST", "HOST:"))
 # Input held while a client is blocked, in bytes: past this the client is closed.
@@ -104,6 +119,7 @@ class RedisProtocol(
         self.db = service.dbs[0]
         self.argv: list[bytes] = []
         self.client_name: bytes | None = None
+        self.authenticated = service.password is None  # requirepass: AUTH first
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
         self._subscribed = False  # kept by the service as subscriptions come and go
@@ -143,6 +159,10 @@ class RedisProtocol(
             server.rejected_connections += 1
             self.close()
             return b"-ERR max number of clients reached\r\n"
+        if server.password is None and server.settings.protected_mode and not is_loopback_peer(self.peer):
+            server.rejected_connections += 1
+            self.close()
+            return _DENIED
         return None
 
     def on_close(self) -> None:
@@ -201,7 +221,14 @@ class RedisProtocol(
         server = self.server
         ready = server.blocking.ready  # keys a write made ready for blocked clients
         # Subscribed, inside MULTI, or a script is busy: every command takes the full path.
-        slow = self._subscribed or self._multi is not None or server.busy or server.paused or self.reply_mode
+        slow = (
+            self._subscribed
+            or self._multi is not None
+            or server.busy
+            or server.paused
+            or self.reply_mode
+            or not self.authenticated
+        )
         for argv in commands:
             index += 1
             if not argv:
@@ -239,7 +266,14 @@ class RedisProtocol(
                     break
                 if self.closing:
                     break
-                slow = self._subscribed or self._multi is not None or server.busy or server.paused or self.reply_mode
+                slow = (
+                    self._subscribed
+                    or self._multi is not None
+                    or server.busy
+                    or server.paused
+                    or self.reply_mode
+                    or not self.authenticated
+                )
             if ready:
                 server.blocking.serve_ready()
             if ran >= budget or size > room:
@@ -586,6 +620,13 @@ class RedisProtocol(
         spec = self.table.get(name)
         self.argv = argv
         if spec is not None:
+            if not self.authenticated and "no_auth" not in spec.flags and spec.accepts(len(argv) - 1):
+                # After the unknown-command and arity checks, before anything else, as in Redis.
+                if self._multi is not None:
+                    self._multi_failed = True
+                if name == "EXEC":  # a refused EXEC reports as an abort, as Redis's rejectCommand does
+                    return b"-EXECABORT Transaction discarded because of: " + _NOAUTH[1:]
+                return _NOAUTH
             server = self.server
             if server.paused and not self.in_script and server.pause_holds(spec, self):
                 return _POSTPONED

@@ -18,7 +18,7 @@ from linechat.services.redis.resp import RESP3, RespError, array, glob_match
 from linechat.services.redis.scan import ScanCursors
 from linechat.services.redis.scripting import ScriptEngine
 from linechat.services.redis.store import Database
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 if TYPE_CHECKING:
     from linechat.reactor import Reactor
@@ -46,6 +46,12 @@ class RedisSettings(ServiceSettings):
     hz: int = Field(10, ge=1, le=500, description="active expiry cycles per second (hz)")
     busy_reply_threshold: int = Field(
         5000, ge=0, description="ms a script runs before other clients are answered BUSY (busy-reply-threshold)"
+    )
+    requirepass: SecretStr | None = Field(
+        None, description="password of the default user (requirepass): clients AUTH before anything else"
+    )
+    protected_mode: bool = Field(
+        True, description="with no requirepass, clients not on loopback are refused (protected-mode)"
     )
 
 
@@ -110,8 +116,13 @@ class RedisService(Service):
         self.expired_keys = 0
         self.connections_received = 0
         self.rejected_connections = 0
+        self.auth_failures = 0  # AUTH/HELLO with a wrong password (the password itself is never kept)
         self.peak_memory = 0
         self.run_id = os.urandom(20).hex()
+        required = self.settings.requirepass
+        secret = required.get_secret_value() if required is not None else ""
+        #: The default user's password (None: none, every client is authenticated from the start).
+        self.password: bytes | None = secret.encode() if secret else None
         self.config_overrides: dict[bytes, bytes] = {}  # CONFIG SET values kept for CONFIG GET only
         # CLIENT PAUSE: until when, and whether every command (else writes) waits.
         self.paused = False
@@ -428,6 +439,11 @@ class RedisService(Service):
         """The connected clients."""
         return [channel.protocol for channel in self.connections]  # type: ignore[misc]
 
+    @property
+    def requires_authentication(self) -> bool:
+        """True when clients must authenticate (the app warns about a wide bind otherwise)."""
+        return self.password is not None
+
     def config_table(self) -> dict[bytes, bytes]:
         """Our settings under the names of Redis's configuration parameters (for CONFIG GET)."""
         s = self.settings
@@ -471,6 +487,9 @@ class RedisService(Service):
             b"list-max-ziplist-size": b"-2",
             b"stream-node-max-entries": b"100",
             b"stream-node-max-bytes": b"4096",
+            b"protected-mode": b"yes" if s.protected_mode else b"no",
+            # As redis-server: an authenticated client may read it back (it is never logged).
+            b"requirepass": self.password or b"",
         }
         table.update(self.config_overrides)
         return table
@@ -492,6 +511,10 @@ class RedisService(Service):
                 if self._expiry_timer is not None:
                     self._expiry_timer.cancel()
                     self._expiry_timer = self.reactor.call_every(1.0 / s.hz, self._active_expire)
+            elif key == "requirepass":
+                self.password = value.encode() or None
+            elif key == "protected-mode":
+                s.protected_mode = value == "yes"
             elif key == "appendfsync":
                 s.appendfsync = value
                 if self.aof is not None:

@@ -605,6 +605,11 @@ class SmtpService(Service):
 
     settings: SmtpSettings
 
+    @property
+    def requires_authentication(self) -> bool:
+        """True when mail is refused until a user from the users file logs in (the app warns otherwise)."""
+        return self.settings.auth_required and self.settings.auth == "users"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.writer = MaildirWriter(self.settings.hostname, fsync=self.settings.fsync)
