@@ -155,9 +155,9 @@ def make_dev_certificates(folder: Path) -> DevCertificates:
         .sign(ca_key, hashes.SHA256())
     )
 
-    def private(path: Path, data: bytes) -> None:
+    def private(path: Path, data: bytes, mode: int = 0o600) -> None:
         tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(tmp, path)
@@ -168,8 +168,9 @@ def make_dev_certificates(folder: Path) -> DevCertificates:
     private(dev.ca_key, ca_key.private_bytes(pem, pkcs8, plain))
     private(dev.key, key.private_bytes(pem, pkcs8, plain))
     # Keys first, certificates last: a half-written set is never "still good".
-    private(dev.ca_cert, ca_cert.public_bytes(pem))
-    private(dev.cert, cert.public_bytes(pem))
+    # Certificates are public: other users' clients must be able to read the CA.
+    private(dev.ca_cert, ca_cert.public_bytes(pem), 0o644)
+    private(dev.cert, cert.public_bytes(pem), 0o644)
     _log.info("tls_dev_ca_created", ca_file=str(dev.ca_cert), names=list(DEV_NAMES))
     return dev
 

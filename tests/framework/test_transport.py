@@ -60,6 +60,8 @@ def test_dev_certificates_made_once_and_valid_for_localhost(tmp_path: Path) -> N
     again = make_dev_certificates(tmp_path / "tls")
     assert again.cert.stat().st_mtime_ns == stamp  # reused, not regenerated
     assert oct(first.key.stat().st_mode & 0o777) == "0o600"
+    assert oct(first.ca_key.stat().st_mode & 0o777) == "0o600"
+    assert first.ca_cert.stat().st_mode & 0o044  # others can read the CA to trust it
     ctx = ssl.create_default_context(cafile=str(first.ca_cert))
     ctx.load_verify_locations(cafile=str(first.ca_cert))
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
