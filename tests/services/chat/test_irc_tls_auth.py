@@ -14,11 +14,10 @@ from typing import Any
 import irc.client
 import irc.connection
 import pytest
+from irc_clients import DEADLINE, IrcBot, read_until
 from linechat.auth import hash_password
 from linechat.services.chat import ChatService
 from linechat.testing import LineClient, RunningServer, free_port
-
-DEADLINE = 20.0  # seconds any one wait may take before the test fails (never a performance bound)
 
 Server = Callable[..., RunningServer]
 
@@ -38,42 +37,17 @@ def chat_server(linechat_server: Server, tmp_path: Path) -> Callable[..., Runnin
     return start
 
 
-class TlsIrcBot:
-    """An ``irc`` package client over TLS (its connect_factory wraps the socket), optionally with SASL."""
-
-    def __init__(self, server: RunningServer, nick: str, password: str | None = None, sasl: bool = False) -> None:
-        context = server.tls_client_context()
-        factory = irc.connection.Factory(wrapper=functools.partial(context.wrap_socket, server_hostname="localhost"))
-        self.reactor = irc.client.Reactor()
-        self.events: list[irc.client.Event] = []
-        self.reactor.add_global_handler("all_events", self._record, -50)
-        _, port = server.address(listener="irc-tls")
-        self.conn = self.reactor.server().connect(
-            "localhost", port, nick, password=password, username=nick, ircname=f"{nick} bot",
-            connect_factory=factory, sasl_login=nick if sasl else None,
-        )  # fmt: skip
-
-    def _record(self, connection: Any, event: irc.client.Event) -> None:
-        self.events.append(event)
-
-    def wait_for(self, match: Callable[[irc.client.Event], bool]) -> irc.client.Event:
-        deadline = time.monotonic() + DEADLINE
-        seen = 0
-        while time.monotonic() < deadline:
-            for event in self.events[seen:]:
-                if match(event):
-                    return event
-            seen = len(self.events)
-            self.reactor.process_once(0.05)
-        raise AssertionError(f"no matching event; got {[(e.type, e.arguments) for e in self.events][-20:]}")
-
-    def close(self) -> None:
-        self.conn.close()
+def tls_bot(server: RunningServer, nick: str, password: str | None = None, sasl: bool = False) -> IrcBot:
+    """An ``irc`` package client over TLS: its connect_factory wraps the socket, trusting the server's CA."""
+    context = server.tls_client_context()
+    factory = irc.connection.Factory(wrapper=functools.partial(context.wrap_socket, server_hostname="localhost"))
+    _, port = server.address(listener="irc-tls")
+    return IrcBot(("localhost", port), nick, password=password, sasl=sasl, connect_factory=factory)
 
 
 def test_irc_package_over_tls_with_sasl(chat_server: Server) -> None:
     server = chat_server()
-    alice = TlsIrcBot(server, "alice", password="wonderland", sasl=True)
+    alice = tls_bot(server, "alice", password="wonderland", sasl=True)
     alice.wait_for(lambda e: e.type == "saslsuccess")
     logged_in = next(e for e in alice.events if e.type in ("900", "loggedin"))
     assert "alice" in logged_in.arguments
@@ -104,7 +78,7 @@ def test_irc_package_over_tls_with_sasl(chat_server: Server) -> None:
 
 def test_sasl_with_a_wrong_password_fails_and_registration_goes_on(chat_server: Server) -> None:
     server = chat_server()
-    bot = TlsIrcBot(server, "alice", password="looking-glass", sasl=True)
+    bot = tls_bot(server, "alice", password="looking-glass", sasl=True)
     bot.wait_for(lambda e: e.type == "saslfail")
     bot.wait_for(lambda e: e.type == "welcome")  # the client ends CAP and registers without an account
     bot.close()
@@ -112,17 +86,6 @@ def test_sasl_with_a_wrong_password_fails_and_registration_goes_on(chat_server: 
 
 def raw_irc(server: RunningServer) -> LineClient:
     return LineClient(server.address(listener="irc"), timeout=DEADLINE)
-
-
-def read_until(client: LineClient, needle: bytes) -> list[bytes]:
-    lines = []
-    while True:
-        line = client.read_line()
-        if not line and client.eof:
-            raise AssertionError(f"closed before {needle!r}: {lines[-5:]}")
-        lines.append(line)
-        if needle in line:
-            return lines
 
 
 def test_server_password_enforced(chat_server: Server) -> None:

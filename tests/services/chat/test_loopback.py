@@ -7,12 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import irc.client
 import pytest
+from irc_clients import DEADLINE, IrcBot, read_until
 from linechat.services.chat import ChatService
 from linechat.testing import LineClient, RunningServer
-
-DEADLINE = 20.0  # seconds any one wait may take before the test fails (never a performance bound)
 
 Server = Callable[..., RunningServer]
 
@@ -28,46 +26,8 @@ def chat_server(linechat_server: Server) -> Callable[..., RunningServer]:
     return start
 
 
-class IrcBot:
-    """A client built on the ``irc`` package's reactor, driven from the test thread."""
-
-    def __init__(self, address: tuple[str, int], nick: str) -> None:
-        self.reactor = irc.client.Reactor()
-        self.events: list[irc.client.Event] = []
-        self.reactor.add_global_handler("all_events", self._record, -10)
-        self.conn = self.reactor.server().connect(address[0], address[1], nick, username=nick, ircname=f"{nick} bot")
-
-    def _record(self, connection: Any, event: irc.client.Event) -> None:
-        self.events.append(event)
-
-    def wait_for(self, match: Callable[[irc.client.Event], bool]) -> irc.client.Event:
-        """Process input until an event matches; fail after DEADLINE."""
-        deadline = time.monotonic() + DEADLINE
-        seen = 0
-        while time.monotonic() < deadline:
-            for event in self.events[seen:]:
-                if match(event):
-                    return event
-            seen = len(self.events)
-            self.reactor.process_once(0.05)
-        raise AssertionError(f"no matching event; got {[(e.type, e.arguments) for e in self.events][-20:]}")
-
-    def close(self) -> None:
-        self.conn.close()
 
 
-def read_until(client: LineClient, needle: bytes) -> list[bytes]:
-    """Read lines until one contains *needle*; return them all."""
-    lines: list[bytes] = []
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        line = client.read_line()
-        if not line and client.eof:
-            raise AssertionError(f"connection closed before {needle!r}; got {lines[-5:]}")
-        lines.append(line)
-        if needle in line:
-            return lines
-    raise AssertionError(f"{needle!r} did not come")
 
 
 def telnet(address: tuple[str, int], nick: str) -> LineClient:

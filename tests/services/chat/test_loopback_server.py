@@ -6,16 +6,13 @@ running chat service; telnet users are raw sockets.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
-import irc.client
 import pytest
+from irc_clients import DEADLINE, IrcBot, read_until
 from linechat.services.chat import ChatService
 from linechat.testing import LineClient, RunningServer
-
-DEADLINE = 30.0  # seconds any one wait may take before the test fails (never a performance bound)
 
 Server = Callable[..., RunningServer]
 
@@ -31,47 +28,8 @@ def chat_server(linechat_server: Server) -> Callable[..., RunningServer]:
     return start
 
 
-class IrcBot:
-    """A client built on the ``irc`` package's reactor, driven from the test thread."""
-
-    def __init__(self, address: tuple[str, int], nick: str) -> None:
-        self.reactor = irc.client.Reactor()
-        self.events: list[irc.client.Event] = []
-        self.reactor.add_global_handler("all_events", self._record, -10)
-        self.conn = self.reactor.server().connect(address[0], address[1], nick, username=nick, ircname=f"{nick} bot")
-        self.wait_for(lambda e: e.type == "welcome")
-
-    def _record(self, connection: Any, event: irc.client.Event) -> None:
-        self.events.append(event)
-
-    def wait_for(self, match: Callable[[irc.client.Event], bool]) -> irc.client.Event:
-        """Process input until an event matches; fail after DEADLINE."""
-        deadline = time.monotonic() + DEADLINE
-        seen = 0
-        while time.monotonic() < deadline:
-            for event in self.events[seen:]:
-                if match(event):
-                    return event
-            seen = len(self.events)
-            self.reactor.process_once(0.05)
-        raise AssertionError(f"no matching event; got {[(e.type, e.arguments) for e in self.events][-20:]}")
-
-    def close(self) -> None:
-        self.conn.close()
 
 
-def read_until(client: LineClient, needle: bytes) -> list[bytes]:
-    """Read lines until one contains *needle*; return them all."""
-    lines: list[bytes] = []
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        line = client.read_line()
-        if not line and client.eof:
-            raise AssertionError(f"connection closed before {needle!r}; got {lines[-5:]}")
-        lines.append(line)
-        if needle in line:
-            return lines
-    raise AssertionError(f"{needle!r} did not come")
 
 
 def telnet(address: tuple[str, int], nick: str, room: str = "") -> LineClient:
@@ -102,7 +60,7 @@ def test_a_lock_step_client_sending_1000_pings_is_never_cut(chat_server: Server)
 def test_a_200_line_paste_is_delivered_whole_from_either_side(chat_server: Server) -> None:
     # A fast clock keeps the test short; the paste still outruns the burst many times over.
     srv = chat_server(flood_rate=100.0, flood_burst=10, default_room="#paste")
-    bot = IrcBot(srv.address("chat", "irc"), "reader")
+    bot = IrcBot(srv.address("chat", "irc"), "reader", welcome=True)
     try:
         bot.conn.join("#paste")
         bot.wait_for(lambda e: e.type == "endofnames")
@@ -130,7 +88,7 @@ def test_a_telnet_user_sees_no_escape_sequence_from_any_peer(chat_server: Server
     hostile = "\x1b[2J\x1b[H*** Error: you have been kicked \x1b]0;owned\x07 \x9b2J \x02bold\x02 \x0304red\x0f"
     with telnet(srv.address("chat"), "victim") as victim, telnet(srv.address("chat"), "eve") as eve:
         victim.send("/op bot\r\n")  # not there yet: refused, harmless
-        bot = IrcBot(srv.address("chat", "irc"), "bot")
+        bot = IrcBot(srv.address("chat", "irc"), "bot", welcome=True)
         try:
             bot.conn.join("#t")
             bot.wait_for(lambda e: e.type == "endofnames")
@@ -151,8 +109,8 @@ def test_a_telnet_user_sees_no_escape_sequence_from_any_peer(chat_server: Server
 
 def test_operators_kick_and_ban_across_both_sides(chat_server: Server) -> None:
     srv = chat_server(default_room="")
-    op = IrcBot(srv.address("chat", "irc"), "chanop")
-    troll = IrcBot(srv.address("chat", "irc"), "troll")
+    op = IrcBot(srv.address("chat", "irc"), "chanop", welcome=True)
+    troll = IrcBot(srv.address("chat", "irc"), "troll", welcome=True)
     try:
         op.conn.join("#mod")
         op.wait_for(lambda e: e.type == "namreply" and "@chanop" in e.arguments[2])
