@@ -91,7 +91,7 @@ class ChatSettings(ServiceSettings):
     ping_timeout: float = Field(60.0, gt=0, description="seconds to wait for the answer to a PING")
     opers: dict[str, str] = Field(
         default_factory=dict,
-        description="IRC operators: name -> scrypt hash (python -m linechat.services.chat.opers makes one)",
+        description="IRC operators: name -> scrypt hash (`linechat hash-password NAME` makes one)",
     )
 
 

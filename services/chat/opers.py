@@ -1,6 +1,6 @@
 """IRC operator passwords: scrypt hashes in the ``opers`` setting (the shared :mod:`linechat.auth` format).
 
-``python -m linechat.services.chat.opers`` asks for a password and prints its hash.
+``linechat hash-password NAME`` makes one (the part after ``NAME:``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,3 @@ def check_oper(opers: dict[str, str], name: str, password: str) -> bool:
     stored = opers.get(name)
     return stored is not None and verify_password(stored, password)
 
-
-if __name__ == "__main__":
-    import getpass
-
-    print(hash_password(getpass.getpass("operator password: ")))
