@@ -26,6 +26,7 @@ ALLOWED = {
     "transport": set(),
     "tls": set(),
     "auth": set(),
+    "producers": set(),
     "rules": set(),
     "commands": set(),
     "context": set(),
