@@ -24,63 +24,12 @@ import argparse
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAKEREDIS = """
-import sys
-from fakeredis import TcpFakeServer
-server = TcpFakeServer(("127.0.0.1", int(sys.argv[1])), server_type="redis", server_version=(7, 0))
-server.serve_forever()
-"""
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def server_command(kind: str, port: int, python: str) -> list[str]:
-    """The command line that starts server *kind* on *port*."""
-    if kind == "linechat":
-        return [
-            python, "-m", "linechat", "serve", "--only", "redis", "--log-level", "warning",
-            "--data-dir", f"/tmp/linechat-bench-blocking-{os.getpid()}",
-            "--set", f"services.redis.port={port}", "--set", "services.redis.appendonly=false",
-        ]  # fmt: skip
-    if kind == "redis-server":
-        return ["redis-server", "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1"]
-    if kind == "fakeredis":
-        return [python, "-c", FAKEREDIS, str(port)]
-    raise ValueError(kind)
-
-
-@contextmanager
-def running(kind: str, python: str) -> Iterator[tuple[int, int]]:
-    """Start a server process, wait until it accepts, yield (port, pid), stop it."""
-    port = free_port()
-    proc = subprocess.Popen(server_command(kind, port, python), cwd=ROOT, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{kind} did not start") from None
-                time.sleep(0.05)
-        yield port, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(10)
+from redis_servers import running
 
 
 def cpu_seconds(pid: int) -> float:
@@ -160,7 +109,7 @@ def main() -> None:
     best: dict[str, float] = {}
     cpu: dict[str, float] = {}
     with ExitStack() as stack:
-        servers = {kind: stack.enter_context(running(kind, args.python)) for kind in kinds}
+        servers = {kind: stack.enter_context(running(kind, args.python, "blocking")) for kind in kinds}
         for port, _ in servers.values():
             round_trips(port, 200)  # warm up: connections, caches, the fast table
         for _ in range(args.rounds):

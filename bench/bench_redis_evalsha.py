@@ -18,69 +18,14 @@ peer; only ratios from the same run count.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from redis_servers import running
+
 SCRIPT = "return redis.call('INCR', KEYS[1])"
-FAKEREDIS = (
-    "import sys\n"
-    "from fakeredis import TcpFakeServer\n"
-    "server = TcpFakeServer(('127.0.0.1', int(sys.argv[1])), server_type='redis')\n"
-    "server.serve_forever()\n"
-)
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def command(kind: str, port: int) -> list[str]:
-    """The command line that starts server *kind* on *port*."""
-    if kind == "linechat":
-        return [
-            sys.executable, "-m", "linechat", "serve", "--only", "redis", "--log-level", "warning",
-            "--data-dir", f"/tmp/linechat-bench-evalsha-{os.getpid()}",
-            "--set", f"services.redis.port={port}", "--set", "services.redis.appendonly=false",
-        ]  # fmt: skip
-    if kind == "redis-server":
-        return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    return [sys.executable, "-c", FAKEREDIS, str(port)]
-
-
-@contextmanager
-def running(kind: str) -> Iterator[int]:
-    """Start a server, wait until it answers, yield its port, stop it."""
-    port = free_port()
-    proc = subprocess.Popen(command(kind, port), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{kind} did not start") from None
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def load(port: int) -> str:
@@ -132,7 +77,7 @@ def main() -> None:
     best: dict[tuple[str, int], float] = {}
     for _ in range(args.rounds):
         for kind in kinds:
-            with running(kind) as port:
+            with running(kind, sys.executable, "evalsha") as (port, _pid):
                 sha = load(port)
                 for pipeline in pipelines:
                     # fakeredis is slow: fewer requests keep the run short (a rate is a rate).

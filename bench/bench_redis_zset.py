@@ -31,63 +31,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAKEREDIS = """
-import sys
-from fakeredis import TcpFakeServer
-server = TcpFakeServer(("127.0.0.1", int(sys.argv[1])), server_type="redis", server_version=(7, 0))
-server.serve_forever()
-"""
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def server_command(kind: str, port: int, python: str) -> list[str]:
-    """The command line that starts server *kind* on *port*."""
-    if kind == "linechat":
-        return [
-            python, "-m", "linechat", "serve", "--only", "redis", "--log-level", "warning",
-            "--data-dir", f"/tmp/linechat-bench-zset-{os.getpid()}",
-            "--set", f"services.redis.port={port}", "--set", "services.redis.appendonly=false",
-        ]  # fmt: skip
-    if kind == "redis-server":
-        return ["redis-server", "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1"]
-    if kind == "fakeredis":
-        return [python, "-c", FAKEREDIS, str(port)]
-    raise ValueError(kind)
-
-
-@contextmanager
-def running(kind: str, python: str) -> Iterator[int]:
-    """Start a server process, wait until it accepts, yield its port, stop it."""
-    port = free_port()
-    proc = subprocess.Popen(server_command(kind, port, python), cwd=ROOT, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{kind} did not start") from None
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+from redis_servers import running
 
 
 def _command(*words: bytes) -> bytes:
@@ -176,7 +122,7 @@ def main() -> None:
     rates: dict[tuple[str, int, str], float] = {}
     for size in sizes:
         with ExitStack() as stack:
-            ports = {kind: stack.enter_context(running(kind, args.python)) for kind in kinds}
+            ports = {kind: stack.enter_context(running(kind, args.python, "zset"))[0] for kind in kinds}
             for kind, port in ports.items():
                 seconds = load(port, size)
                 print(f"# {kind}: loaded {size:,} members in {seconds:.1f} s", file=sys.stderr, flush=True)

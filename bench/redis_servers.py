@@ -1,0 +1,70 @@
+"""Redis servers for the benchmarks: ours, redis-server and fakeredis's TCP server, each in its own process.
+
+Imported by the bench scripts (run from ``bench/``, which Python puts on the path).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAKEREDIS = """
+import sys
+from fakeredis import TcpFakeServer
+server = TcpFakeServer(("127.0.0.1", int(sys.argv[1])), server_type="redis", server_version=(7, 0))
+server.serve_forever()
+"""
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_command(kind: str, port: int, python: str, label: str = "bench") -> list[str]:
+    """The command line that starts server *kind* (linechat, redis-server, fakeredis) on *port*, without persistence."""
+    if kind == "linechat":
+        return [
+            python, "-m", "linechat", "serve", "--only", "redis", "--log-level", "warning",
+            "--data-dir", f"/tmp/linechat-{label}-{os.getpid()}",
+            "--set", f"services.redis.port={port}", "--set", "services.redis.appendonly=false",
+        ]  # fmt: skip
+    if kind == "redis-server":
+        return ["redis-server", "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1"]
+    if kind == "fakeredis":
+        return [python, "-c", FAKEREDIS, str(port)]
+    raise ValueError(kind)
+
+
+@contextmanager
+def running(kind: str, python: str, label: str = "bench") -> Iterator[tuple[int, int]]:
+    """Start a server process, wait until it accepts, yield (port, pid), stop it."""
+    port = free_port()
+    proc = subprocess.Popen(
+        server_command(kind, port, python, label), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{kind} did not start") from None
+                time.sleep(0.05)
+        yield port, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
