@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -88,8 +89,14 @@ class AppendOnlyFile:
         self._fsyncs = 0  # completed fsyncs (INFO-style figure, and for tests)
         self._syncer: threading.Thread | None = None
         self._stop = threading.Event()
+        self._retired: list[int] = []  # descriptors of replaced files, closed by the fsync thread after its call
+        #: While a rewrite runs: a copy of every record written since it forked (the child's snapshot lacks them).
+        self.rewrite_buf: bytearray | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        #: Bytes in the file (aof_current_size), and what the last rewrite (or the load) left (aof_base_size).
+        self.size = os.fstat(self._fd).st_size
+        self.base_size = self.size
         self._policy = ""
         self.policy = fsync
 
@@ -117,16 +124,25 @@ class AppendOnlyFile:
     def _sync_every_second(self) -> None:
         """The fsync thread: once a second, make what was written durable (off the reactor)."""
         while not self._stop.wait(1.0):
+            self._close_retired()
             if not self._dirty:
                 continue
             # Cleared before the call: a write that lands during it sets the flag
             # again and is synced next second (one before it is covered by this call).
             self._dirty = False
+            fd = self._fd  # a rewrite may swap it meanwhile: the old one stays open until _close_retired
             try:
-                os.fsync(self._fd)
+                os.fsync(fd)
                 self._fsyncs += 1
             except OSError as exc:
                 self.log.error("aof_fsync_failed", path=str(self.path), error=str(exc))
+
+    def _close_retired(self) -> None:
+        """Close the descriptors of files a rewrite replaced (on the fsync thread, which may still use them)."""
+        while self._retired:
+            fd = self._retired.pop()
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     @property
     def pending(self) -> bool:
@@ -178,9 +194,54 @@ class AppendOnlyFile:
         except OSError as exc:
             self.log.error("aof_write_failed", path=str(self.path), error=str(exc))
         finally:
+            if self.rewrite_buf is not None:
+                self.rewrite_buf += view[:written]
             view.release()
             del buf[:written]
+        self.size += written
         self._dirty = True
+
+    def start_rewrite(self) -> None:
+        """Called just before the fork: what is buffered goes to the old file, later records are kept aside too."""
+        self.flush()
+        self.rewrite_buf = bytearray()
+        self._db = -1  # the kept records start with a SELECT (the snapshot may end in any database)
+
+    def abandon_rewrite(self) -> None:
+        """The rewrite failed: stop keeping records aside."""
+        self.rewrite_buf = None
+
+    def switch_to(self, fd: int, temp: Path) -> None:
+        """Finish a rewrite: append the records kept aside to the snapshot in *fd*, make it durable, rename it in.
+
+        *fd* is open for appending on *temp* (the child's snapshot, already
+        fsynced).  The rename is atomic and the directory is fsynced after it,
+        so a crash leaves either the old file or the new one, each whole.
+        """
+        self.flush()
+        kept = self.rewrite_buf or bytearray()
+        self.rewrite_buf = None
+        view = memoryview(kept)
+        written = 0
+        try:
+            while written < len(kept):
+                written += os.write(fd, view[written:])
+        finally:
+            view.release()
+        os.fsync(fd)
+        os.rename(temp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        old, self._fd = self._fd, fd
+        self._db = -1  # the new file may end in another database than the old one
+        self.size = self.base_size = os.fstat(fd).st_size
+        if self._syncer is not None:
+            self._retired.append(old)  # the fsync thread may be inside fsync(old) right now
+        else:
+            os.close(old)
 
     def fsync(self) -> None:
         """Flush, then make what was written durable."""
@@ -196,6 +257,7 @@ class AppendOnlyFile:
     def close(self) -> None:
         """Flush, fsync (unless the policy is ``no``) and close the file."""
         self._stop_syncer()
+        self._close_retired()
         if self._fd < 0:
             return
         if self.policy == "no":

@@ -74,8 +74,9 @@ _INTEGERS = {
     "busy-reply-threshold": (0, 2**62),
     "slowlog-log-slower-than": (-1, 2**62),
     "slowlog-max-len": (0, 2**62),
+    "auto-aof-rewrite-percentage": (0, 2**31 - 1),
 }
-_MEMORY = frozenset({"maxmemory", "proto-max-bulk-len"})
+_MEMORY = frozenset({"maxmemory", "proto-max-bulk-len", "auto-aof-rewrite-min-size"})
 _FREE_TEXT = frozenset({"notify-keyspace-events", "save", "requirepass"})
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 
@@ -111,6 +112,61 @@ def _config_value(key: str, raw: bytes) -> Any:
     if key in _FREE_TEXT:
         return text
     raise RespError(f"ERR Unknown option or number of arguments for CONFIG SET - '{key}'")
+
+
+def _persistence(server: RedisService) -> dict[str, Any]:
+    """INFO persistence under redis-server 7.0's names: the load in progress, the AOF and its rewrites."""
+    aof = server.aof
+    rewriter = server.rewriter
+    loader = server.loader
+    fields: dict[str, Any] = {
+        "loading": int(server.loading),
+        "async_loading": 0,
+    }
+    if loader is not None:
+        fields.update(
+            {
+                "loading_start_time": int(loader.started),
+                "loading_total_bytes": loader.total,
+                "loading_rdb_used_mem": 0,
+                "loading_loaded_bytes": loader.loaded,
+                "loading_loaded_perc": "%.2f" % (loader.loaded * 100 / loader.total if loader.total else 0.0),
+                "loading_eta_seconds": loader.eta_seconds(),
+            }
+        )
+    fields.update(
+        {
+            "rdb_changes_since_last_save": 0,
+            "rdb_bgsave_in_progress": 0,
+            "rdb_last_save_time": int(server.started),
+            "rdb_last_bgsave_status": "ok",
+            "rdb_last_bgsave_time_sec": -1,
+            "rdb_current_bgsave_time_sec": -1,
+            "rdb_saves": 0,
+            "aof_enabled": int(aof is not None or loader is not None),
+            "aof_rewrite_in_progress": int(rewriter.in_progress),
+            "aof_rewrite_scheduled": int(rewriter.scheduled),
+            "aof_last_rewrite_time_sec": rewriter.last_time_sec,
+            "aof_current_rewrite_time_sec": rewriter.current_time_sec(),
+            "aof_last_bgrewrite_status": rewriter.last_status,
+            "aof_rewrites": rewriter.rewrites,
+            "aof_rewrites_consecutive_failures": rewriter.consecutive_failures,
+            "aof_last_write_status": "ok",
+            "aof_fsync": server.settings.appendfsync,
+        }
+    )
+    if aof is not None:
+        fields.update(
+            {
+                "aof_current_size": aof.size,
+                "aof_base_size": aof.base_size,
+                "aof_pending_rewrite": int(rewriter.scheduled),
+                "aof_buffer_length": len(aof._buf),
+                "aof_pending_bio_fsync": 0,
+                "aof_delayed_fsync": 0,
+            }
+        )
+    return fields
 
 
 def render_info(server: RedisService, sections: list[str]) -> bytes:
@@ -209,25 +265,7 @@ def render_info(server: RedisService, sections: list[str]) -> bytes:
             "lazyfree_pending_objects": 0,
         },
     )
-    aof = server.aof
-    section(
-        "Persistence",
-        {
-            "loading": int(server.loading),
-            "async_loading": 0,
-            "rdb_bgsave_in_progress": 0,
-            "rdb_last_save_time": int(server.started),
-            "rdb_last_bgsave_status": "ok",
-            "rdb_saves": 0,
-            "aof_enabled": int(aof is not None),
-            "aof_rewrite_in_progress": 0,
-            "aof_rewrite_scheduled": 0,
-            "aof_rewrites": 0,
-            "aof_last_bgrewrite_status": "ok",
-            "aof_last_write_status": "ok",
-            "aof_fsync": settings.appendfsync,
-        },
-    )
+    section("Persistence", _persistence(server))
     section(
         "Stats",
         {
@@ -356,6 +394,26 @@ class ServerCommands(ClientContext):
     def cmd_info(self, *sections: bytes) -> bytes:
         """Server information in Redis's INFO text format."""
         return self.dialect.verbatim(self.server.info([s.lower().decode("latin-1") for s in sections]))
+
+    # ------------------------------------------------------------------ BGREWRITEAOF
+
+    @redis_command("BGREWRITEAOF", arity=1, flags="admin noscript no_async_loading", group="server")
+    def cmd_bgrewriteaof(self) -> bytes:
+        """Rewrite the append-only file in the background (a forked child writes the data set)."""
+        server = self.server
+        rewriter = server.rewriter
+        aof = server.aof
+        if rewriter.in_progress:
+            raise RespError("ERR Background append only file rewriting already in progress")
+        if aof is not None and aof._tx_depth:
+            # Inside EXEC the data set is half changed: fork once the transaction is over, as redis-server does.
+            rewriter.scheduled = True
+            return b"+Background append only file rewriting scheduled\r\n"
+        if not rewriter.start():
+            raise RespError(
+                "ERR Can't execute an AOF background rewriting. Please check the server logs for more information."
+            )
+        return b"+Background append only file rewriting started\r\n"
 
     # ------------------------------------------------------------------ CONFIG
 

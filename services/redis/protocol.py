@@ -57,6 +57,7 @@ _BULK_HEADERS = tuple(b"$%d" % size for size in range(1024))
 # What _execute returns for a command held by CLIENT PAUSE (compared by identity).
 _POSTPONED = b"-postponed\r\n"
 _NOAUTH = b"-NOAUTH Authentication required.\r\n"
+_LOADING = b"-LOADING Redis is loading the dataset in memory\r\n"
 # redis-server's words to a client refused by protected mode (src/networking.c).
 _DENIED = (
     b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for "
@@ -225,6 +226,7 @@ class RedisProtocol(
             self._subscribed
             or self._multi is not None
             or server.busy
+            or server.loading
             or server.paused
             or self.reply_mode
             or not self.authenticated
@@ -270,6 +272,7 @@ class RedisProtocol(
                     self._subscribed
                     or self._multi is not None
                     or server.busy
+                    or server.loading
                     or server.paused
                     or self.reply_mode
                     or not self.authenticated
@@ -681,7 +684,11 @@ class RedisProtocol(
             server = self.server
             if server.paused and not self.in_script and server.pause_holds(spec, self):
                 return _POSTPONED
-            if server.busy and not self._allowed_while_busy(spec, argv):
+            if server.loading and spec.accepts(len(argv) - 1) and not self._allowed_while(spec, argv, "loading"):
+                if self._multi is not None:
+                    self._multi_failed = True
+                return _LOADING
+            if server.busy and not self._allowed_while(spec, argv, "allow_busy"):
                 if self._multi is not None:
                     self._multi_failed = True
                 return error(BUSY)
@@ -711,13 +718,16 @@ class RedisProtocol(
         return None if mode == b"OFF" else reply
 
     @staticmethod
-    def _allowed_while_busy(spec: CommandDef, argv: list[bytes]) -> bool:
-        """Whether the table lets a command run while a script is busy (allow_busy, or its subcommand's)."""
-        if "allow_busy" in spec.flags:
+    def _allowed_while(spec: CommandDef, argv: list[bytes], flag: str) -> bool:
+        """Whether the table flags a command (or its subcommand) *flag*: allow_busy, loading.
+
+        An unknown subcommand passes, so that its error comes first, as in Redis.
+        """
+        if flag in spec.flags:
             return True
         if spec.subcommands and len(argv) > 1:
             sub = spec.subcommands.get(argv[1].upper().decode("latin-1"))
-            return sub is not None and "allow_busy" in sub.flags
+            return sub is None or flag in sub.flags
         return False
 
     def _queue(self, spec: CommandDef, argv: list[bytes]) -> bytes:

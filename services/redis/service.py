@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from linechat import Service, ServiceContext, ServiceSettings
 from linechat.reactor import Timer
-from linechat.services.redis.aof import AppendOnlyFile, TruncatedAOFError, read_commands
+from linechat.services.redis.aof import AppendOnlyFile
+from linechat.services.redis.aof_load import AofCorruptError, AofLoader
+from linechat.services.redis.aof_rewrite import Rewriter
 from linechat.services.redis.base import ClientContext
 from linechat.services.redis.blocking import Blocking
-from linechat.services.redis.commands import DataCommands
 from linechat.services.redis.protocol import TABLE, RedisProtocol
-from linechat.services.redis.resp import RESP3, RespError, array, glob_match
+from linechat.services.redis.resp import RESP3, array, glob_match
 from linechat.services.redis.scan import ScanCursors
 from linechat.services.redis.scripting import ScriptEngine
 from linechat.services.redis.store import Database
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
     from linechat.reactor import Reactor
 
 __all__ = ["RedisService", "RedisSettings"]
+
+#: A file up to this size is replayed inside start(), before any client is served; a larger one in slices.
+SYNC_LOAD_BYTES = 1 << 20
+#: Seconds of replay per reactor turn while loading in slices.
+LOAD_SLICE = 0.02
 
 
 class RedisSettings(ServiceSettings):
@@ -43,6 +49,15 @@ class RedisSettings(ServiceSettings):
     appendonly: bool = Field(True, description="log writes to the append-only file (appendonly)")
     appendfsync: Literal["always", "everysec", "no"] = Field("everysec", description="fsync policy (appendfsync)")
     aof_path: Path | None = Field(None, description="append-only file; default <data_dir>/redis/appendonly.aof")
+    auto_aof_rewrite_percentage: int = Field(
+        100, ge=0, description="rewrite when the file grew this % past its size after the last rewrite; 0: never"
+    )
+    auto_aof_rewrite_min_size: int = Field(
+        64 * 1024 * 1024, ge=0, description="no automatic rewrite below this many bytes (auto-aof-rewrite-min-size)"
+    )
+    key_load_delay: int = Field(
+        0, ge=0, description="microseconds of pause per replayed command, to watch loading (key-load-delay; tests)"
+    )
     hz: int = Field(10, ge=1, le=500, description="active expiry cycles per second (hz)")
     busy_reply_threshold: int = Field(
         5000, ge=0, description="ms a script runs before other clients are answered BUSY (busy-reply-threshold)"
@@ -53,37 +68,6 @@ class RedisSettings(ServiceSettings):
     protected_mode: bool = Field(
         True, description="with no requirepass, clients not on loopback are refused (protected-mode)"
     )
-
-
-class _Replayer(DataCommands):
-    """Runs the commands of the append-only file against the keyspace, without a connection."""
-
-    table = TABLE
-
-    def __init__(self, server: RedisService) -> None:
-        self.server = server
-        self.dbindex = 0
-        self.db = server.dbs[0]
-        self.argv: list[bytes] = []
-
-    def run(self, argv: list[bytes]) -> None:
-        """Apply one recorded command; commands that fail are logged and skipped."""
-        name = argv[0].decode("latin-1").upper()
-        spec = self.table.get(name)
-        args = argv[1:]
-        if spec is None or spec.func is None or not spec.accepts(len(args)):
-            self.server.log.warning("aof_command_skipped", command=name, reason="unknown or bad arity")
-            return
-        # A container (XGROUP, ...) is as writing as the subcommand it runs.
-        sub = spec.subcommands.get(args[0].upper().decode("latin-1")) if spec.subcommands and args else None
-        if not (sub if sub is not None else spec).write and name != "SELECT":
-            self.server.log.warning("aof_command_skipped", command=name, reason="not a write command")
-            return
-        self.argv = argv
-        try:
-            spec.func(self, *args)
-        except RespError as exc:
-            self.server.log.warning("aof_command_failed", command=name, error=str(exc))
 
 
 class RedisService(Service):
@@ -108,6 +92,9 @@ class RedisService(Service):
             Database(i, self._db_clock, self._key_expired, self.blocking.signal) for i in range(self.settings.databases)
         ]
         self.aof: AppendOnlyFile | None = None
+        #: The replay in progress (loading in slices), and the background rewrites.
+        self.loader: AofLoader | None = None
+        self.rewriter = Rewriter(self)
         #: Snapshots of the SCAN/HSCAN/SSCAN/ZSCAN iterations in progress.
         self.scan_cursors = ScanCursors()
         self.subscribers: dict[bytes, set[ClientContext]] = {}
@@ -296,6 +283,7 @@ class RedisService(Service):
         """Sample keys with deadlines, as Redis does: 20 at a time, again while over 25% were dead."""
         if self.script is not None:
             return  # the reactor turns inside a long script: its keys must not change under it
+        self.rewriter.cron()
         budget = time.perf_counter() + 0.25 / self.settings.hz  # at most a quarter of each period
         seconds = self.now_ms() // 1000
         for db in self.dbs:
@@ -320,71 +308,73 @@ class RedisService(Service):
         return Path(self.data_dir) / "appendonly.aof"
 
     def start(self) -> None:
-        """Replay the append-only file, open it for appending, start the expiry timer."""
+        """Replay the append-only file (a large one in slices, on the reactor), start the expiry timer.
+
+        The listeners are already open: while a large file is replayed every
+        command without Redis's ``loading`` flag is answered ``-LOADING``.
+        The file is opened for appending once the replay is done.
+        """
         path = self.aof_path()
         if path is not None:
-            self.load_aof(path)
-            self.aof = AppendOnlyFile(path, self.settings.appendfsync, self.reactor, self.log)
-            self._update_propagating()
+            loader = AofLoader(self, path)
+            if loader.total <= SYNC_LOAD_BYTES and not self.settings.key_load_delay:
+                self.loading = True
+                try:
+                    loader.step(None)
+                finally:
+                    self.loading = False
+                self._loaded(loader)
+            else:
+                self.loading = True
+                self.loader = loader
+                self.log.info("aof_loading", path=str(path), bytes=loader.total)
+                self.reactor.call_soon(self._load_slice)
         elif self.settings.appendonly:
             self.log.warning("aof_disabled", reason="no data directory and no aof_path")
         self._expiry_timer = self.reactor.call_every(1.0 / self.settings.hz, self._active_expire)
 
+    def _load_slice(self) -> None:
+        """One slice of the replay; the next is queued behind whatever else the reactor has to do."""
+        loader = self.loader
+        if loader is None:
+            return  # stopped meanwhile
+        try:
+            done = loader.step(LOAD_SLICE)
+        except AofCorruptError as exc:
+            self.loader = None
+            self.log.error("aof_corrupt", error=str(exc))
+            # As redis-server: a corrupt file stops the server rather than serve a partial data set.
+            raise SystemExit(str(exc)) from None
+        if not done:
+            self.reactor.call_soon(self._load_slice)
+            return
+        self.loader = None
+        self.loading = False
+        self._loaded(loader)
+
+    def _loaded(self, loader: AofLoader) -> None:
+        self.log.info(
+            "aof_loaded",
+            path=str(loader.path),
+            commands=loader.commands,
+            bytes=loader.total,
+            seconds=round(time.time() - loader.started, 3),
+        )
+        self.aof = AppendOnlyFile(loader.path, self.settings.appendfsync, self.reactor, self.log)
+        self._update_propagating()
+
     def stop(self) -> None:
-        """Flush and close the append-only file; stop the timer."""
+        """End a running rewrite, flush and close the append-only file; stop the timer."""
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
             self._expiry_timer = None
+        self.loader = None
+        self.loading = False
+        self.rewriter.stop()
         if self.aof is not None:
             self.aof.close()
             self.aof = None
             self._update_propagating()
-
-    def load_aof(self, path: Path) -> int:
-        """Replay the commands in *path*; a cut last record is dropped (and cut from the file).
-
-        Commands between ``MULTI`` and ``EXEC`` (a transaction or a script's
-        effects) are applied together at ``EXEC``: a file that ends inside
-        one is cut back to before its ``MULTI``, as Redis does.
-        """
-        if not path.exists():
-            return 0
-        data = path.read_bytes()
-        replayer = _Replayer(self)
-        count = 0
-        valid = 0  # end of the last record outside a transaction
-        pending: list[list[bytes]] | None = None
-        self.loading = True
-        try:
-            for argv, end in read_commands(data):
-                name = argv[0].upper()
-                if name == b"MULTI" and len(argv) == 1:
-                    pending = []
-                elif name == b"EXEC" and len(argv) == 1 and pending is not None:
-                    for queued in pending:
-                        replayer.run(queued)
-                    count += len(pending)
-                    pending = None
-                    valid = end
-                elif pending is not None:
-                    pending.append(argv)
-                else:
-                    replayer.run(argv)
-                    count += 1
-                    valid = end
-            if pending is not None:
-                raise TruncatedAOFError(valid)
-        except TruncatedAOFError as cut:
-            cut_at = valid if pending is not None else cut.valid
-            self.log.warning("aof_truncated", path=str(path), valid_bytes=cut_at, dropped_bytes=len(data) - cut_at)
-            # New records must follow a complete one, or the file stays unreadable.
-            os.truncate(path, cut_at)
-        except ValueError as exc:
-            raise RuntimeError(f"the append-only file {path} is corrupt: {exc}") from None
-        finally:
-            self.loading = False
-        self.log.info("aof_loaded", path=str(path), commands=count)
-        return count
 
     # ------------------------------------------------------------------ pub/sub
 
@@ -450,9 +440,11 @@ class RedisService(Service):
         path = self.aof_path()
         table = {
             b"save": b"",
-            b"appendonly": b"yes" if self.aof is not None else b"no",
+            b"appendonly": b"yes" if self.aof is not None or self.loader is not None else b"no",
             b"appendfsync": s.appendfsync.encode(),
             b"appendfilename": (path.name if path else "appendonly.aof").encode(),
+            b"auto-aof-rewrite-percentage": b"%d" % s.auto_aof_rewrite_percentage,
+            b"auto-aof-rewrite-min-size": b"%d" % s.auto_aof_rewrite_min_size,
             b"dir": str(path.parent if path else Path.cwd()).encode(),
             b"dbfilename": b"dump.rdb",
             b"databases": b"%d" % s.databases,
@@ -515,6 +507,10 @@ class RedisService(Service):
                 self.password = value.encode() or None
             elif key == "protected-mode":
                 s.protected_mode = value == "yes"
+            elif key == "auto-aof-rewrite-percentage":
+                s.auto_aof_rewrite_percentage = value
+            elif key == "auto-aof-rewrite-min-size":
+                s.auto_aof_rewrite_min_size = value
             elif key == "appendfsync":
                 s.appendfsync = value
                 if self.aof is not None:

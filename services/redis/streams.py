@@ -263,6 +263,47 @@ class StreamCommands(CommandContext):
         stream = self._stream(key)
         return integer(0 if stream is None else len(stream))
 
+    @redis_command(
+        "XSETID", arity=-3, flags="write denyoom fast", keys=(1, 1, 1), key_flags="RW update", group="stream"
+    )
+    def cmd_xsetid(self, key: bytes, last: bytes, *options: bytes) -> bytes:
+        """Set a stream's last id, and its entries-added count and max deleted id (what an AOF rewrite records)."""
+        sid = parse_id(last, 0, strict=True)
+        entries_added = -1
+        max_deleted = _ZERO_ID
+        i = 0
+        while i < len(options):
+            opt = options[i].upper()
+            if opt == b"ENTRIESADDED" and i + 1 < len(options):
+                value = parse_int(options[i + 1])
+                if value is None:
+                    raise RespError("ERR value is not an integer or out of range")
+                if value < 0:
+                    raise RespError("ERR entries_added must be positive")
+                entries_added = value
+            elif opt == b"MAXDELETEDID" and i + 1 < len(options):
+                max_deleted = parse_id(options[i + 1], 0, strict=True)
+                if sid < max_deleted:
+                    raise RespError("ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id")
+            else:
+                raise RespError(SYNTAX)
+            i += 2
+        stream = self._stream(key)
+        if stream is None:
+            raise RespError("ERR no such key")
+        if stream.ids:
+            if sid < stream.ids[-1]:
+                raise RespError("ERR The ID specified in XSETID is smaller than the target stream top item")
+            if entries_added != -1 and len(stream) > entries_added:
+                raise RespError("ERR The entries_added specified in XSETID is smaller than the target stream length")
+        stream.last_id = sid
+        if entries_added != -1:
+            stream.entries_added = entries_added
+        if max_deleted != _ZERO_ID:
+            stream.max_deleted = max_deleted
+        self._propagate()
+        return OK
+
     # ------------------------------------------------------------------ XRANGE, XREVRANGE
 
     def _xrange(self, key: bytes, first: bytes, last: bytes, options: tuple[bytes, ...], rev: bool) -> bytes:

@@ -100,13 +100,14 @@ class RawClient:
 
 
 @contextmanager
-def real_redis(tmp: Path) -> Iterator[tuple[str, int]]:
-    """Run a throw-away redis-server on a free loopback port (no persistence)."""
+def real_redis(tmp: Path, *extra: str) -> Iterator[tuple[str, int]]:
+    """Run a throw-away redis-server on a free loopback port (no persistence unless *extra* options say so)."""
     exe = shutil.which("redis-server")
     assert exe is not None
     port = free_port()
+    base = [exe, "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp)]
     proc = subprocess.Popen(
-        [exe, "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp)],
+        [*base, *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -119,6 +119,13 @@ def start_server(data_dir: Path, port: int, policy: str) -> subprocess.Popen[byt
            "--log-level", "warning"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     connect_when_listening(port, within=DEADLINE).close()
+    # A file past 1 MiB is replayed while the port answers -LOADING: wait until it is done.
+    r = redis.Redis(port=port, socket_timeout=DEADLINE)
+    deadline = time.monotonic() + DEADLINE
+    while r.info("persistence")["loading"]:
+        assert time.monotonic() < deadline, "the append-only file took too long to load"
+        time.sleep(0.05)
+    r.close()
     return proc
 
 
