@@ -3,9 +3,20 @@
 HTTP is a terminator protocol (headers end at a blank line, a body by
 Content-Length or chunks), but the framing is h11's job: the channel hands
 every read to :meth:`HttpProtocol.http_input` unframed, h11 parses, and
-complete requests go to the service's router.  A reply is bytes h11 wrote, a
-:class:`~linechat.Pending` (a long-poll answered later), or the start of an
-event stream.
+complete requests go to the service's router.  A reply is the bytes of a
+response, a :class:`~linechat.Pending` (a long-poll answered later), or the
+start of an event stream.
+
+h11 parses every request; responses are written here (see
+:mod:`linechat.services.http.wire`), because h11's writer and its event
+objects cost more than the rest of a request.  h11's state machine still
+decides what the client's side allows: a request ends at h11's
+``EndOfMessage``, the connection ends when h11 says the client's side must
+close (HTTP/1.0, ``Connection: close``).  After a response the connection
+starts its next cycle on a fresh ``h11.Connection`` (the state h11 returns to
+after a complete exchange) when nothing more is buffered; pipelined requests
+already in h11's buffer are reached by completing h11's cycle with a cached
+empty response, so each byte is parsed once.
 
 What a hostile peer gets:
 
@@ -26,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import h11
 from linechat import Pending, Protocol, Reply, terminator
-from linechat.services.http.messages import REASONS, EventStream, Request, Response, error_response
+from linechat.services.http.messages import EventStream, Request, Response, error_response
+from linechat.services.http.wire import CONTINUE, error_bytes, response_head, stream_head
 
 if TYPE_CHECKING:
     from linechat.reactor import Timer
@@ -34,7 +46,23 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpProtocol"]
 
-_SERVER = b"linechat"
+_Request = h11.Request
+_Data = h11.Data
+_EndOfMessage = h11.EndOfMessage
+_NEED_DATA = h11.NEED_DATA
+_PAUSED = h11.PAUSED
+_MUST_CLOSE = h11.MUST_CLOSE
+_IDLE = h11.IDLE
+_SERVER = h11.SERVER
+
+# What h11 is told was sent when a pipelined request waits in its buffer: any
+# complete response moves its state machine the same way; these are built
+# (and validated) once.
+_CYCLE_RESPONSE = h11.Response(status_code=200, headers=[(b"content-length", b"0")])
+_CYCLE_END = h11.EndOfMessage()
+
+# Method names as str without a decode per request (others are decoded).
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
 class HttpProtocol(Protocol):
@@ -53,16 +81,22 @@ class HttpProtocol(Protocol):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.settings.max_header_size)
+        self._max_head = self.settings.max_header_size
+        self._max_body = self.settings.max_body_size
+        self.conn = h11.Connection(_SERVER, max_incomplete_event_size=self._max_head)
         self._request: h11.Request | None = None
         self._body = bytearray()
         self._busy = False  # a response is pending or streaming: requests after it wait in h11
+        self._answered = False  # h11's cycle is complete on our side: renew before parsing on
         self._stream: EventStream | None = None
+        self._chunked = False  # the open event stream is sent in chunks (an HTTP/1.1 client)
         self._deadline: Timer | None = None
         self._keepalive: Timer | None = None
         self._last_input = 0.0
         self._started = 0.0
         self._method = "-"
+        self._version_11 = True  # the request being answered is HTTP/1.1 (chunks allowed)
+        self._close_after = False  # the client's side must close: the response says so, then we do
         self._must_close = False  # the response just written ends the connection
 
     # ------------------------------------------------------------------ input
@@ -72,10 +106,7 @@ class HttpProtocol(Protocol):
         """Feed a read to h11 and answer what it completes."""
         if chunk:
             self._last_input = self.reactor.time()
-            if (
-                self._busy
-                and len(chunk) + self._buffered() > self.settings.max_header_size + self.settings.max_body_size
-            ):
+            if self._busy and len(chunk) + self._buffered() > self._max_head + self._max_body:
                 # Pipelined input piling up behind a long response: stop it growing.
                 self._fail(413, "too much pipelined input")
                 return None
@@ -88,48 +119,65 @@ class HttpProtocol(Protocol):
     def _process(self) -> Reply:
         """Run h11 until it needs more bytes; return the responses for the requests it completed."""
         out: list[Any] = []
+        conn = self.conn
         while not self._busy and not self.closing:
             try:
-                event = self.conn.next_event()
+                event = conn.next_event()
             except h11.RemoteProtocolError as exc:
                 out.append(self._fail_bytes(exc.error_status_hint, str(exc)))
                 self.close()
                 break
-            if event is h11.NEED_DATA:
-                if self.conn.their_state is not h11.IDLE or self._buffered():
-                    self._arm_deadline()
-                else:
-                    self._arm_keepalive()
-                break
-            if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
-                if isinstance(event, h11.ConnectionClosed):
-                    self.close()
-                break
-            if isinstance(event, h11.Request):
-                refusal = self._check_request(event)
+            kind = event.__class__
+            if kind is _Request:
+                refusal = self._check_request(event)  # type: ignore[arg-type]
                 if refusal is not None:
                     out.append(self._fail_bytes(*refusal))
                     self.close()
                     break
-                self._request = event
-                self._body.clear()
-                if self.conn.client_is_waiting_for_100_continue:
-                    out.append(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
-            elif isinstance(event, h11.Data):
-                self._body += event.data
-                if len(self._body) > self.settings.max_body_size:
-                    out.append(self._fail_bytes(413, "request body too large"))
-                    self.close()
-                    break
-            elif isinstance(event, h11.EndOfMessage):
-                self._disarm_deadline()
+                self._request = event  # type: ignore[assignment]
+                if conn.client_is_waiting_for_100_continue:
+                    out.append(CONTINUE)
+            elif kind is _EndOfMessage:
+                if self._deadline is not None:
+                    self._disarm_deadline()
+                self._close_after = conn.their_state is _MUST_CLOSE
                 reply = self._dispatch()
                 out.append(reply)
                 if self._must_close:
                     self.close()  # inside the handler: after this reply is queued
                     break
-                if isinstance(reply, Pending) or self._stream is not None:
+                self._answered = True
+                if reply.__class__ is not bytes:
+                    break  # a Pending or a stream: what follows waits (in h11's buffer)
+            elif kind is _Data:
+                self._body += event.data  # type: ignore[union-attr]
+                if len(self._body) > self._max_body:
+                    out.append(self._fail_bytes(413, "request body too large"))
+                    self.close()
                     break
+            elif event is _NEED_DATA:
+                if self._answered:
+                    # Nothing buffered after the last request: the next parses on a fresh
+                    # h11 connection, the state h11 would come back to.
+                    self._answered = False
+                    conn = self.conn = h11.Connection(_SERVER, max_incomplete_event_size=self._max_head)
+                    self._arm_keepalive()
+                elif conn.their_state is not _IDLE or self._buffered():
+                    self._arm_deadline()
+                else:
+                    self._arm_keepalive()
+                break
+            elif event is _PAUSED and self._answered:
+                # Pipelined: the next request is in h11's buffer already.  Complete h11's
+                # cycle with the cached response so it parses on from where it is.
+                self._answered = False
+                conn.send(_CYCLE_RESPONSE)
+                conn.send(_CYCLE_END)
+                conn.start_next_cycle()
+            else:  # ConnectionClosed, or PAUSED on an upgrade we do not do
+                if event.__class__ is h11.ConnectionClosed:
+                    self.close()
+                break
         if len(out) == 1:
             # One response as bytes: the channel can write it straight to the socket.
             return out[0]  # type: ignore[no-any-return]
@@ -138,15 +186,20 @@ class HttpProtocol(Protocol):
         return out
 
     def _check_request(self, request: h11.Request) -> tuple[int, str] | None:
-        names = [name for name, _ in request.headers]
-        if b"transfer-encoding" in names and b"content-length" in names:
-            return 400, "both Content-Length and Transfer-Encoding"
-        size = len(request.target) + len(request.method) + sum(len(n) + len(v) + 4 for n, v in request.headers)
-        if size > self.settings.max_header_size:
-            return 431, "request header fields too large"
+        size = len(request.target) + len(request.method)
+        framing = 0
         for name, value in request.headers:
-            if name == b"content-length" and int(value) > self.settings.max_body_size:
-                return 413, "request body too large"
+            size += len(name) + len(value) + 4
+            if name == b"content-length":
+                framing |= 1
+                if int(value) > self._max_body:
+                    return 413, "request body too large"
+            elif name == b"transfer-encoding":
+                framing |= 2
+        if framing == 3:
+            return 400, "both Content-Length and Transfer-Encoding"
+        if size > self._max_head:
+            return 431, "request header fields too large"
         return None
 
     # ------------------------------------------------------------------ the request timer (slowloris)
@@ -191,49 +244,51 @@ class HttpProtocol(Protocol):
         assert event is not None
         self._request = None
         self._started = time.perf_counter()
-        method = event.method.decode("ascii", "replace")
+        method = _METHODS.get(event.method) or event.method.decode("ascii", "replace")
+        self._method = method
+        self._version_11 = event.http_version >= b"1.1"
+        body = self._body
         try:
             request = Request(
-                method=method,
-                target=event.target.decode("utf-8", "replace"),
-                headers={n.decode("latin-1"): v.decode("latin-1") for n, v in event.headers},
-                body=bytes(self._body),
-                protocol=self,
-                http_version=event.http_version.decode("ascii"),
+                method,
+                event.target.decode("utf-8", "replace"),
+                event.headers,
+                bytes(body) if body else b"",
+                self,
+                "1.1" if event.http_version == b"1.1" else event.http_version.decode("ascii"),
             )
-            self._body.clear()
+            if body:
+                body.clear()
             result = self.service.handle(request)
         except Exception as exc:
             self.log.exception("http_handler_error", method=method)
             result = error_response(500, f"internal error: {type(exc).__name__}")
-        self._method = method
+        if result.__class__ is Response:
+            return self.response_bytes(result)  # type: ignore[arg-type]
         if isinstance(result, Pending):
             self._busy = True
             return result
         if isinstance(result, EventStream):
             return self._open_stream(result)
-        return self.response_bytes(result)
+        return self.response_bytes(result)  # type: ignore[arg-type]
 
     def response_bytes(self, response: Response) -> bytes:
-        """Serialize *response* with h11 and finish the request/response cycle."""
-        headers = [
-            ("server", "linechat"),
-            ("content-type", response.content_type),
-            ("content-length", str(len(response.body))),
-            *response.headers,
-        ]
-        data = self.conn.send(
-            h11.Response(
-                status_code=response.status,
-                headers=headers,
-                reason=REASONS.get(response.status, "").encode(),
-            )
-        )
-        if self._method != "HEAD" and response.body:
-            data += self.conn.send(h11.Data(data=response.body))
-        data += self.conn.send(h11.EndOfMessage())
-        self._account(response.status, len(data))
-        self._next_cycle()
+        """Serialize *response* for the request being answered (HEAD: no body; close if either side must)."""
+        try:
+            head, close = response_head(response, self._close_after)
+        except ValueError as exc:
+            # A handler's header that cannot go on the wire (a line break in a value, say).
+            self.log.error("http_bad_response_header", method=self._method, error=str(exc))
+            response = error_response(500, "internal error: bad response header")
+            head, close = response_head(response, self._close_after)
+        if close:
+            self._must_close = True
+        status = response.status
+        if self._method == "HEAD" or status < 200 or status == 204 or status == 304 or not response.body:
+            data = head
+        else:
+            data = head + response.body
+        self._account(status, len(data))
         return data
 
     def respond_later(self, pending: Pending, response: Response) -> None:
@@ -247,13 +302,6 @@ class HttpProtocol(Protocol):
         elif not self.closing:
             self.send(self._process())
 
-    def _next_cycle(self) -> None:
-        if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
-            self._must_close = True
-            return
-        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
-            self.conn.start_next_cycle()
-
     def _account(self, status: int, size: int) -> None:
         hooks = self.context.hooks
         if hooks is not None:
@@ -264,17 +312,14 @@ class HttpProtocol(Protocol):
 
     def _open_stream(self, stream: EventStream) -> bytes:
         # The head goes out in order after earlier pipelined responses; events follow it.
-        head = self.conn.send(
-            h11.Response(
-                status_code=200,
-                headers=[
-                    ("server", "linechat"),
-                    ("content-type", "text/event-stream; charset=utf-8"),
-                    ("cache-control", "no-store"),
-                ],
-                reason=b"OK",
-            )
-        )
+        if self._method == "HEAD":
+            # Only the head: no stream opens (its body would be the events).
+            head = stream_head(head_only=True, close=self._close_after)
+            self._must_close = self._close_after
+            self._account(200, len(head))
+            return head
+        self._chunked = self._version_11
+        head = stream_head(chunked=self._chunked, close=self._close_after or not self._chunked)
         self._account(200, len(head))
         self._stream = stream
         self._busy = True
@@ -284,28 +329,23 @@ class HttpProtocol(Protocol):
 
     def stream_data(self, data: bytes) -> None:
         """Send a piece of the open event stream."""
-        if self._stream is not None and not self.channel.closed:
-            self.send(self.conn.send(h11.Data(data=data)))
+        if self._stream is not None and data and not self.channel.closed:
+            self.send(b"%x\r\n%s\r\n" % (len(data), data) if self._chunked else data)
 
     # ------------------------------------------------------------------ errors and the end
 
     def _fail_bytes(self, status: int, message: str) -> bytes:
-        """An error response written by hand (h11 may be in its error state), then close."""
-        body = (REASONS.get(status, "Error") + ": " + message + "\n").encode("utf-8", "replace")
-        head = (
-            f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
-            f"server: linechat\r\ncontent-type: text/plain; charset=utf-8\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-        ).encode()
+        """An error response that closes the connection."""
+        data = error_bytes(status, message)
         self.log.info("http_refused", status=status, reason=message)
         self._method = "-"
         self._started = time.perf_counter()
-        self._account(status, len(head) + len(body))
+        self._account(status, len(data))
         self._disarm_deadline()
-        return head + body
+        return data
 
     def _fail(self, status: int, message: str) -> None:
-        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE) and not self._busy:
+        if not self._busy:  # nothing half-sent: a response can still go out
             self.send(self._fail_bytes(status, message))
         self.close()
 

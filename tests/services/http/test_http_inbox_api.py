@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import shutil
 import smtplib
 import socket
@@ -259,6 +260,43 @@ def test_slowloris_is_cut_and_others_carry_on(server: RunningServer) -> None:
         data = read_all(slow)  # request_timeout is 1 s here: then 408 and close
     assert data.startswith(b"HTTP/1.1 408 ")
     assert fetch(server, "/health")[0] == 200
+
+
+def test_keep_alive_head_and_pipelining_with_real_clients(server: RunningServer) -> None:
+    send(server, b"Subject: one\r\n\r\nx\r\n", "a@example.org", ["k@example.org"])
+    host, port = server.address("http")
+    # http.client keeps one connection across GET, HEAD (no body to read) and 404s.
+    conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+    for method, path, status in [
+        ("GET", "/health", 200),
+        ("HEAD", "/api/v1/messages", 200),
+        ("GET", "/api/v1/messages?limit=1", 200),
+        ("GET", "/nowhere", 404),
+        ("HEAD", "/health", 200),
+        ("DELETE", "/health", 405),
+        ("GET", "/health", 200),
+    ]:
+        conn.request(method, path)
+        response = conn.getresponse()
+        body = response.read()
+        assert response.status == status, (method, path)
+        assert response.headers["Connection"] is None  # kept alive
+        if method == "HEAD":
+            assert body == b"" and int(response.headers["Content-Length"]) > 0
+        else:
+            assert len(body) == int(response.headers["Content-Length"])
+    sock = conn.sock
+    conn.close()
+    assert sock is not None
+    # Pipelined: 100 requests in one write, 100 responses back in order, then close on request.
+    wire = b"".join(
+        b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % (b"/nowhere" if i % 3 == 0 else b"/health") for i in range(100)
+    )
+    with socket.create_connection((host, port), timeout=TIMEOUT) as raw:
+        raw.sendall(wire + b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data = read_all(raw)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)  # bodies are JSON: no status line in them
+    assert statuses == [b"404" if i % 3 == 0 else b"200" for i in range(100)] + [b"200"]
 
 
 def test_inbox_api_without_an_smtp_service(tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ def test_head_has_no_body_and_wrong_method_is_405(harness: ServiceHarness) -> No
 def test_expect_100_continue(harness: ServiceHarness) -> None:
     client = harness.connect()
     client.send(b"POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
-    assert client.read() == b"HTTP/1.1 100 \r\n\r\n"
+    assert client.read() == b"HTTP/1.1 100 Continue\r\n\r\n"
     client.send(b"hi")
     assert status_line(client) == "HTTP/1.1 405 Method Not Allowed"
 
@@ -237,6 +237,180 @@ def test_event_stream_sends_new_messages(harness: ServiceHarness) -> None:
     harness.advance(15.0)
     assert b": keep-alive" in client.read()
     client.close()
+    assert harness.service._streams == []
+
+
+def exchange(data: bytes, requests: list[tuple[str, str]]) -> list[tuple[int, dict[str, str], bytes]]:
+    """Parse *data* as h11 (a client) does, as the answers to *requests* ``(method, target)`` in order."""
+    client = h11.Connection(h11.CLIENT)
+    out: list[tuple[int, dict[str, str], bytes]] = []
+    pending = list(requests)
+    client.send(h11.Request(method=pending[0][0], target=pending[0][1], headers=[("host", "x")]))
+    client.send(h11.EndOfMessage())
+    client.receive_data(data)
+    status, headers, body = 0, {}, b""
+    while True:
+        event = client.next_event()
+        if event is h11.NEED_DATA or event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+            break
+        if isinstance(event, h11.Response):
+            status, headers, body = event.status_code, {n.decode(): v.decode() for n, v in event.headers}, b""
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            out.append((status, headers, body))
+            pending.pop(0)
+            if not pending or client.our_state is h11.MUST_CLOSE or client.their_state is h11.MUST_CLOSE:
+                break
+            client.start_next_cycle()
+            client.send(h11.Request(method=pending[0][0], target=pending[0][1], headers=[("host", "x")]))
+            client.send(h11.EndOfMessage())
+    return out
+
+
+def test_pipelined_mixed_requests_get_whole_responses_in_order(harness: ServiceHarness) -> None:
+    # Different methods, bodies and statuses back to back in one read: each response must be
+    # framed exactly (h11 as the client checks Content-Length against the bytes), in order.
+    requests = [
+        ("GET", "/health"),
+        ("HEAD", "/health"),
+        ("POST", "/health"),
+        ("GET", "/nowhere"),
+        ("HEAD", "/api/v1/messages"),
+        ("GET", "/api/v1/messages?limit=1"),
+        ("DELETE", "/api/v1/messages/none"),
+        ("GET", "/static/app.js"),
+    ]
+    wire = b""
+    for method, target in requests:
+        if method == "POST":
+            wire += b"POST /health HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
+        else:
+            wire += f"{method} {target} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
+    client = harness.connect()
+    client.send(wire * 3)
+    got = exchange(client.read(), requests * 3)
+    assert [status for status, _, _ in got] == [200, 200, 405, 404, 200, 200, 404, 200] * 3
+    get_health, head_health = got[0], got[1]
+    assert head_health[2] == b"" and head_health[1]["content-length"] == str(len(get_health[2]))
+    assert json.loads(got[5][2])["limit"] == 1
+    assert got[7][1]["content-type"] == "text/javascript; charset=utf-8" and got[7][2]
+    assert all(headers["server"] == "linechat" and "connection" not in headers for _, headers, _ in got)
+    assert not client.closed
+
+
+def test_a_long_pipeline_in_one_read_is_answered_whole(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    pattern = ["/health", "/nowhere", "/health", "/api/v1/messages"]
+    targets = [pattern[i % 4] if i % 7 else "/nowhere" for i in range(600)]
+    client.send(b"".join(get(t) for t in targets))
+    got = exchange(client.read(), [("GET", t) for t in targets])
+    assert [s for s, _, _ in got] == [404 if t == "/nowhere" else 200 for t in targets]
+    client.send(get("/health"))  # and the connection goes on
+    assert status_line(client) == "HTTP/1.1 200 OK"
+
+
+def test_http_10_gets_close_semantics(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    client.send(b"GET /health HTTP/1.0\r\n\r\nGET /health HTTP/1.0\r\n\r\n")
+    data = client.read()
+    assert data.count(b"HTTP/1.1 ") == 1  # the second request is never read
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"\r\nconnection: close" in head and json.loads(body)["status"] == "ok"
+    assert client.closed
+    client = harness.connect()  # HEAD from a 1.0 client: no body either
+    client.send(b"HEAD /health HTTP/1.0\r\n\r\n")
+    assert client.read().endswith(b"connection: close\r\n\r\n")
+    assert client.closed
+
+
+def test_keep_alive_survives_many_requests_then_close_is_honoured(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    for index in range(50):
+        client.send(get("/health") if index % 2 else get("/nowhere"))
+        assert status_line(client) == ("HTTP/1.1 200 OK" if index % 2 else "HTTP/1.1 404 Not Found")
+    client.send(get("/health", "Connection: close\r\n"))
+    got = exchange(client.read(), [("GET", "/health")])
+    assert got[0][0] == 200 and got[0][1]["connection"] == "close"
+    assert client.closed
+
+
+def test_no_content_response_has_no_length_or_body(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    client.send(get("/api/v1/wait?subject=never&timeout=1") + get("/health"))
+    harness.advance(1.5)
+    data = client.read()
+    first, _, rest = data.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 204 No Content\r\n") and b"content-length" not in first
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n")  # the next response follows at once
+
+
+def test_a_handler_header_cannot_inject_lines(harness: ServiceHarness) -> None:
+    from linechat.services.http import Response
+
+    def evil(request: Any) -> Response:
+        return Response(200, b"x", "text/plain", [("x-note", "a\r\nset-cookie: stolen=1")])
+
+    def evil_type(request: Any) -> Response:
+        return Response(200, b"x", "text/html\r\n\r\n<script>")
+
+    harness.service.router.add("GET", "/evil", evil)
+    harness.service.router.add("GET", "/evil-type", evil_type)
+    client = harness.connect()
+    client.send(get("/evil") + get("/evil-type") + get("/health"))
+    data = client.read()
+    got = exchange(data, [("GET", "/evil"), ("GET", "/evil-type"), ("GET", "/health")])
+    assert [s for s, _, _ in got] == [500, 500, 200]
+    assert b"set-cookie" not in data.lower() and b"<script>" not in data
+
+
+def test_a_handler_may_close_the_connection(harness: ServiceHarness) -> None:
+    from linechat.services.http import Response
+
+    harness.service.router.add("GET", "/bye", lambda request: Response(200, b"bye", headers=[("Connection", "close")]))
+    client = harness.connect()
+    client.send(get("/bye") + get("/health"))
+    got = exchange(client.read(), [("GET", "/bye"), ("GET", "/health")])
+    assert [(s, h.get("connection"), b) for s, h, b in got] == [(200, "close", b"bye")]
+    assert client.closed
+
+
+def test_event_stream_is_chunked_for_11_and_close_delimited_for_10(harness: ServiceHarness) -> None:
+    inbox = harness.service.inbox_override
+    assert inbox is not None
+    client = harness.connect()
+    client.send(get("/api/v1/events"))
+    harness.run_ready()
+    older = harness.connect()
+    older.send(b"GET /api/v1/events HTTP/1.0\r\n\r\n")
+    harness.run_ready()
+    inbox.add([MaildirWriter("mx.test", fsync=False).deliver(inbox.root, b"", _Body(b"Subject: sse\r\n\r\nx\r\n"))])
+    harness.run_ready()
+    # HTTP/1.1: h11 (a client) reads the chunks back as the event text.
+    reader = h11.Connection(h11.CLIENT)
+    reader.send(h11.Request(method="GET", target="/api/v1/events", headers=[("host", "x")]))
+    reader.send(h11.EndOfMessage())
+    reader.receive_data(client.read())
+    response = reader.next_event()
+    assert isinstance(response, h11.Response) and (b"transfer-encoding", b"chunked") in response.headers
+    text = b""
+    while isinstance(event := reader.next_event(), h11.Data):
+        text += event.data
+    assert text.startswith(b": linechat inbox events\n\n") and b'"subject":"sse"' in text
+    # HTTP/1.0: no chunks, the end of the connection ends the body.
+    head, _, body = older.read().partition(b"\r\n\r\n")
+    assert b"connection: close" in head and b"transfer-encoding" not in head
+    assert body.startswith(b": linechat inbox events\n\n") and b"event: message\ndata: {" in body
+
+
+def test_head_of_the_event_stream_opens_no_stream(harness: ServiceHarness) -> None:
+    client = harness.connect()
+    client.send(b"HEAD /api/v1/events HTTP/1.1\r\nHost: t\r\n\r\n" + get("/health"))
+    harness.run_ready()
+    data = client.read()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"text/event-stream" in head
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n")
     assert harness.service._streams == []
 
 
