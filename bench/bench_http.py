@@ -1,21 +1,33 @@
 """HTTP requests per second: linechat's HTTP service against an h11-on-asyncio server, in the same run.
 
 Run: ``.venv/bin/python bench/bench_http.py`` (needs ``wrk``: ``apt-get install wrk``;
-uvloop from the bench extras is used when present).
+the uvloop peer runs when uvloop, from the bench extras, is installed).
 
-Each server runs in its own process on 127.0.0.1 and answers ``GET /health``
-(a small JSON body built per request).  ``wrk`` drives it with keep-alive
-connections (``--connections``, one thread) for ``--seconds``; the figure is
-requests per second, and the server process's CPU time (user + system,
-from /proc) per request, which moves less than throughput when other work
-shares the machine.  Rounds alternate the servers and the best of each is
-kept.  linechat runs as ``linechat serve`` would: the HTTP service with the
-metrics plugin counting every request.  Both parse with the same h11.
+Each server runs in its own process on 127.0.0.1 and answers two requests:
+
+- ``GET /health``: a small JSON body built per request;
+- ``GET /api/v1/messages?limit=10``: the inbox API's list of the newest
+  messages of a Maildir holding a few (``--messages``, 5 by default) as JSON.
+
+linechat runs as ``linechat serve`` would for the mail catcher: the SMTP
+service (whose index of the Maildir the API reads) and the HTTP service, with
+the metrics plugin counting every request.  The peer
+(``bench/peers/asyncio_h11_http.py``) parses and writes with h11 on asyncio
+(and on uvloop) and lists the same Maildir through the same index class, so
+only the HTTP layer differs; before measuring, both answers are checked to
+be the same JSON.  ``wrk`` drives each server with keep-alive connections
+(``--connections``, one thread) for ``--seconds``.  Figures: requests per
+second, and the server process's CPU time (user + system, from /proc) per
+request, which moves less than throughput when other work shares the
+machine.  Rounds alternate the servers (one round: every path on every
+server); the best of each is kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import re
 import shutil
@@ -23,27 +35,38 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+PATHS = ["/health", "/api/v1/messages?limit=10"]
+
 
 def serve_linechat(data_dir: str) -> None:
-    """Run the HTTP service (with the metrics plugin) in this process until SIGTERM."""
+    """Run SMTP + HTTP (with the metrics plugin) in this process until SIGTERM; print the HTTP port."""
     from linechat.app import App
     from linechat.logs import configure_logging
     from linechat.plugins.metrics import Metrics
     from linechat.services.http import HttpService
+    from linechat.services.smtp import SmtpService
     from linechat.settings import build_settings_model, load_settings
 
     configure_logging("warning", "json")
     flags: list[tuple[list[str], Any]] = [
         (["services", "http", "host"], "127.0.0.1"),
         (["services", "http", "port"], 0),
+        (["services", "smtp", "host"], "127.0.0.1"),
+        (["services", "smtp", "port"], 0),
+        (["services", "smtp", "maildir"], os.path.join(data_dir, "maildir")),
         (["data_dir"], data_dir),
     ]
-    services = {"http": HttpService}
+    services = {"smtp": SmtpService, "http": HttpService}
     plugins = {"metrics": Metrics}
     model = build_settings_model(services, plugins)
     app = App(load_settings(model, None, flags), services, plugins)
@@ -55,11 +78,33 @@ def serve_linechat(data_dir: str) -> None:
         app.shutdown()
 
 
+def fill_maildir(root: Path, count: int) -> None:
+    """Store *count* ordinary messages (text and HTML, a few recipients) as the SMTP service would."""
+    for sub in ("new", "cur", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for index in range(count):
+        message = EmailMessage()
+        message["Return-Path"] = "<orders@shop.example>"
+        message["Delivered-To"] = f"customer{index}@example.org"
+        message["From"] = "Shop <orders@shop.example>"
+        message["To"] = f"Customer {index} <customer{index}@example.org>"
+        message["Cc"] = "Support <support@shop.example>"
+        message["Subject"] = f"Your order #{1000 + index} has shipped ✓"
+        message["Date"] = format_datetime(datetime.fromtimestamp(now - 60 * (count - index), UTC))
+        message["Message-ID"] = make_msgid(domain="shop.example")
+        message.set_content(f"Hello Customer {index},\n\nyour order is on its way.\n" * 4)
+        message.add_alternative(f"<p>Hello Customer {index},</p><p>your order is on its way.</p>\n", subtype="html")
+        seconds = int(now) - count + index
+        (root / "new" / f"{seconds}.M{index:06d}P{os.getpid()}Q{index}.bench").write_bytes(message.as_bytes())
+
+
 def start(kind: str, data_dir: str) -> tuple[subprocess.Popen[str], int]:
     if kind == "linechat":
         cmd = [sys.executable, os.path.abspath(__file__), "--serve", data_dir]
     else:
         cmd = [sys.executable, os.path.join(HERE, "peers", "asyncio_h11_http.py")]
+        cmd += ["--maildir", os.path.join(data_dir, "maildir")]
         if kind == "asyncio-h11-uvloop":
             cmd.append("--uvloop")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -71,6 +116,19 @@ def start(kind: str, data_dir: str) -> tuple[subprocess.Popen[str], int]:
     return proc, int(line)
 
 
+def fetch_json(port: int, path: str) -> Any:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
+        return json.loads(body)
+    finally:
+        conn.close()
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process so far (from /proc)."""
     with open(f"/proc/{pid}/stat") as fh:
@@ -78,9 +136,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port: int, connections: int, seconds: int) -> tuple[float, int]:
+def wrk(port: int, path: str, connections: int, seconds: int) -> tuple[float, int]:
     result = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}/health"],
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"],
         capture_output=True,
         text=True,
         check=True,
@@ -100,12 +158,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=5, help="messages in the Maildir the API lists")
+    parser.add_argument("--path", action="append", help=f"a request target (repeatable; default {PATHS})")
     args = parser.parse_args()
     if args.serve:
         serve_linechat(args.serve)
         return
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
+    paths = args.path or PATHS
     kinds = ["linechat", "asyncio-h11"]
     try:
         import uvloop  # noqa: F401
@@ -113,35 +174,48 @@ def main() -> None:
         kinds.append("asyncio-h11-uvloop")
     except ImportError:
         pass
-    best: dict[str, float] = {}
-    cpu: dict[str, float] = {}  # the least server CPU per request seen, in microseconds
+    best: dict[tuple[str, str], float] = {}
+    cpu: dict[tuple[str, str], float] = {}  # the least server CPU per request seen, in microseconds
     work = tempfile.mkdtemp(prefix="bench-http-")
+    fill_maildir(Path(work) / "maildir", args.messages)
     try:
         for _ in range(args.rounds):
-            for kind in kinds:  # alternate, so background load hits every server alike
-                proc, port = start(kind, work)
-                try:
-                    before = cpu_seconds(proc.pid)
-                    rate, total = wrk(port, args.connections, args.seconds)
-                    used = (cpu_seconds(proc.pid) - before) / total * 1e6
-                finally:
-                    proc.send_signal(signal.SIGTERM)
-                    proc.wait(30)
-                print(f"  {kind:>20}: {rate:10.0f} req/s {used:8.1f} us CPU/req", flush=True)
-                best[kind] = max(best.get(kind, 0.0), rate)
-                cpu[kind] = min(cpu.get(kind, 1e9), used)
+            for path in paths:
+                answers: dict[str, Any] = {}
+                for kind in kinds:  # alternate, so background load hits every server alike
+                    proc, port = start(kind, work)
+                    try:
+                        answers[kind] = fetch_json(port, path)
+                        before = cpu_seconds(proc.pid)
+                        rate, total = wrk(port, path, args.connections, args.seconds)
+                        used = (cpu_seconds(proc.pid) - before) / total * 1e6
+                    finally:
+                        proc.send_signal(signal.SIGTERM)
+                        proc.wait(30)
+                    print(f"  {path:<28} {kind:>20}: {rate:10.0f} req/s {used:8.1f} us CPU/req", flush=True)
+                    best[path, kind] = max(best.get((path, kind), 0.0), rate)
+                    cpu[path, kind] = min(cpu.get((path, kind), 1e9), used)
+                if path.startswith("/api/"):
+                    first = answers["linechat"]
+                    if any(answer != first for answer in answers.values()):
+                        raise RuntimeError(f"the servers disagree on GET {path}: {answers}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    load = os.getloadavg()[0]
     print(
-        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, wrk -t1 -c{args.connections} "
-        f"-d{args.seconds}s GET /health, best of {args.rounds}"
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load:.2f} at the end, "
+        f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.messages} messages, best of {args.rounds}"
     )
-    ours = best["linechat"]
-    for kind in kinds:
-        print(
-            f"{kind:>20} {best[kind]:10.0f} req/s  {cpu[kind]:7.1f} us CPU/req   linechat/{kind}: "
-            f"{ours / best[kind]:.2f}x req/s, CPU per request {kind}/linechat: {cpu[kind] / cpu['linechat']:.2f}x"
-        )
+    for path in paths:
+        print(f"GET {path}")
+        ours = best[path, "linechat"]
+        ours_cpu = cpu[path, "linechat"]
+        for kind in kinds:
+            print(
+                f"  {kind:>20} {best[path, kind]:10.0f} req/s  {cpu[path, kind]:7.1f} us CPU/req   "
+                f"linechat/{kind}: {ours / best[path, kind]:.2f}x req/s, "
+                f"{cpu[path, kind] / ours_cpu:.2f}x less CPU per request"
+            )
 
 
 if __name__ == "__main__":

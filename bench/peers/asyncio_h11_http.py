@@ -1,21 +1,32 @@
 """The peer for bench_http.py: an HTTP/1.1 server on asyncio with h11 doing the parsing.
 
-The same work as linechat's HTTP service for ``GET /health`` (a JSON body
-built per request, keep-alive, pipelined requests answered in order), written
-the efficient asyncio way: a ``Protocol`` with ``data_received``, no streams.
-Run: ``python bench/peers/asyncio_h11_http.py [--uvloop]``; prints the port.
+The same work as linechat's HTTP service for the benchmark's two requests,
+written the efficient asyncio way (a ``Protocol`` with ``data_received``, no
+streams; keep-alive, pipelined requests answered in order) with h11 used as
+its documentation shows, for both directions:
+
+- ``GET /health``: a small JSON body built per request;
+- ``GET /api/v1/messages?limit=N`` (with ``--maildir DIR``): the newest
+  messages of a Maildir as JSON, through the same index linechat's service
+  uses (``linechat.services.smtp.inbox``), so only the HTTP layer differs.
+
+Run: ``python bench/peers/asyncio_h11_http.py [--uvloop] [--maildir DIR]``; prints the port.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
-import sys
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote
 
 import h11
 
 REASON = {200: b"OK", 400: b"Bad Request", 404: b"Not Found"}
+# Made once: json.dumps with options would build an encoder per call.
+ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -63,12 +74,18 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.write(b"".join(out))
 
     def respond(self) -> bytes:
-        if self.target == b"/health":
+        path, _, query = self.target.partition(b"?")
+        if b"%" in path:
+            path = unquote(path.decode("utf-8", "replace")).encode()
+        if path == b"/health":
             status = 200
-            data = {"status": "ok", "services": {"http": {"connections": len(self.server.connections)}}}
+            data: Any = {"status": "ok", "services": {"http": {"connections": len(self.server.connections)}}}
+        elif path == b"/api/v1/messages" and self.server.inbox is not None:
+            fields = dict(parse_qsl(query.decode("utf-8", "replace"), keep_blank_values=True))
+            status, data = 200, self.server.list_messages(fields)
         else:
             status, data = 404, {"error": "Not Found"}
-        body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        body = ENCODE(data).encode()
         headers = [("server", "peer"), ("content-type", "application/json"), ("content-length", str(len(body)))]
         conn = self.conn
         return (
@@ -79,14 +96,48 @@ class HttpProtocol(asyncio.Protocol):
 
 
 class Server:
-    """The open connections (reported by /health, as linechat's service does)."""
+    """The open connections (reported by /health, as linechat's service does) and the inbox."""
 
-    def __init__(self) -> None:
+    def __init__(self, maildir: str | None) -> None:
         self.connections: set[HttpProtocol] = set()
+        self.inbox: Any = None
+        if maildir:
+            from linechat.services.smtp.inbox import Inbox
+
+            self.inbox = Inbox(Path(maildir))
+            self.inbox.scan()
+
+    def list_messages(self, query: dict[str, str]) -> dict[str, Any]:
+        """The page of newest messages, as linechat's ``GET /api/v1/messages`` answers it."""
+        from linechat.services.smtp.inbox import Query
+
+        def number(name: str, default: int, low: int, high: int) -> int:
+            try:
+                value = int(query.get(name, default))
+            except ValueError:
+                value = default
+            return max(low, min(high, value))
+
+        offset = number("offset", 0, 0, 1 << 30)
+        limit = number("limit", 50, 1, 1000)
+        wanted = Query(
+            to=query.get("to") or None,
+            sender=query.get("from") or None,
+            subject=query.get("subject") or None,
+            text=query.get("text") or query.get("q") or None,
+        )
+        total, page = self.inbox.list(wanted, offset, limit)
+        return {
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "count": len(page),
+            "messages": [m.summary() for m in page],
+        }
 
 
-async def main() -> None:
-    server = Server()
+async def main(maildir: str | None) -> None:
+    server = Server(maildir)
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(lambda: HttpProtocol(server), "127.0.0.1", 0, backlog=512)
     print(listener.sockets[0].getsockname()[1], flush=True)
@@ -94,8 +145,12 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if "--uvloop" in sys.argv:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--maildir")
+    args = parser.parse_args()
+    if args.uvloop:
         import uvloop
 
         uvloop.install()
-    asyncio.run(main())
+    asyncio.run(main(args.maildir))
