@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--messages", type=int, default=5, help="messages in the Maildir the API lists")
     parser.add_argument("--path", action="append", help=f"a request target (repeatable; default {PATHS})")
     args = parser.parse_args()
@@ -176,6 +176,7 @@ def main() -> None:
         pass
     best: dict[tuple[str, str], float] = {}
     cpu: dict[tuple[str, str], float] = {}  # the least server CPU per request seen, in microseconds
+    print(f"load average {os.getloadavg()[0]:.2f} at the start", flush=True)
     work = tempfile.mkdtemp(prefix="bench-http-")
     fill_maildir(Path(work) / "maildir", args.messages)
     try:
