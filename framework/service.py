@@ -127,6 +127,10 @@ class Service:
         budget[2] += 1
         return False
 
+    def can_share_processes(self) -> bool:
+        """True when this service, as configured, may run in several worker processes (default: ``multiprocess``)."""
+        return type(self).multiprocess
+
     def listeners(self) -> list[ListenerSpec]:
         """Return the listening sockets to open: ``host``/``port``, and ``tls_port`` when set."""
         if self.protocol is None:

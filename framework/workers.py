@@ -55,7 +55,7 @@ def resolve_workers(value: int | str) -> int:
 
 def single_process_services(app: App) -> list[str]:
     """The services of *app* that cannot run in several processes at once."""
-    return [name for name, service in app.services.items() if not getattr(type(service), "multiprocess", False)]
+    return [name for name, service in app.services.items() if not service.can_share_processes()]
 
 
 def bind_listeners(app: App) -> dict[tuple[str, str], socket.socket]:

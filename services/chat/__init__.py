@@ -93,6 +93,20 @@ class ChatSettings(ServiceSettings):
         default_factory=dict,
         description="IRC operators: name -> scrypt hash (`linechat hash-password NAME` makes one)",
     )
+    backplane: Literal["local", "redis"] = Field(
+        "local", description="where rooms live: this process (local), or shared by every node on redis_url (redis)"
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="the Redis server the nodes share (backplane = redis)"
+    )
+    redis_prefix: str = Field("linechat:chat:", min_length=1, description="prefix of the backplane's Redis keys")
+    node_timeout: float = Field(
+        15.0, ge=1.0, description="seconds without a heartbeat before a node's users are quit on the others"
+    )
+    redis_timeout: float = Field(
+        0.5, gt=0, description="longest wait for Redis on the reactor's thread (a nick claim); then a local claim"
+    )
+    redis_queue: int = Field(10000, ge=100, description="changes queued for Redis at most (then dropped and re-sent)")
 
 
 class ChatService(Service):
@@ -101,7 +115,8 @@ class ChatService(Service):
     name = "chat"
     Settings = ChatSettings
     description = "multi-room chat: plain text on port, IRC on irc_port"
-    multiprocess = False  # rooms live in this process's backplane; no shared one exists yet
+    #: The class can share processes only through a shared backplane: see :meth:`can_share_processes`.
+    multiprocess = False
 
     settings: ChatSettings
 
@@ -118,6 +133,22 @@ class ChatService(Service):
         self.max_users = 0  # the most nicks held at once (LUSERS)
         #: Accounts for SASL PLAIN (None: SASL is not offered).
         self.sasl_users = UsersFile(self.settings.sasl_users_file) if self.settings.sasl_users_file else None
+
+    def can_share_processes(self) -> bool:
+        """True with a shared (Redis) backplane: every process then sees the same rooms and nicks."""
+        return self.settings.backplane != "local"
+
+    def start(self) -> None:
+        """Connect a shared backplane (in the serving process, after the reactor exists)."""
+        start = getattr(self.backplane, "start", None)
+        if start is not None:
+            start()
+
+    def stop(self) -> None:
+        """Leave a shared backplane, so the other nodes quit this one's users at once."""
+        close = getattr(self.backplane, "close", None)
+        if close is not None:
+            close()
 
     def remember(self, session: ChatSession) -> None:
         """Keep *session*'s nick for WHOWAS (it quits or changes nick)."""
@@ -136,8 +167,24 @@ class ChatService(Service):
             session.flush()
 
     def make_backplane(self) -> Backplane:
-        """Build the room registry (override to spread rooms over processes)."""
-        return LocalBackplane(history=self.settings.history, default_modes=self.settings.default_modes)
+        """Build the room registry: in this process, or shared through Redis (``backplane``)."""
+        settings = self.settings
+        if settings.backplane == "redis":
+            from linechat.services.chat.redis_backplane import RedisBackplane
+
+            return RedisBackplane(
+                self.reactor,
+                settings.redis_url,
+                prefix=settings.redis_prefix,
+                node_timeout=settings.node_timeout,
+                call_timeout=settings.redis_timeout,
+                queue_size=settings.redis_queue,
+                history=settings.history,
+                default_modes=settings.default_modes,
+                server_name=settings.server_name,
+                log=self.log,
+            )
+        return LocalBackplane(history=settings.history, default_modes=settings.default_modes)
 
     def listeners(self) -> list[ListenerSpec]:
         """Plain text on ``port`` (listener "main"), IRC on ``irc_port`` (listener "irc")."""

@@ -99,6 +99,8 @@ def render_irc(event: Event) -> bytes | None:
         return f"{source} INVITE {target} {event.arg}\r\n".encode()
     if kind == "away":
         return _line(f"{source} AWAY", event.text) if event.text else f"{source} AWAY\r\n".encode()
+    if kind == "server":  # from the server itself (its name in nick), e.g. the backplane's state
+        return _line(f":{event.nick} NOTICE {target}", event.text)
     return None
 
 

@@ -71,6 +71,8 @@ def _render(event: Event, safe: Any) -> bytes | None:
         line = f"*** {nick} set mode {event.arg} on {event.target}"
     elif kind == "invite":
         line = f"*** {nick} invites you to {event.arg} (/join {event.arg})"
+    elif kind == "server":
+        line = f"*** {text}"
     else:
         return None
     # Whatever a peer sent, the terminal sees no control character but the

@@ -1,0 +1,145 @@
+"""A redis-server and ``linechat serve --only chat`` nodes sharing it, for the backplane's tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from irc_clients import DEADLINE, read_until
+from linechat.testing import LineClient, connect_when_listening, free_port
+
+LINECHAT = str(Path(sys.executable).parent / "linechat")
+REDIS_SERVER = shutil.which("redis-server")
+
+
+class RedisServer:
+    """A throw-away redis-server (no persistence) on a loopback port; stop() and start() keep the port."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, prefix: Sequence[str] = ()) -> None:
+        self.host = host
+        self.port = port or free_port()
+        self.prefix = list(prefix)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL the nodes are given."""
+        return f"redis://{self.host}:{self.port}/0"
+
+    def start(self) -> None:
+        """Start redis-server and wait until it answers."""
+        assert REDIS_SERVER is not None
+        self.proc = subprocess.Popen(
+            [*self.prefix, REDIS_SERVER, "--port", str(self.port), "--bind", self.host, "--save", "",
+             "--appendonly", "no", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        connect_when_listening(self.port, self.host, within=DEADLINE).close()
+
+    def stop(self) -> None:
+        """Stop redis-server at once (SIGKILL: what a crash looks like to the nodes)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+class Node:
+    """One ``linechat serve --only chat`` process on the Redis backplane, its JSON log collected."""
+
+    def __init__(
+        self,
+        cwd: Path,
+        redis_url: str,
+        *,
+        node_timeout: float = 3.0,
+        host: str = "127.0.0.1",
+        prefix: Sequence[str] = (),
+        extra: Sequence[str] = (),
+    ) -> None:
+        self.host = host
+        self.port, self.irc_port = free_port(), free_port()
+        settings = {
+            "port": self.port,
+            "irc_port": self.irc_port,
+            "host": host,
+            "backplane": "redis",
+            "redis_url": redis_url,
+            "node_timeout": node_timeout,
+            "ping_interval": 0,
+        }
+        args = [arg for key, value in settings.items() for arg in ("--set", f"services.chat.{key}={value}")]
+        self.proc = subprocess.Popen(
+            [*prefix, LINECHAT, "serve", "--only", "chat", "--log-format", "json", *args, *extra],
+            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.events: list[dict[str, Any]] = []
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._cond:
+                self.lines.append(line)
+                if line.startswith("{"):
+                    with contextlib.suppress(ValueError):
+                        self.events.append(json.loads(line))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for(self, check: Callable[[list[dict[str, Any]]], Any]) -> Any:
+        """Wait until *check* (given the log events so far) returns something true."""
+        deadline = time.monotonic() + DEADLINE
+        with self._cond:
+            while True:
+                found = check(self.events)
+                if found:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._reader.is_alive():
+                    raise AssertionError(f"exit status {self.proc.poll()}:\n" + "".join(self.lines[-30:]))
+                self._cond.wait(left)
+
+    def connected(self, times: int = 1) -> None:
+        """Wait until the node has joined the backplane *times* times (reconnects count)."""
+        self.wait_for(lambda events: sum(e["event"] == "backplane_connected" for e in events) >= times)
+
+    @property
+    def irc_address(self) -> tuple[str, int]:
+        """Where its IRC listener is."""
+        return (self.host, self.irc_port)
+
+    def telnet(self, nick: str) -> LineClient:
+        """A plain-text user called *nick*, in the default room."""
+        client = LineClient.from_socket(connect_when_listening(self.port, self.host, within=DEADLINE))
+        read_until(client, b"nickname")
+        client.send(nick + "\r\n")
+        read_until(client, b"You are in")
+        return client
+
+    def stop(self) -> int:
+        """SIGTERM and wait."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=DEADLINE)
+        self._reader.join(timeout=DEADLINE)
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL: the node dies without a word."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
