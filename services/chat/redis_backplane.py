@@ -63,6 +63,7 @@ _RECLAIM = (
     "if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return ARGV[1] end "
     "return v"
 )
+_HELD_MAX = 100000  # messages held while a snapshot is read, at most
 _BATCH = 512  # commands the publisher sends in one pipeline at most
 _BACKOFF_MIN = 0.1
 _BACKOFF_MAX = 5.0
@@ -197,6 +198,9 @@ class RedisBackplane(LocalBackplane):
         self._connected_since = 0.0
         self._info_timer: Any = None
         self._pending_rooms: dict[str, dict[str, Any]] = {}
+        self._held: list[dict[str, Any]] | None = None  # messages that came while the snapshot was read
+        self._log_window = 0.0
+        self._log_count = 0
 
     # ------------------------------------------------------------------ life cycle
 
@@ -218,10 +222,10 @@ class RedisBackplane(LocalBackplane):
         for thread in self._threads:
             thread.join(timeout=max(2.0, self.call_timeout * 4))
 
-    def _client(self, timeout: float | None) -> Any:
+    def _client(self, timeout: float | None, decode: bool = True) -> Any:
         return self._redis.Redis.from_url(
             self.url,
-            decode_responses=True,
+            decode_responses=decode,
             socket_timeout=timeout,
             socket_connect_timeout=max(self.call_timeout, 1.0),
             health_check_interval=0,
@@ -376,6 +380,10 @@ class RedisBackplane(LocalBackplane):
             self._local.pop(token, None)
             self._sent.pop(token, None)
             commands.append(("HDEL", self._key("users", self.node), token))
+            if getattr(member, "left", False):
+                why = getattr(member, "quit_reason", "") or "Connection closed"
+                self.emit({"o": "quit", "t": token, "k": nick, "why": why}, *commands)
+                return
         self.emit({"o": "release", "t": token, "k": nick}, *commands)
 
     # ------------------------------------------------------------------ rooms
@@ -417,6 +425,11 @@ class RedisBackplane(LocalBackplane):
         if not super().part(room, member):
             return False
         key = fold(room)
+        if getattr(member, "left", False) and type(member) is not RemoteMember:
+            # A closing connection: the other nodes hear one quit when it lets go of its nick.
+            if key not in self._rooms and self.connected:
+                self._put(("cmds", self._room_gone(key)))
+            return True
         if type(member) is RemoteMember:
             member.rooms.pop(key, None)
             token = member.token
@@ -426,12 +439,12 @@ class RedisBackplane(LocalBackplane):
             self.reactor.call_soon(self._store_later, member)
             commands = []
         if key not in self._rooms:
-            commands += [
-                ("DEL", self._key("room", key), self._key("hist", key)),
-                ("SREM", self.prefix + "rooms", key),
-            ]
+            commands += self._room_gone(key)
         self.emit({"o": "part", "t": token, "r": room}, *commands)
         return True
+
+    def _room_gone(self, key: str) -> list[tuple[Any, ...]]:
+        return [("DEL", self._key("room", key), self._key("hist", key)), ("SREM", self.prefix + "rooms", key)]
 
     def _deliver_local(self, members: Iterable[Member], event: Event, exclude: Member | None) -> None:
         for member in members:
@@ -475,6 +488,8 @@ class RedisBackplane(LocalBackplane):
             seen.pop(id(exclude), None)
         self._touch(exclude)
         self._deliver_local(seen.values(), event, None)
+        if event.kind == "quit":
+            return len(seen)  # the other nodes had it as a "quit" message, with the rooms left
         self.emit({"o": "rooms", "rs": rooms, "e": _event_wire(event), "x": self._exclude(exclude)})
         return len(seen)
 
@@ -521,12 +536,28 @@ class RedisBackplane(LocalBackplane):
         return member
 
     def _apply_batch(self, batch: list[dict[str, Any]]) -> None:
+        if self._held is not None:
+            # Between subscribing and reading the snapshot: these may be newer
+            # than the snapshot, so they are applied after it.
+            if len(self._held) + len(batch) > _HELD_MAX:
+                self._held = None
+                self._resync = True  # too much at once: read the state again
+                return
+            self._held.extend(batch)
+            return
         for message in batch:
             try:
                 self._apply(message)
             except Exception:  # a malformed message must not stop the others
-                if self.log is not None:
-                    self.log.exception("backplane_message_failed", op=message.get("o"))
+                if self.log is not None and self._log_budget():
+                    self.log.exception("backplane_message_failed", op=str(message.get("o"))[:40])
+
+    def _log_budget(self) -> bool:
+        now = time.monotonic()
+        if now - self._log_window >= 60.0:
+            self._log_window, self._log_count = now, 0
+        self._log_count += 1
+        return self._log_count <= 20
 
     def _apply(self, msg: dict[str, Any]) -> None:
         op = msg.get("o")
@@ -564,6 +595,11 @@ class RedisBackplane(LocalBackplane):
             del self._nicks[key]
         if not member.rooms and not any(holder is member for holder in self._nicks.values()):
             del self._remote[member.token]
+
+    def _on_quit(self, msg: dict[str, Any]) -> None:
+        member = self._remote.get(msg["t"])
+        if member is not None:
+            self._drop_remote(member, str(msg.get("why", "")))
 
     def _on_info(self, msg: dict[str, Any]) -> None:
         self._remote_member(msg["t"], msg["i"])
@@ -725,6 +761,7 @@ class RedisBackplane(LocalBackplane):
         for key, state in self._rooms.items():
             if any(type(member) is not RemoteMember for member in state.snapshot):
                 rooms[key] = self._room_store(key)
+        self._held = []
         self._put(("sync", (users, list(rooms.values()))))
         if self._told_down:
             self._told_down = False
@@ -744,6 +781,13 @@ class RedisBackplane(LocalBackplane):
             self._told_down = True
         self.connected = False
         self._sync_client = None
+        self._held = None
+
+    def _publish_failed(self, error: str) -> None:
+        self._resync = True
+        self._sync_client = None
+        if self.log is not None and self._log_budget():
+            self.log.warning("backplane_publish_failed", node=self.node, error=error)
 
     def _tell_all(self, text: str) -> None:
         for member in list(self._local.values()):
@@ -771,6 +815,9 @@ class RedisBackplane(LocalBackplane):
                 for wire in snapshot["history"].get(key, ()):
                     state.history.append(_event_from(wire))
         self._pending_rooms.clear()
+        held, self._held = self._held, None
+        if held:
+            self._apply_batch(held)
         self._known_nodes = tuple({member.node for member in self._remote.values()})
         for nick, token in conflicts:
             member = self._local.get(token)
@@ -790,7 +837,8 @@ class RedisBackplane(LocalBackplane):
         while not self._stop.is_set():
             client = None
             try:
-                client = self._client(None)
+                # Bytes: whatever someone publishes, decoding happens below, where it may fail.
+                client = self._client(None, decode=False)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.channel)
                 pubsub.get_message(timeout=self.call_timeout * 4)  # the subscription's confirmation
@@ -809,14 +857,16 @@ class RedisBackplane(LocalBackplane):
                         batch.append(more)
                     decoded = []
                     for item in batch:
-                        if item.get("type") == "message":
+                        if item.get("type") == b"message" or item.get("type") == "message":
                             try:
-                                decoded.append(json.loads(item["data"]))
-                            except (TypeError, ValueError):
-                                continue
+                                message = json.loads(item["data"])
+                            except (TypeError, ValueError, RecursionError):
+                                continue  # not ours: someone else writes to the channel
+                            if isinstance(message, dict):
+                                decoded.append(message)
                     if decoded:
                         self._call(self._apply_batch, decoded)
-            except (self._redis.RedisError, OSError) as exc:
+            except Exception as exc:  # the link (RedisError, OSError) or anything else: never die, retry
                 self._call(self._link_down, str(exc) or type(exc).__name__)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
@@ -848,9 +898,10 @@ class RedisBackplane(LocalBackplane):
                     self._heartbeat(client)
                     next_beat = time.monotonic() + interval
                 backoff = _BACKOFF_MIN
-            except (self._redis.RedisError, OSError) as exc:
-                # What was in flight is lost; the state is announced again on reconnect.
-                self._call(self._link_down, str(exc) or type(exc).__name__)
+            except Exception as exc:  # the link (RedisError, OSError) or anything else: never die, retry
+                # What was in flight is lost: announce the whole state again once
+                # Redis answers.  The subscriber judges whether the link is down.
+                self._call(self._publish_failed, str(exc) or type(exc).__name__)
                 if stopping:
                     return
                 self._stop.wait(backoff)
