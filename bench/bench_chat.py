@@ -3,6 +3,13 @@
 Run: ``.venv/bin/python bench/bench_chat.py`` (options: ``--members``,
 ``--messages``, ``--rounds``, ``--uvloop`` to add the asyncio peer on uvloop).
 
+``--backplane`` compares the chat service with itself instead: one node
+with the in-process backplane, one node with the Redis backplane, and two
+nodes sharing the room through the Redis backplane (a redis-server the run
+starts on a loopback port; the members are split between the nodes, the
+talker is on the first, so every message crosses Redis to reach half of
+them).  The server CPU is then the nodes' and redis-server's together.
+
 Two modes: ``burst`` sends ``--messages`` lines at once (a busy room);
 ``single`` sends one line and waits until every member has it before the
 next (a quiet room: no server can batch messages together).
@@ -40,24 +47,47 @@ sys.path.insert(0, ROOT)
 DEADLINE = 120.0
 
 
-def serve_ours() -> None:
-    """Run the chat service in this process and print its plain-text port."""
+def serve_ours(redis_url: str = "") -> None:
+    """Run the chat service in this process and print its plain-text port (on the Redis backplane if given)."""
     from linechat.logs import configure_logging
     from linechat.services.chat import ChatService
     from linechat.testing import serve
 
     configure_logging("warning", "json")
-    settings = {"services": {"chat": {"irc_port": 0, "default_room": "#bench", "flood_rate": 0, "backlog": 2048}}}
+    chat: dict[str, object] = {"irc_port": 0, "default_room": "#bench", "flood_rate": 0, "backlog": 2048}
+    if redis_url:
+        chat.update(backplane="redis", redis_url=redis_url)
+    settings = {"services": {"chat": chat}}
     with serve(ChatService, data_dir=os.path.join("/tmp", f"linechat-bench-{os.getpid()}"), settings=settings) as srv:
         print(f"port {srv.address('chat')[1]}", flush=True)
         sys.stdin.read()  # until the parent closes our stdin
 
 
 @contextmanager
-def server(kind: str) -> Iterator[tuple[int, int]]:
+def redis_server() -> Iterator[tuple[str, int]]:
+    """Start a throw-away redis-server on a free loopback port; yield its URL and pid."""
+    from linechat.testing import connect_when_listening, free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        connect_when_listening(port).close()
+        yield f"redis://127.0.0.1:{port}/0", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextmanager
+def server(kind: str, redis_url: str = "") -> Iterator[tuple[int, int]]:
     """Start a server process; yield its port and pid."""
     if kind == "linechat":
         cmd = [sys.executable, os.path.abspath(__file__), "--serve"]
+        if redis_url:
+            cmd += ["--redis-url", redis_url]
     else:
         cmd = [sys.executable, os.path.join(ROOT, "bench", "peers", "asyncio_chat.py")]
         if kind == "asyncio+uvloop":
@@ -111,17 +141,22 @@ class Room:
 
     LINE = b"0123456789 abcdefghijklmnopqrstuvwxyz\r\n"
 
-    def __init__(self, port: int, pid: int, members: int) -> None:
-        address = ("127.0.0.1", port)
-        self.pid = pid
+    def __init__(self, port: int | list[int], pid: int | list[int], members: int) -> None:
+        # Several ports: nodes sharing the room, members dealt out in turn, the talker on the first.
+        ports = port if isinstance(port, list) else [port]
+        self.pids = pid if isinstance(pid, list) else [pid]
         self.cpu: dict[str, float] = {"burst": 0.0, "single": 0.0}  # server CPU seconds per mode
         self.deliveries: dict[str, int] = {"burst": 0, "single": 0}
         self.socks: list[socket.socket] = []
         for n in range(members):
-            sock = socket.create_connection(address, timeout=DEADLINE)
+            sock = socket.create_connection(("127.0.0.1", ports[n % len(ports)]), timeout=DEADLINE)
             sock.sendall(f"m{n}\r\n".encode())
             self.socks.append(sock)
-        self.talker = socket.create_connection(address, timeout=DEADLINE)
+        if len(ports) > 1:  # every member is in the room on every node before the talker comes
+            for sock in self.socks:
+                read_until(sock, b"You are in #bench")
+            time.sleep(1.0)
+        self.talker = socket.create_connection(("127.0.0.1", ports[0]), timeout=DEADLINE)
         self.talker.sendall(b"talker\r\n")
         read_until(self.talker, b"You are in #bench")
         self.selector = selectors.DefaultSelector()
@@ -133,10 +168,13 @@ class Room:
         self.per_member = len(b"<talker> " + self.LINE)
 
     def server_cpu(self) -> float:
-        """CPU seconds (user + system) the server process has used so far."""
-        with open(f"/proc/{self.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU seconds (user + system) the server processes have used so far."""
+        total = 0.0
+        for pid in self.pids:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
 
     def burst(self, messages: int) -> float:
         """All messages sent at once, as a busy room or a paste does; deliveries per second."""
@@ -176,10 +214,17 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200, help="messages per burst (single mode sends a tenth)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per server and mode (median reported)")
     parser.add_argument("--uvloop", action="store_true", help="also measure the asyncio peer on uvloop")
+    parser.add_argument(
+        "--backplane", action="store_true", help="one node local, one node on Redis, two nodes sharing through Redis"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--redis-url", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve_ours()
+        serve_ours(args.redis_url)
+        return
+    if args.backplane:
+        backplane(args)
         return
     kinds = ["linechat", "asyncio"] + (["asyncio+uvloop"] if args.uvloop else [])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -218,6 +263,56 @@ def main() -> None:
                 f"{mode} {medians[kind][mode] / medians['asyncio'][mode]:.2f}x" for mode in ("burst", "single")
             )
             print(f"{kind} / asyncio: {ratios}")
+
+
+def backplane(args: argparse.Namespace) -> None:
+    """One node (local backplane), one node (Redis backplane), two nodes through Redis: same run, alternating."""
+    kinds = ["1 node, local", "1 node, redis", "2 nodes, redis"]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = (args.members + 64) * len(kinds) + 256
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"{args.members} members, bursts of {args.messages} messages, median of {args.rounds} alternating rounds"
+    )
+    rates: dict[str, dict[str, list[float]]] = {kind: {"burst": [], "single": []} for kind in kinds}
+    with ExitStack() as stack:
+        # Each Redis setup has its own redis-server, so their CPU is told apart.
+        url1, redis1 = stack.enter_context(redis_server())
+        url2, redis2 = stack.enter_context(redis_server())
+        local = stack.enter_context(server("linechat"))
+        one = stack.enter_context(server("linechat", url1))
+        node_a = stack.enter_context(server("linechat", url2))
+        node_b = stack.enter_context(server("linechat", url2))
+        rooms = {
+            kinds[0]: Room(local[0], local[1], args.members),
+            kinds[1]: Room(one[0], [one[1], redis1], args.members),
+            kinds[2]: Room([node_a[0], node_b[0]], [node_a[1], node_b[1], redis2], args.members),
+        }
+        for room in rooms.values():
+            stack.callback(room.close)
+        for _ in range(args.rounds):
+            for kind, room in rooms.items():
+                rates[kind]["burst"].append(room.burst(args.messages))
+                rates[kind]["single"].append(room.single(max(args.messages // 10, 1)))
+    medians = {
+        kind: {mode: statistics.median(values) for mode, values in modes.items()} for kind, modes in rates.items()
+    }
+    for kind, modes in rates.items():
+        for mode, values in modes.items():
+            spread = f"{min(values):,.0f} .. {max(values):,.0f}"
+            room = rooms[kind]
+            per = room.cpu[mode] / room.deliveries[mode] * 1e6
+            print(
+                f"{kind:>16} {mode:>6}: {medians[kind][mode]:>12,.0f} deliveries/s  (rounds: {spread}); "
+                f"server CPU {per:.2f} us/delivery"
+            )
+    for kind in kinds[1:]:
+        ratios = ", ".join(
+            f"{mode} {medians[kind][mode] / medians[kinds[0]][mode]:.2f}x" for mode in ("burst", "single")
+        )
+        print(f"{kind} / {kinds[0]}: {ratios}")
 
 
 if __name__ == "__main__":

@@ -198,6 +198,7 @@ class RedisBackplane(LocalBackplane):
         self._connected_since = 0.0
         self._info_timer: Any = None
         self._pending_rooms: dict[str, dict[str, Any]] = {}
+        self._local_cache: dict[str, tuple[tuple[Member, ...], tuple[Member, ...]]] = {}
         self._held: list[dict[str, Any]] | None = None  # messages that came while the snapshot was read
         self._log_window = 0.0
         self._log_count = 0
@@ -446,6 +447,18 @@ class RedisBackplane(LocalBackplane):
     def _room_gone(self, key: str) -> list[tuple[Any, ...]]:
         return [("DEL", self._key("room", key), self._key("hist", key)), ("SREM", self.prefix + "rooms", key)]
 
+    def _locals(self, key: str, state: Any) -> tuple[Member, ...]:
+        """This node's own members of a room (cached until its membership changes)."""
+        snapshot = state.snapshot
+        cached = self._local_cache.get(key)
+        if cached is not None and cached[0] is snapshot:
+            return cached[1]
+        mine = tuple(member for member in snapshot if type(member) is not RemoteMember)
+        if len(self._local_cache) > 4 * len(self._rooms) + 64:
+            self._local_cache.clear()  # rooms that went away
+        self._local_cache[key] = (snapshot, mine)
+        return mine
+
     def _deliver_local(self, members: Iterable[Member], event: Event, exclude: Member | None) -> None:
         for member in members:
             if member is not exclude and type(member) is not RemoteMember:
@@ -465,7 +478,7 @@ class RedisBackplane(LocalBackplane):
             commands = [("RPUSH", hist, wire), ("LTRIM", hist, -self.history_size, -1)]
         if event.kind == "mode":
             self.emit({"o": "modes", "r": room, "m": _modes_wire(state.modes)}, self._room_store(fold(room)))
-        self._deliver_local(state.snapshot, event, exclude)
+        self._deliver_local(self._locals(fold(room), state), event, exclude)
         self.emit({"o": "pub", "r": room, "e": _event_wire(event), "x": self._exclude(exclude)}, *commands)
         return len(state.members) - (1 if exclude is not None and id(exclude) in state.members else 0)
 
@@ -646,13 +659,16 @@ class RedisBackplane(LocalBackplane):
         return self._local.get(token) or self._remote.get(token)
 
     def _on_pub(self, msg: dict[str, Any]) -> None:
-        state = self._rooms.get(fold(msg["r"]))
+        key = fold(msg["r"])
+        state = self._rooms.get(key)
         if state is None:
             return
         event = _event_from(msg["e"])
         if self.history_size and event.kind in HISTORY_KINDS:
             state.history.append(event)
-        self._deliver_local(state.snapshot, event, self._member(msg.get("x", "")))
+        mine = self._locals(key, state)
+        if mine:
+            self._deliver_local(mine, event, self._local.get(msg.get("x", "")))
 
     def _on_rooms(self, msg: dict[str, Any]) -> None:
         seen: dict[int, Member] = {}
