@@ -200,3 +200,52 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, policy: str) -> Non
     finally:
         proc.terminate()
         proc.wait(DEADLINE)
+
+
+@pytest.mark.heavy
+def test_rewrites_under_load_then_sigkill_lose_no_acknowledged_write(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start_server(tmp_path, port, "everysec")
+    try:
+        writers = [Writer(port, f"w{w}", pipeline=1 + 15 * (w % 2)) for w in range(4)]
+        for w in writers:
+            w.start()
+        admin = redis.Redis(port=port, socket_timeout=DEADLINE)
+        deadline = time.monotonic() + DEADLINE
+        for rewrite in range(3):
+            # Each rewrite forks while the writers go on; their writes meanwhile must reach the new file.
+            while sum(len(w.acked) for w in writers) < 2000 * (rewrite + 1):
+                assert time.monotonic() < deadline and all(w.is_alive() for w in writers)
+                time.sleep(0.01)
+            admin.bgrewriteaof()
+            while admin.info("persistence")["aof_rewrite_in_progress"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert admin.info("persistence")["aof_last_bgrewrite_status"] == "ok"
+        assert admin.info("persistence")["aof_rewrites"] == 3
+        admin.close()
+        target = sum(len(w.acked) for w in writers) + 1000
+        while sum(len(w.acked) for w in writers) < target:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(DEADLINE)
+        for w in writers:
+            w.join(DEADLINE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(DEADLINE)
+    assert [p.name for p in (tmp_path / "redis").iterdir()] == ["appendonly.aof"]
+    proc = start_server(tmp_path, port, "everysec")
+    try:
+        r = redis.Redis(port=port, socket_timeout=DEADLINE)
+        for w in writers:
+            values = r.mget([f"{w.prefix}:{n}" for n in w.acked])
+            missing = [n for n, v in zip(w.acked, values, strict=True) if v != str(n).encode()]
+            assert missing == [], f"{w.prefix}: {len(missing)} acknowledged writes lost"
+            assert r.lrange(f"{w.prefix}:list", 0, -1)[: len(w.acked)] == [str(n).encode() for n in w.acked]
+        r.close()
+    finally:
+        proc.terminate()
+        proc.wait(DEADLINE)
