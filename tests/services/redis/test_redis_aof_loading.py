@@ -14,6 +14,7 @@ from linechat.services.redis import service as service_module
 from linechat.services.redis.service import SYNC_LOAD_BYTES
 from linechat.testing import MemoryClient, ServiceHarness, connect_when_listening, free_port
 from redis_wire import RawClient, cmd, real_redis, split_replies
+from structlog.testing import capture_logs
 
 LOADING = b"-LOADING Redis is loading the dataset in memory\r\n"
 DEADLINE = 60.0
@@ -107,9 +108,11 @@ def test_a_truncated_tail_of_a_large_file_is_cut_back(tmp_path: Path) -> None:
     path = tmp_path / "appendonly.aof"
     whole = big_aof(path, 40_000)
     path.write_bytes(whole + cmd("SET", "cut", "x")[:-3])
-    with ServiceHarness(RedisService, data_dir=tmp_path) as h:
+    with capture_logs() as logs, ServiceHarness(RedisService, data_dir=tmp_path) as h:
         run_slices(h)
         assert path.read_bytes() == whole
+        warnings = [e for e in logs if e["event"] == "aof_truncated"]
+        assert warnings[0]["log_level"] == "warning" and warnings[0]["valid_bytes"] == len(whole)
         assert talk(h.connect(), ("EXISTS", "cut"), ("EXISTS", "key:39999")) == [b":0\r\n", b":1\r\n"]
 
 
@@ -127,8 +130,9 @@ def test_a_corrupt_middle_refuses_to_start_naming_the_offset(tmp_path: Path) -> 
     path.write_bytes(bad + b"*3\r\n$3\r\nSET\r\n$x\r\n" + whole[len(bad) :])
     h = ServiceHarness(RedisService, data_dir=tmp_path)
     try:
-        with pytest.raises(SystemExit, match=f"bad bulk length at offset {len(bad) + 13}"):
+        with capture_logs() as logs, pytest.raises(SystemExit, match=f"bad bulk length at offset {len(bad) + 13}"):
             run_slices(h)
+        assert [e["log_level"] for e in logs if e["event"] == "aof_corrupt"] == ["error"]
     finally:
         h.close()
 
