@@ -230,11 +230,7 @@ class AppendOnlyFile:
             view.release()
         os.fsync(fd)
         os.rename(temp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        # From here on the new file is the file: nothing may fail back to the old descriptor.
         old, self._fd = self._fd, fd
         self._db = -1  # the new file may end in another database than the old one
         self.size = self.base_size = os.fstat(fd).st_size
@@ -242,6 +238,14 @@ class AppendOnlyFile:
             self._retired.append(old)  # the fsync thread may be inside fsync(old) right now
         else:
             os.close(old)
+        try:
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            self.log.error("aof_dir_fsync_failed", path=str(self.path.parent), error=str(exc))
 
     def fsync(self) -> None:
         """Flush, then make what was written durable."""
