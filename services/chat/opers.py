@@ -14,4 +14,3 @@ def check_oper(opers: dict[str, str], name: str, password: str) -> bool:
     """True if *name* is an operator in *opers* and *password* matches its hash."""
     stored = opers.get(name)
     return stored is not None and verify_password(stored, password)
-

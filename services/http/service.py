@@ -5,6 +5,7 @@ from __future__ import annotations
 import mimetypes
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from linechat import Pending, Service, ServiceSettings
 from linechat.services.http.messages import (
@@ -31,6 +32,17 @@ PAGE_CSP = (
 )
 # Raw messages and parts are the sender's bytes: never let them run as our origin.
 UNTRUSTED = [("content-security-policy", "sandbox"), ("x-content-type-options", "nosniff")]
+# A message's HTML as the page frames it: no scripts, no origin of ours (sandbox), nothing loaded
+# from anywhere (its own images come inline as data: URLs), no forms, no referrer.
+MESSAGE_HTML = [
+    (
+        "content-security-policy",
+        "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-store"),
+]
 
 
 class HttpSettings(ServiceSettings):
@@ -140,6 +152,7 @@ class HttpService(Service):
         add("GET", "/api/v1/messages/{id}", self.get_message)
         add("DELETE", "/api/v1/messages/{id}", self.delete_message)
         add("GET", "/api/v1/messages/{id}/raw", self.raw_message)
+        add("GET", "/api/v1/messages/{id}/html", self.message_html)
         add("GET", "/api/v1/messages/{id}/parts/{index}", self.message_part)
         add("GET", "/api/v1/wait", self.wait)
         add("GET", "/api/v1/events", self.events)
@@ -255,10 +268,25 @@ class HttpService(Service):
             return error_response(404, "no such message")
         headers = list(UNTRUSTED)
         if "download" in request.query:
-            headers.append(("content-disposition", f'attachment; filename="{_safe_name(id)}.eml"'))
+            headers.append(("content-disposition", _disposition("attachment", f"{id}.eml")))
         return Response(
             200, raw, "text/plain; charset=utf-8" if "download" not in request.query else "message/rfc822", headers
         )
+
+    def message_html(self, request: Request, id: str) -> Response:  # noqa: A002
+        """``GET /api/v1/messages/{id}/html``: the HTML body to show, its ``cid:`` images inline, sandboxed."""
+        from linechat.services.smtp.inbox import html_with_inline_images
+
+        inbox = self._need_inbox()
+        if isinstance(inbox, Response):
+            return inbox
+        raw = inbox.raw(id)
+        if raw is None:
+            return error_response(404, "no such message")
+        html = html_with_inline_images(raw)
+        if html is None:
+            return error_response(404, "no HTML body")
+        return Response(200, html.encode("utf-8", "replace"), "text/html; charset=utf-8", list(MESSAGE_HTML))
 
     def message_part(self, request: Request, id: str, index: str) -> Response:  # noqa: A002
         """``GET /api/v1/messages/{id}/parts/{index}``: one decoded part (an attachment)."""
@@ -275,8 +303,7 @@ class HttpService(Service):
             return error_response(404, "no such part")
         content_type, filename, data = part
         disposition = "inline" if "inline" in request.query else "attachment"
-        name = _safe_name(filename or f"part-{index}")
-        headers = [*UNTRUSTED, ("content-disposition", f'{disposition}; filename="{name}"')]
+        headers = [*UNTRUSTED, ("content-disposition", _disposition(disposition, filename or f"part-{index}"))]
         return Response(200, data, content_type, headers)
 
     def delete_message(self, request: Request, id: str) -> Response:  # noqa: A002
@@ -375,6 +402,16 @@ class HttpService(Service):
 
 
 def _safe_name(name: str) -> str:
-    """A file name safe inside a quoted Content-Disposition parameter."""
-    cleaned = "".join(c if c.isalnum() or c in "._-+@ " else "_" for c in name).strip()
+    """A file name safe inside a quoted Content-Disposition parameter (ASCII: a header value is ASCII)."""
+    cleaned = "".join(c if (c.isascii() and c.isalnum()) or c in "._-+@ " else "_" for c in name).strip()
     return cleaned[:120] or "file"
+
+
+def _disposition(kind: str, name: str) -> str:
+    """A Content-Disposition value: an ASCII ``filename`` and, for any other name, ``filename*`` (RFC 6266)."""
+    plain = _safe_name(name)
+    # Path separators and control characters never reach the client's file name.
+    cleaned = "".join(c for c in name if c.isprintable() and c not in "/\\").strip()[:120]
+    if not cleaned or cleaned == plain:
+        return f'{kind}; filename="{plain}"'
+    return f"{kind}; filename=\"{plain}\"; filename*=UTF-8''{quote(cleaned, safe='')}"

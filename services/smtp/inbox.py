@@ -8,9 +8,11 @@ event streams) are called on the reactor's thread.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,18 +24,24 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import structlog
 
 if TYPE_CHECKING:
     from linechat.reactor import Reactor
 
-__all__ = ["Inbox", "Query", "StoredMessage", "parse_message"]
+__all__ = ["Inbox", "Query", "StoredMessage", "html_with_inline_images", "parse_message"]
 
 _log = structlog.get_logger("linechat.smtp")
 
 _HEAD_LIMIT = 256 << 10
 _TEXT_SEARCH_LIMIT = 4 << 20  # bigger messages are searched in their headers only
+#: Decoded bytes of a message's own images that its HTML may get inline (as data: URLs), in all.
+INLINE_IMAGES_LIMIT = 10 << 20
+# A cid: URL (RFC 2392) in HTML or CSS: up to a quote, a bracket, white space or a closing parenthesis.
+_CID_URL = re.compile(r"\bcid:([^\s\"'<>()\\]+)", re.IGNORECASE)
+_IMAGE_TYPE = re.compile(r"image/[a-z0-9][a-z0-9.+-]*")
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -218,7 +226,7 @@ def parse_message(raw: bytes) -> dict[str, Any]:
                 "index": index,
                 "filename": part.get_filename() or "",
                 "content_type": part.get_content_type(),
-                "content_id": str(part.get("content-id", "")).strip().strip("<>"),
+                "content_id": _content_id(part),
                 "inline": part.get_content_disposition() != "attachment",
                 "size": len(payload) if isinstance(payload, bytes) else 0,
             }
@@ -229,6 +237,55 @@ def parse_message(raw: bytes) -> dict[str, Any]:
         "html": _part_text(html_part) if html_part is not None else None,
         "attachments": parts,
     }
+
+
+def _content_id(part: Message) -> str:
+    value = str(part.get("content-id", "")).strip()
+    return value[1:-1].strip() if value.startswith("<") and value.endswith(">") else value
+
+
+def html_with_inline_images(raw: bytes, limit: int = INLINE_IMAGES_LIMIT) -> str | None:
+    """The HTML body with each ``cid:`` reference to one of the message's own image parts made a ``data:`` URL.
+
+    This is how a mail reader shows a ``multipart/related`` message: the
+    images travel in the message and the HTML names them by Content-ID.  A
+    reference to a part that is not an image, not in the message, or past
+    *limit* decoded bytes of images in all stays as it is (a broken image);
+    None when the message has no HTML body.
+    """
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    html_part = None
+    with contextlib.suppress(Exception):
+        html_part = msg.get_body(preferencelist=("html",))
+    if html_part is None:
+        return None
+    html = _part_text(html_part)
+    if "cid:" not in html.lower():
+        return html
+    images: dict[str, Message] = {}
+    for part in msg.walk():
+        content_id = _content_id(part)
+        if content_id and not part.is_multipart() and _IMAGE_TYPE.fullmatch(part.get_content_type()):
+            images.setdefault(content_id, part)
+            images.setdefault(content_id.lower(), part)  # some mailers change the case of the reference
+    budget = limit
+    urls: dict[str, str] = {}
+
+    def inline(match: re.Match[str]) -> str:
+        nonlocal budget
+        name = unquote(match.group(1))
+        if name in urls:
+            return urls[name]
+        part = images.get(name) or images.get(name.lower())
+        data = part.get_payload(decode=True) if part is not None else None
+        if part is None or not isinstance(data, bytes) or len(data) > budget:
+            return match.group(0)
+        budget -= len(data)
+        urls[name] = f"data:{part.get_content_type()};base64,{base64.b64encode(data).decode('ascii')}"
+        return urls[name]
+
+    return _CID_URL.sub(inline, html)
 
 
 def message_part(raw: bytes, index: int) -> tuple[str, str, bytes] | None:

@@ -22,6 +22,7 @@ from linechat.plugins.metrics import Metrics
 from linechat.services.http import HttpService
 from linechat.services.smtp import SmtpService
 from linechat.testing import RunningServer, serve
+from mail_samples import related_message, tiny_png
 from prometheus_client.parser import text_string_to_metric_families
 
 TIMEOUT = 20.0
@@ -297,6 +298,44 @@ def test_keep_alive_head_and_pipelining_with_real_clients(server: RunningServer)
         data = read_all(raw)
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)  # bodies are JSON: no status line in them
     assert statuses == [b"404" if i % 3 == 0 else b"200" for i in range(100)] + [b"200"]
+
+
+def test_html_with_cid_images_inline_and_sandboxed(server: RunningServer) -> None:
+    import base64
+
+    png = tiny_png()
+    send(server, related_message(png))
+    listed = fetch_json(server, "/api/v1/messages?subject=logo")["messages"]
+    assert len(listed) == 1
+    mid = listed[0]["id"]
+    status, headers, body = fetch(server, f"/api/v1/messages/{mid}/html")
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    csp = headers["Content-Security-Policy"]
+    assert csp.startswith("sandbox;") and "default-src 'none'" in csp and "img-src data:" in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    html = body.decode()
+    inline = "data:image/png;base64," + base64.b64encode(png).decode()
+    assert f'src="{inline}"' in html  # the message's own image, from its related part
+    assert f"url({inline})" in html  # a CSS reference, whatever the case of the cid: URL
+    assert "src='cid:nowhere@shop.example'" in html  # not in the message: left as it is
+    assert "https://tracker.example/pixel.gif" in html  # the CSP stops it loading
+    # The JSON keeps the HTML as sent and lists the related image by its Content-ID.
+    parsed = fetch_json(server, f"/api/v1/messages/{mid}")
+    assert "cid:logo.1@shop.example" in parsed["html"]
+    logo = [p for p in parsed["attachments"] if p["content_id"] == "logo.1@shop.example"]
+    assert logo and logo[0]["content_type"] == "image/png" and logo[0]["inline"]
+    # An attachment named outside ASCII downloads under its name (RFC 6266 filename*).
+    pdf = next(p for p in parsed["attachments"] if p["content_type"] == "application/pdf")
+    status, headers, body = fetch(server, f"/api/v1/messages/{mid}/parts/{pdf['index']}")
+    assert status == 200 and body == b"%PDF-1.4 x"
+    disposition = headers["Content-Disposition"]
+    assert disposition.startswith("attachment; filename=\"_bersicht _.pdf\"; filename*=UTF-8''")
+    assert disposition.endswith("%C3%9Cbersicht%20%E2%9C%93.pdf")
+    # A message without HTML has no such view.
+    send(server, b"Subject: plain\r\n\r\nx\r\n", "a@example.org", ["p@example.org"])
+    plain = fetch_json(server, "/api/v1/messages?subject=plain")["messages"][0]["id"]
+    assert fetch(server, f"/api/v1/messages/{plain}/html")[0] == 404
+    assert fetch(server, "/api/v1/messages/nope/html")[0] == 404
 
 
 def test_inbox_api_without_an_smtp_service(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import smtplib
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from linechat.plugins.metrics import Metrics
 from linechat.services.http import HttpService
 from linechat.services.smtp import SmtpService
 from linechat.testing import RunningServer, serve
+from mail_samples import related_message, tiny_png
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # The screenshot linked from docs/services/smtp.md; refreshed when LINECHAT_SCREENSHOT is set.
@@ -28,6 +30,8 @@ pytestmark = [
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the test extra)")
 
 TIMEOUT_MS = 20_000
+# How Chromium reports a request it refused itself (a CSP, a scheme it cannot fetch).
+BLOCKED = {"net::ERR_BLOCKED_BY_CSP", "net::ERR_UNKNOWN_URL_SCHEME", "csp"}
 
 
 @pytest.fixture
@@ -62,11 +66,22 @@ def page(server: RunningServer) -> Iterator[Any]:
             host, port = server.address("http")
             origin = f"http://{host}:{port}"
 
+            blocked: dict[str, str] = {}
+
             def record(request: Any) -> None:
                 if not (request.url.startswith(origin) or request.url.startswith(("about:", "data:"))):
                     outside.append(request.url)
 
+            def failed(request: Any) -> None:
+                # A message's remote or unknown references are tried by the browser and refused
+                # before any network use: they count as fetched only if they did not fail so.
+                if request.url in outside and request.failure in BLOCKED:
+                    outside.remove(request.url)
+                    blocked[request.url] = request.failure
+
             page.on("request", record)
+            page.on("requestfailed", failed)
+            page.blocked = blocked  # type: ignore[attr-defined]
             page.goto(origin + "/")
             yield page
             assert errors == [], errors
@@ -135,3 +150,33 @@ def test_mail_appears_live_opens_and_deletes(server: RunningServer, page: Any) -
     expect(page.locator("#view")).to_be_hidden()
     assert server.app.services["smtp"].inbox is not None
     assert [m.subject for m in server.app.services["smtp"].inbox.list()[1]] == ["Second note"]
+
+
+def test_html_mail_shows_its_own_cid_images(server: RunningServer, page: Any) -> None:
+    expect = playwright_api.expect
+    with smtplib.SMTP(*server.address("smtp"), timeout=20) as client:
+        client.send_message(related_message(tiny_png()))
+    rows = page.locator("#messages tbody tr")
+    expect(rows).to_have_count(1)
+    rows.first.click()
+    expect(page.locator("#view-subject")).to_have_text("With a logo")
+    frame = page.frame_locator("#pane-html")
+    logo = frame.locator("#logo")
+    expect(logo).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
+    # Decoded by the browser inside the sandboxed frame: the message's own part, fetched from nowhere.
+    assert logo.evaluate(LOADED_WIDTH) == 2
+    assert frame.locator("#missing").evaluate(LOADED_WIDTH) == 0
+    assert frame.locator("#remote").evaluate(LOADED_WIDTH) == 0
+    tracker = "https://tracker.example/pixel.gif"
+    for _ in range(400):  # the refusal's event comes on its own (a safety net of 20 s, not a timing)
+        if tracker in page.blocked:
+            break
+        page.wait_for_timeout(50)
+    assert page.blocked.get(tracker) in BLOCKED  # refused by the CSP, not fetched
+
+
+# The width of an image once the browser is done with it (0: it failed).
+LOADED_WIDTH = (
+    "img => img.complete ? img.naturalWidth"
+    " : new Promise(done => { img.onload = img.onerror = () => done(img.naturalWidth); })"
+)

@@ -431,3 +431,28 @@ class _Body:
 
 def _unused(*_: Any) -> None:
     pass
+
+
+def test_cid_images_inline_within_a_budget() -> None:
+    from email.message import EmailMessage
+
+    from linechat.services.smtp.inbox import html_with_inline_images
+    from mail_samples import related_message, tiny_png
+
+    png = tiny_png()
+    raw = related_message(png).as_bytes()
+    html = html_with_inline_images(raw)
+    assert html is not None and html.count("data:image/png;base64,") == 2  # img src and CSS url()
+    # Past the budget the reference stays (the image shows broken): a huge part cannot bloat the page.
+    assert "data:" not in (html_with_inline_images(raw, limit=len(png) - 1) or "")
+    # Only images are inlined: an HTML part named by a cid: reference stays a reference.
+    message = EmailMessage()
+    message.set_content("t")
+    message.add_alternative("<iframe src='cid:page@x'></iframe>", subtype="html")
+    body = message.get_body(preferencelist=("html",))
+    assert body is not None
+    body.add_related("<script>alert(1)</script>", subtype="html", cid="<page@x>")
+    assert html_with_inline_images(message.as_bytes()) == "<iframe src='cid:page@x'></iframe>\n"
+    plain = EmailMessage()
+    plain.set_content("no html")
+    assert html_with_inline_images(plain.as_bytes()) is None
