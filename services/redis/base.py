@@ -33,6 +33,7 @@ from linechat.services.redis.store import Database
 from linechat.services.redis.table import CommandDef
 
 if TYPE_CHECKING:
+    from linechat.services.redis.acl import Denial, User
     from linechat.services.redis.service import RedisService
 
 __all__ = [
@@ -208,6 +209,11 @@ class ClientContext(CommandContext):
     reply_mode: bytes
     no_evict: bool
     channel: Any
+    #: The ACL user this connection runs as, and whether it has logged in.
+    user: User
+    authenticated: bool
+    #: True while EXEC runs the queued commands (an ACL denial then says the rules changed).
+    in_exec: bool = False
 
     if TYPE_CHECKING:  # provided by the connection (RedisProtocol and the framework's Protocol)
 
@@ -222,3 +228,5 @@ class ClientContext(CommandContext):
         def client_info(self) -> bytes: ...
         def _use(self, dialect: Dialect) -> None: ...
         def _execute(self, argv: list[bytes]) -> bytes | None: ...
+        def acl_check(self, spec: CommandDef, argv: list[bytes], context: str) -> Denial | None: ...
+        def acl_log(self, reason: str, context: str, obj: bytes, username: bytes) -> None: ...

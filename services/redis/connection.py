@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 from typing import Any
 
@@ -81,7 +80,8 @@ class ConnectionCommands(ClientContext):
         self.db = self.server.dbs[0]
         self.client_name = None
         # As Redis: back to the default user, who must authenticate again if it has a password.
-        self.authenticated = self.server.password is None
+        self.user = self.server.acl.default
+        self.authenticated = not self.server.acl.default_requires_auth
         self._multi = None
         self._multi_failed = False
         if self.watching:
@@ -120,7 +120,7 @@ class ConnectionCommands(ClientContext):
                     rest = rest[3:]
                 else:
                     raise RespError(f"ERR Syntax error in HELLO option '{rest[0].decode('latin-1')}'")
-        if not self.authenticated:
+        if not self.authenticated and self.server.acl.default_requires_auth:
             raise RespError(
                 "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
                 "AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol "
@@ -146,22 +146,27 @@ class ConnectionCommands(ClientContext):
         )
 
     def _authenticate(self, user: bytes, password: bytes) -> None:
-        """Log in as *user* (only ``default`` exists); the password is compared in constant time, never logged."""
-        wanted = self.server.password
-        # With no password configured, like Redis, "default" logs in with any password.
-        ok = user == b"default" and (wanted is None or hmac.compare_digest(password, wanted))
-        if not ok:
+        """Log in as an ACL user; the password is hashed and compared in constant time, never logged or kept."""
+        found = self.server.acl.get(user)
+        # A user with nopass logs in with any password (the default user without requirepass).
+        if found is None or not found.check_password(password):
             self.server.auth_failures += 1
+            context = "multi" if self._multi is not None or self.in_exec else "toplevel"
+            self.acl_log("auth", context, self.argv[0] if self.argv else b"AUTH", user)
             raise RespError("WRONGPASS invalid username-password pair or user is disabled.")
+        self.user = found
         self.authenticated = True
 
-    @redis_command("AUTH", arity=-2, flags="noscript loading stale fast no_auth allow_busy", group="connection")
+    # Off the fast path: a login changes which checks the commands after it in the same read need.
+    @redis_command(
+        "AUTH", arity=-2, flags="noscript loading stale fast no_auth allow_busy", group="connection", fastpath=False
+    )
     def cmd_auth(self, first: bytes, *rest: bytes) -> bytes:
-        """AUTH [user] password: log in as the default user (requirepass)."""
+        """AUTH [user] password: log in as an ACL user (the default user with one argument)."""
         if len(rest) > 1:
             raise RespError("ERR syntax error")
         if not rest:
-            if self.server.password is None:
+            if self.server.acl.default.nopass:
                 raise RespError(
                     "ERR AUTH <password> called without any password configured for the default user. "
                     "Are you sure your configuration is correct?"
@@ -279,8 +284,9 @@ class ConnectionCommands(ClientContext):
                 kind = self._client_type(value)
                 want["type"] = kind
             elif option == b"USER":
-                if text != "default":
+                if self.server.acl.get(value) is None:
                     raise RespError(f"ERR No such user '{text}'")
+                want["user"] = value
             elif option == b"ADDR":
                 want["addr"] = text
             elif option == b"LADDR":
@@ -300,6 +306,7 @@ class ConnectionCommands(ClientContext):
                 and want.get("type", client.client_type()) == client.client_type()
                 and want.get("addr", client.addr()) == client.addr()
                 and want.get("laddr", client.local_address()) == client.local_address()
+                and want.get("user", client.user.name) == client.user.name
             ):
                 self._kill(client)
                 killed += 1
@@ -414,6 +421,7 @@ class ConnectionCommands(ClientContext):
             f"idle={idle} flags={flags or 'N'} db={self.dbindex} sub={len(self.channels)} "
             f"psub={len(self.patterns)} ssub=0 multi={-1 if self._multi is None else len(self._multi)} "
             f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={queued} "
-            f"tot-mem={queued} events={'rw' if queued else 'r'} cmd={name} user=default redir=-1 "
+            f"tot-mem={queued} events={'rw' if queued else 'r'} cmd={name} "
+            f"user={self.user.name.decode('latin-1')} redir=-1 "
             f"resp={self.dialect.version}"
         ).encode("latin-1")

@@ -66,10 +66,12 @@ class TransactionCommands(ClientContext):
         aof = server.aof
         if aof is not None:
             aof.begin()
+        self.in_exec = True  # the ACL rules are checked again: they may have changed since queueing
         try:
             with server.blocking.atomic():
                 replies = [self._execute(argv) or self.null for argv in queued]
         finally:
+            self.in_exec = False
             if aof is not None:
                 aof.end()
         return b"*%d\r\n%s" % (len(replies), b"".join(replies))

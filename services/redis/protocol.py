@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from linechat import CommandError, Protocol, Reply, Rule, ServiceChannel, terminator
 from linechat.crossprotocol import is_loopback_peer, report_cross_protocol
+from linechat.services.redis.acl_commands import AclCommands
 from linechat.services.redis.blocking import BlockingListCommands, BlockingSortedSetCommands, Waiter
 from linechat.services.redis.commands import DataCommands
 from linechat.services.redis.connection import SERVER_VERSION, ConnectionCommands
@@ -72,6 +73,20 @@ _DENIED = (
     b"NOTE: You only need to do one of the above things in order for the server to start accepting connections "
     b"from the outside.\r\n"
 )
+# ACL denials, as redis-server words them (the command one names the command).
+_NOPERM = {
+    "key": b"-NOPERM this user has no permissions to access one of the keys used as arguments\r\n",
+    "channel": b"-NOPERM this user has no permissions to access one of the channels used as arguments\r\n",
+}
+_EXEC_NOPERM = (
+    "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. "
+    "This command is no longer allowed for the following reason: "
+)
+_EXEC_REASONS = {
+    "command": "no permission to execute the command or subcommand",
+    "key": "no permission to touch the specified keys",
+    "channel": "no permission to access one of the channels used as arguments",
+}
 # Command names that are an HTTP request's first line or its Host header (redis-server's securityWarningCommand).
 _HTTP_WORDS = frozenset(("POST", "HOST:"))
 # Input held while a client is blocked, in bytes: past this the client is closed.
@@ -94,6 +109,7 @@ class RedisProtocol(
     PubSubCommands,
     ScriptCommands,
     ServerCommands,
+    AclCommands,
     Protocol,
 ):
     """A client connection speaking RESP2 or RESP3 (and inline commands) on one port."""
@@ -120,7 +136,8 @@ class RedisProtocol(
         self.db = service.dbs[0]
         self.argv: list[bytes] = []
         self.client_name: bytes | None = None
-        self.authenticated = service.password is None  # requirepass: AUTH first
+        self.user = service.acl.default  # the ACL user; AUTH and HELLO ... AUTH change it
+        self.authenticated = not service.acl.default_requires_auth  # requirepass: AUTH first
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
         self._subscribed = False  # kept by the service as subscriptions come and go
@@ -160,7 +177,7 @@ class RedisProtocol(
             server.rejected_connections += 1
             self.close()
             return b"-ERR max number of clients reached\r\n"
-        if server.password is None and server.settings.protected_mode and not is_loopback_peer(self.peer):
+        if server.acl.default.nopass and server.settings.protected_mode and not is_loopback_peer(self.peer):
             server.rejected_connections += 1
             self.close()
             return _DENIED
@@ -230,6 +247,7 @@ class RedisProtocol(
             or server.paused
             or self.reply_mode
             or not self.authenticated
+            or not self.user.unrestricted
         )
         for argv in commands:
             index += 1
@@ -276,6 +294,7 @@ class RedisProtocol(
                     or server.paused
                     or self.reply_mode
                     or not self.authenticated
+                    or not self.user.unrestricted
                 )
             if ready:
                 server.blocking.serve_ready()
@@ -674,13 +693,24 @@ class RedisProtocol(
         spec = self.table.get(name)
         self.argv = argv
         if spec is not None:
-            if not self.authenticated and "no_auth" not in spec.flags and spec.accepts(len(argv) - 1):
+            if (
+                not self.authenticated
+                and "no_auth" not in spec.flags
+                and spec.accepts(len(argv) - 1)
+                and self.server.acl.default_requires_auth
+            ):
                 # After the unknown-command and arity checks, before anything else, as in Redis.
-                if self._multi is not None:
-                    self._multi_failed = True
-                if name == "EXEC":  # a refused EXEC reports as an abort, as Redis's rejectCommand does
-                    return b"-EXECABORT Transaction discarded because of: " + _NOAUTH[1:]
-                return _NOAUTH
+                return self._reject(name, _NOAUTH)
+            if not self.user.unrestricted and spec.accepts(len(argv) - 1):
+                in_multi = self._multi is not None or self.in_exec
+                denial = self.acl_check(spec, argv, "multi" if in_multi else "toplevel")
+                if denial is not None:
+                    if self.in_exec:
+                        return error(_EXEC_NOPERM + _EXEC_REASONS[denial.reason])
+                    if denial.reason == "command":
+                        text = f"-NOPERM this user has no permissions to run the '{denial.command}' command\r\n"
+                        return self._reject(name, text.encode("latin-1"))
+                    return self._reject(name, _NOPERM[denial.reason])
             server = self.server
             if server.paused and not self.in_script and server.pause_holds(spec, self):
                 return _POSTPONED
@@ -706,6 +736,14 @@ class RedisProtocol(
         elif self._multi is not None:
             self._multi_failed = True
         return self.dispatch(name, argv[1:])  # type: ignore[return-value]
+
+    def _reject(self, name: str, line: bytes) -> bytes:
+        """Refuse a command before it runs (NOAUTH, NOPERM): a transaction being queued then fails, as in Redis."""
+        if self._multi is not None:
+            self._multi_failed = True
+        if name == "EXEC":  # a refused EXEC reports as an abort, as Redis's rejectCommand does
+            return b"-EXECABORT Transaction discarded because of: " + line[1:]
+        return line
 
     def _filter_reply(self, argv: list[bytes], reply: bytes | None) -> bytes | None:
         """CLIENT REPLY OFF or SKIP: drop replies (the CLIENT REPLY command's own included, as in Redis)."""

@@ -48,6 +48,13 @@ __all__ = ["ScriptCommands", "ScriptEngine"]
 NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
 BUSY = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
 KILLED = "ERR Script killed by user with SCRIPT KILL..."
+# What redis.call answers when the script's user may not run the command (ACL).
+_SCRIPT_NOPERM = {
+    "command": b"ERR The user executing the script can't run this command or subcommand",
+    "key": b"ERR The user executing the script can't access at least one of the keys mentioned in the command "
+    b"arguments",
+    "channel": b"ERR The user executing the script can't publish to the channel mentioned in the command",
+}
 _HOOK_EVERY = 100_000  # instructions between two looks at the clock (as Redis)
 _SERVE_EVERY = 0.01  # seconds between two turns of the reactor while busy
 
@@ -512,6 +519,10 @@ class ScriptEngine:
             return b"ERR This Redis command is not allowed from script", True
         if not spec.accepts(len(argv) - 1) or (spec.handler_max is not None and len(argv) - 1 > spec.handler_max):
             return b"ERR Wrong number of args calling Redis command from script", True
+        if not caller.user.unrestricted:
+            denial = caller.acl_check(spec, argv, "lua")
+            if denial is not None:
+                return _SCRIPT_NOPERM[denial.reason], True
         if spec.write:
             if self.readonly:
                 return b"ERR Write commands are not allowed from read-only scripts.", True

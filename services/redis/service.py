@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from linechat import Service, ServiceContext, ServiceSettings
 from linechat.reactor import Timer
+from linechat.services.redis.acl import AclError, User, Users, merge_selector_args
 from linechat.services.redis.aof import AppendOnlyFile
 from linechat.services.redis.aof_load import AofCorruptError, AofLoader
 from linechat.services.redis.aof_rewrite import Rewriter
@@ -68,6 +69,9 @@ class RedisSettings(ServiceSettings):
     protected_mode: bool = Field(
         True, description="with no requirepass, clients not on loopback are refused (protected-mode)"
     )
+    aclfile: Path | None = Field(
+        None, description="file of ACL users, one ACL LIST line each: loaded at start, ACL SAVE/LOAD (aclfile)"
+    )
 
 
 class RedisService(Service):
@@ -108,8 +112,12 @@ class RedisService(Service):
         self.run_id = os.urandom(20).hex()
         required = self.settings.requirepass
         secret = required.get_secret_value() if required is not None else ""
-        #: The default user's password (None: none, every client is authenticated from the start).
+        #: requirepass: the default user's password (None: none, every client is authenticated from the start).
         self.password: bytes | None = secret.encode() if secret else None
+        #: The ACL users (the default user's password follows requirepass).
+        self.acl = Users(TABLE, self.password)
+        if self.settings.aclfile is not None and self.settings.aclfile.exists():
+            self.load_acl_file(self.settings.aclfile)
         self.config_overrides: dict[bytes, bytes] = {}  # CONFIG SET values kept for CONFIG GET only
         # CLIENT PAUSE: until when, and whether every command (else writes) waits.
         self.paused = False
@@ -432,7 +440,55 @@ class RedisService(Service):
     @property
     def requires_authentication(self) -> bool:
         """True when clients must authenticate (the app warns about a wide bind otherwise)."""
-        return self.password is not None
+        return self.acl.default_requires_auth
+
+    def load_acl_file(self, path: Path) -> None:
+        """Replace the users with those of an ACL file (ACL LIST lines); on an error nothing changes.
+
+        Each line starts from a new user (off, allowed nothing), as in Redis;
+        a file without ``default`` gets a fresh one (requirepass applies).
+        The default user keeps its object, so its connections stay; the
+        clients of every other user are closed, as Redis does on ACL LOAD.
+        """
+        fresh = Users(TABLE, self.password)
+        loaded: dict[bytes, User] = {}
+        for number, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+            words = raw.split()
+            if not words:
+                continue
+            where = f"{path}:{number}"
+            if words[0] != b"user" or len(words) < 2:
+                raise AclError(f"{where}: line should start with user keyword")
+            name = words[1]
+            if name in loaded:
+                raise AclError(f"{where}: Duplicate user '{name.decode('latin-1')}' found")
+            rules, unclosed = merge_selector_args(words[2:])
+            if unclosed is not None:
+                raise AclError(f"{where}: Unmatched parenthesis in acl selector")
+            user = User(name)
+            for rule in rules:
+                try:
+                    user.apply(fresh.commands, rule)
+                except AclError as exc:
+                    raise AclError(f"{where}: Error in applying operation '{rule.decode('latin-1')}': {exc}") from None
+            user.take(user)
+            loaded[name] = user
+        fresh.users.update(loaded)
+        if b"default" in loaded:
+            fresh.default = loaded[b"default"]
+        old = getattr(self, "acl", None)
+        if old is None:
+            self.acl = fresh
+            return
+        old.default.take(fresh.default)
+        fresh.default = fresh.users[b"default"] = old.default
+        fresh.log = old.log
+        self.acl = fresh
+        for client in self.clients():
+            if client.user is not old.default:
+                client.user = old.default
+                client.authenticated = False
+                client.close()  # after the reply it is sending
 
     def config_table(self) -> dict[bytes, bytes]:
         """Our settings under the names of Redis's configuration parameters (for CONFIG GET)."""
@@ -505,6 +561,7 @@ class RedisService(Service):
                     self._expiry_timer = self.reactor.call_every(1.0 / s.hz, self._active_expire)
             elif key == "requirepass":
                 self.password = value.encode() or None
+                self.acl.set_default_password(self.password)
             elif key == "protected-mode":
                 s.protected_mode = value == "yes"
             elif key == "auto-aof-rewrite-percentage":
