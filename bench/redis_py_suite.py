@@ -1,6 +1,7 @@
 """Run redis-py's own test suite against redis-server 7.0 and against our Redis service, side by side.
 
-Run: ``.venv/bin/python bench/redis_py_suite.py`` (``--help`` for options).
+Run: ``.venv/bin/python bench/redis_py_suite.py`` (``--help`` for options;
+``-k acl`` runs only the tests a pytest ``-k`` expression selects).
 
 What it does:
 
@@ -58,7 +59,6 @@ EXCLUDED: dict[str, str] = {
     "test_monitor.py": "MONITOR (not offered: it would copy every command to a client)",
     "test_keyspace_notifications.py": "keyspace notifications (not offered)",
     "test_cache.py": "client-side caching (CLIENT TRACKING, not offered)",
-    "test_credentials.py": "ACL users and external identity providers (ACL not offered)",
     "test_function.py": "Redis functions (FUNCTION/FCALL, not offered)",
     "test_multidb": "multi-database failover client (needs several clusters)",
     "test_scenario": "fault-injection scenarios (need a proxy and Redis Enterprise)",
@@ -77,7 +77,6 @@ MARKERS = {
 }
 #: Test names deselected (-k), and why.
 KEYWORDS = {
-    "acl": "ACL (users and permissions are not offered: the default user only)",
     "sentinel": "Sentinel",
     "monitor": "MONITOR",
     "replicaof or slaveof or failover": "replication",
@@ -148,13 +147,17 @@ def make_venv(workdir: Path) -> Path:
     return python
 
 
-def run_suite(python: Path, source: Path, port: int, report: Path, asyncio: bool, timeout: int) -> None:
-    """Run the selected tests against the server on *port*, writing a JUnit report."""
+def run_suite(
+    python: Path, source: Path, port: int, report: Path, asyncio: bool, timeout: int, only: str | None = None
+) -> None:
+    """Run the selected tests against the server on *port*, writing a JUnit report (*only*: a -k expression)."""
     ignores = [f"--ignore=tests/{name}" for name in EXCLUDED if asyncio is False or name != "test_asyncio"]
     if asyncio:
         ignores += [f"--ignore=tests/test_asyncio/{name}" for name in EXCLUDED if name != "test_asyncio"]
     marker = " and ".join(f"not {m}" for m in MARKERS)
     keyword = " and ".join(f"not ({k})" for k in KEYWORDS)
+    if only:
+        keyword = f"({only}) and {keyword}"
     subprocess.run(
         [str(python), "-m", "pytest", "tests", *ignores, "-m", marker, "-k", keyword, "-p", "no:cacheprovider",
          f"--redis-url=redis://127.0.0.1:{port}/9", f"--junitxml={report}", "-q", "-o", "log_cli=false",
@@ -185,6 +188,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="keep the JUnit reports and the list of differences here")
     parser.add_argument("--asyncio", action="store_true", help="also run the asyncio copy of the suite")
     parser.add_argument("--timeout", type=int, default=60, help="seconds per test (pytest-timeout)")
+    parser.add_argument("-k", dest="only", help="run only the tests this pytest -k expression selects (e.g. acl)")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         sys.exit("redis-server is not installed")
@@ -196,7 +200,7 @@ def main() -> None:
         for kind in ("redis-server", "linechat"):
             report = workdir / f"{kind}.xml"
             with server(kind, workdir) as port:
-                run_suite(python, source, port, report, args.asyncio, args.timeout)
+                run_suite(python, source, port, report, args.asyncio, args.timeout, args.only)
             results[kind] = outcomes(report)
             if args.out is not None:
                 args.out.mkdir(parents=True, exist_ok=True)
