@@ -82,7 +82,16 @@ KEYWORDS = {
     "replicaof or slaveof or failover": "replication",
     "module": "MODULE LOAD",
 }
-EXTRA_PACKAGES = ["pytest-asyncio>=0.24", "pytest-timeout", "packaging", "ujson", "numpy", "xxhash", "pybreaker"]
+EXTRA_PACKAGES = [
+    "pytest-asyncio>=0.24",
+    "pytest-timeout",
+    "packaging",
+    "ujson",
+    "numpy",
+    "xxhash",
+    "pybreaker",
+    "redis-entraid",  # imported by the credential-provider tests
+]
 
 
 def free_port() -> int:

@@ -9,9 +9,9 @@ specs ask for: read for ``access``, write for ``insert``/``delete``/``update``)
 and every channel it publishes or subscribes to.
 
 Commands and categories come from the command table (``table.py``): the
-categories there are the ones ``COMMAND INFO`` shows.  A rule naming a
-command this server does not have is refused as an unknown command, as
-Redis refuses a name it does not know.
+categories there are the ones ``COMMAND INFO`` shows.  Rules may also name
+the commands of redis-server 7.0 that this server does not offer
+(``acl_names.py``), as they would there.
 
 Passwords are kept only as their SHA-256 hashes and never logged: the
 ACL log records the user name and what was denied, not the arguments.
@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from linechat.services.redis.acl_names import REDIS_70_COMMANDS
 from linechat.services.redis.resp import glob_match
 from linechat.services.redis.table import CommandDef
 
@@ -130,28 +131,33 @@ class Denial:
 
 
 class Commands:
-    """The command universe the rules speak of: every command and subcommand of the table, by lower-case name."""
+    """The command universe the rules speak of: our table's commands and subcommands, and redis-server 7.0's.
+
+    Names are lower case, subcommands ``container|sub``.  Commands of
+    redis-server we do not offer may be named in rules and count in the
+    categories, as they would on redis-server (see ``acl_names.py``).
+    """
 
     def __init__(self, table: dict[str, CommandDef]) -> None:
-        self.top: dict[str, CommandDef] = {}
-        self.subs: dict[str, list[str]] = {}  # container -> its subcommands' full names
-        self.every: dict[str, CommandDef] = {}  # full name -> definition
-        self.order: list[str] = []  # top-level names, each followed by its subcommands
-        for name in sorted(table):
-            spec = table[name]
+        categories: dict[str, tuple[str, ...]] = dict(REDIS_70_COMMANDS)
+        for name, spec in table.items():
             low = name.lower()
-            self.top[low] = spec
-            self.every[low] = spec
-            self.order.append(low)
-            subs = []
-            for sub_name in sorted(spec.subcommands):
-                full = f"{low}|{sub_name.lower()}"
-                self.every[full] = spec.subcommands[sub_name]
-                subs.append(full)
-            self.subs[low] = subs
+            categories[low] = spec.acl
+            for sub_name, sub in spec.subcommands.items():
+                categories[f"{low}|{sub_name.lower()}"] = sub.acl
+        #: Full name -> its ACL categories.
+        self.categories = categories
+        self.subs: dict[str, list[str]] = {}  # container -> its subcommands' full names
+        for full in sorted(categories):
+            parent, bar, _ = full.partition("|")
+            if bar:
+                self.subs.setdefault(parent, []).append(full)
+            else:
+                self.subs.setdefault(full, [])
+        self.order = sorted(self.subs)  # top-level names
         self.in_category: dict[str, list[str]] = {cat: [] for cat in CATEGORIES}
         for full in self._walk():
-            for cat in self.every[full].acl:
+            for cat in categories[full]:
                 if cat in self.in_category:
                     self.in_category[cat].append(full)
 
@@ -163,7 +169,7 @@ class Commands:
     def lookup(self, name: str) -> str | None:
         """The full name of a command or ``container|sub`` (any case), or None."""
         low = name.lower()
-        return low if low in self.every else None
+        return low if low in self.categories else None
 
 
 @dataclass
@@ -240,7 +246,7 @@ class Selector:
             if op[1:] not in self.channels:
                 self.channels.append(op[1:])
         elif low in (b"allcommands", b"+@all"):
-            self.allowed = set(commands.every)
+            self.allowed = set(commands.categories)
             self.future = self.all_commands = True
             self.firstargs = {}
         elif low in (b"nocommands", b"-@all"):

@@ -226,7 +226,9 @@ class AclCommands(ClientContext):
         argv = [command, *args]
         spec = self.table.get(command.upper().decode("latin-1"))
         if spec is not None and spec.subcommands:
-            spec = spec.subcommands.get(args[0].upper().decode("latin-1")) if args else None
+            if not args:
+                raise RespError(f"ERR wrong number of arguments for '{spec.name.lower()}' command")
+            spec = spec.subcommands.get(args[0].upper().decode("latin-1"))
         if spec is None:
             raise RespError(f"ERR Command '{command.decode('latin-1')}' not found")
         if not spec.accepts(len(argv) - (2 if "|" in spec.name else 1)):
