@@ -196,6 +196,7 @@ class ClientContext(CommandContext):
     client_name: bytes | None
     channels: set[bytes]
     patterns: set[bytes]
+    shard_channels: set[bytes]
     _subscribed: bool
     _multi: list[list[bytes]] | None
     _multi_failed: bool

@@ -255,7 +255,7 @@ class ConnectionCommands(ClientContext):
 
     def client_type(self) -> str:
         """Redis's client type: pubsub while subscribed, else normal (no replicas here)."""
-        return "pubsub" if self.channels or self.patterns else "normal"
+        return "pubsub" if self.channels or self.patterns or self.shard_channels else "normal"
 
     @redis_command("CLIENT|KILL", arity=-3, flags="admin noscript loading stale", group="connection")
     def cmd_client_kill(self, first: bytes, *rest: bytes) -> bytes:
@@ -390,7 +390,7 @@ class ConnectionCommands(ClientContext):
     def client_info(self) -> bytes:
         """One line describing this client, with every field of Redis 7.0's CLIENT LIST."""
         flags = ""
-        if self.channels or self.patterns:
+        if self.channels or self.patterns or self.shard_channels:
             flags += "P"
         if self._multi is not None:
             flags += "x"
@@ -419,7 +419,7 @@ class ConnectionCommands(ClientContext):
             f"id={self.id} addr={self.addr()} laddr={self.local_address()} fd={-1 if fd is None else fd} "
             f"name={(self.client_name or b'').decode('latin-1')} age={int(time.time() - self.created)} "
             f"idle={idle} flags={flags or 'N'} db={self.dbindex} sub={len(self.channels)} "
-            f"psub={len(self.patterns)} ssub=0 multi={-1 if self._multi is None else len(self._multi)} "
+            f"psub={len(self.patterns)} ssub={len(self.shard_channels)} multi={-1 if self._multi is None else len(self._multi)} "
             f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={queued} "
             f"tot-mem={queued} events={'rw' if queued else 'r'} cmd={name} "
             f"user={self.user.name.decode('latin-1')} redir=-1 "

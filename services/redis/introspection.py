@@ -187,7 +187,7 @@ def render_info(server: RedisService, sections: list[str]) -> bytes:
     lua_memory = engine.lua.gccount() * 1024 if engine is not None and hasattr(engine.lua, "gccount") else 0
     total_memory = os.sysconf("SC_PHYS_PAGES") * _PAGE if hasattr(os, "sysconf") else 0
     clients = server.clients()
-    pubsub_clients = sum(1 for c in clients if c.channels or c.patterns)
+    pubsub_clients = sum(1 for c in clients if c.channels or c.patterns or c.shard_channels)
     parts: list[str] = []
 
     def section(name: str, fields: dict[str, Any]) -> None:
@@ -277,7 +277,7 @@ def render_info(server: RedisService, sections: list[str]) -> bytes:
             "evicted_clients": 0,
             "pubsub_channels": len(server.subscribers),
             "pubsub_patterns": len(server.pattern_subscribers),
-            "pubsubshard_channels": 0,
+            "pubsubshard_channels": len(server.shard_subscribers),
             "total_forks": 0,
             "unexpected_error_replies": 0,
             "dump_payload_sanitizations": 0,

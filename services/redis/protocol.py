@@ -140,6 +140,7 @@ class RedisProtocol(
         self.authenticated = not service.acl.default_requires_auth  # requirepass: AUTH first
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
+        self.shard_channels: set[bytes] = set()
         self._subscribed = False  # kept by the service as subscriptions come and go
         self._multi: list[list[bytes]] | None = None  # commands queued since MULTI
         self._multi_failed = False  # a command was refused while queueing: EXEC aborts
@@ -185,7 +186,7 @@ class RedisProtocol(
 
     def on_close(self) -> None:
         """Drop this connection's subscriptions and watched keys; a blocked client leaves its queues, taking nothing."""
-        if self.channels or self.patterns:
+        if self._subscribed:
             self.server.unsubscribe_all(self)
         if self.watching:
             self.server.unwatch_all(self)
@@ -727,8 +728,11 @@ class RedisProtocol(
                 _FAST[raw] = (spec.func, spec.min_args + 1, top)  # type: ignore[assignment]
             if self._subscribed and not spec.subscribed and self.dialect is RESP2 and spec.accepts(len(argv) - 1):
                 # Unknown-command and arity errors come first, as in Redis.
+                shown = name.lower()
+                if spec.subcommands and len(argv) > 1 and argv[1].upper().decode("latin-1") in spec.subcommands:
+                    shown += "|" + argv[1].lower().decode("latin-1")
                 return error(
-                    f"ERR Can't execute '{name.lower()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
+                    f"ERR Can't execute '{shown}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
                     "RESET are allowed in this context"
                 )
             if self._multi is not None and spec.in_multi == "queue":

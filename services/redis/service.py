@@ -103,6 +103,7 @@ class RedisService(Service):
         self.scan_cursors = ScanCursors()
         self.subscribers: dict[bytes, set[ClientContext]] = {}
         self.pattern_subscribers: dict[bytes, set[ClientContext]] = {}
+        self.shard_subscribers: dict[bytes, set[ClientContext]] = {}  # SSUBSCRIBE
         self.commands_processed = 0
         self.expired_keys = 0
         self.connections_received = 0
@@ -402,7 +403,28 @@ class RedisService(Service):
             if not members:
                 del table[name]
         (client.patterns if pattern else client.channels).discard(name)
-        client._subscribed = bool(client.channels or client.patterns)
+        client._subscribed = bool(client.channels or client.patterns or client.shard_channels)
+
+    def subscribe_shard(self, client: ClientContext, name: bytes) -> None:
+        """Add a shard channel subscription of *client* (SSUBSCRIBE)."""
+        self.shard_subscribers.setdefault(name, set()).add(client)
+        client.shard_channels.add(name)
+        client._subscribed = True
+
+    def unsubscribe_shard(self, client: ClientContext, name: bytes) -> None:
+        """Remove one shard channel subscription of *client* (if it has it)."""
+        members = self.shard_subscribers.get(name)
+        if members is not None:
+            members.discard(client)
+            if not members:
+                del self.shard_subscribers[name]
+        client.shard_channels.discard(name)
+        client._subscribed = bool(client.channels or client.patterns or client.shard_channels)
+
+    def spublish(self, channel: bytes, message: bytes) -> int:
+        """Push *message* to the subscribers of the shard channel *channel*; return how many."""
+        members = self.shard_subscribers.get(channel)
+        return self._push(members, array([b"smessage", channel, message])) if members else 0
 
     def unsubscribe_all(self, client: ClientContext) -> None:
         """Remove every subscription of *client*."""
@@ -410,6 +432,8 @@ class RedisService(Service):
             self.unsubscribe(client, name, False)
         for name in list(client.patterns):
             self.unsubscribe(client, name, True)
+        for name in list(client.shard_channels):
+            self.unsubscribe_shard(client, name)
 
     def publish(self, channel: bytes, message: bytes) -> int:
         """Push *message* to the subscribers of *channel* and of matching patterns; return how many."""

@@ -1,0 +1,127 @@
+"""Sharded pub/sub, PUBSUB, GETEX, LCS, DUMP/RESTORE errors, SLOWLOG, LATENCY, MEMORY... against a real redis-server.
+
+Every reply is compared byte for byte, on a RESP2 connection and after
+``HELLO 3``.  Replies that are the server's own by nature (timings, memory
+sizes, hash order) are compared by shape only, where the corpus says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from linechat.services.redis import RedisService
+from linechat.testing import serve
+from redis_wire import RawClient, cmd, real_redis
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+
+Address = tuple[str, int]
+
+CORPUS: list[tuple[str, ...]] = [
+    ("FLUSHALL",),
+    # PUBSUB with no subscribers
+    ("PUBSUB",),
+    ("PUBSUB", "HELP"),
+    ("PUBSUB", "HELP", "x"),
+    ("PUBSUB", "FOO"),
+    ("PUBSUB", "CHANNELS"),
+    ("PUBSUB", "CHANNELS", "a*"),
+    ("PUBSUB", "CHANNELS", "x", "y"),
+    ("PUBSUB", "SHARDCHANNELS"),
+    ("PUBSUB", "SHARDCHANNELS", "x", "y"),
+    ("PUBSUB", "NUMSUB"),
+    ("PUBSUB", "NUMSUB", "a", "b"),
+    ("PUBSUB", "SHARDNUMSUB", "a"),
+    ("PUBSUB", "NUMPAT"),
+    ("PUBSUB", "NUMPAT", "x"),
+    ("SPUBLISH", "a"),
+    ("SPUBLISH", "a", "b"),
+    ("SPUBLISH", "a", "b", "c"),
+    ("SUNSUBSCRIBE",),
+    ("SUNSUBSCRIBE", "a"),
+    ("SSUBSCRIBE",),
+    ("MULTI",),
+    ("SSUBSCRIBE", "a"),
+    ("SPUBLISH", "a", "m"),
+    ("EXEC",),
+]
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Address, Address]]:
+    """A real redis-server and ours, side by side."""
+    tmp: Path = tmp_path_factory.mktemp("mdiff")
+    with (
+        real_redis(tmp) as real,
+        serve(RedisService, data_dir=tmp / "ours", settings={"services": {"redis": {"appendonly": False}}}) as srv,
+    ):
+        yield real, srv.address()
+
+
+def _run(address: Address, commands: list[tuple[str, ...]], hello: int | None) -> list[bytes]:
+    client = RawClient(address)
+    try:
+        if hello is not None:
+            client.call("HELLO", hello)
+        return [client.call(*(a.encode("latin-1") for a in c)) for c in commands]
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("hello", [None, 3], ids=["resp2", "resp3"])
+def test_misc_commands_match_real_redis(both: tuple[Address, Address], hello: int | None) -> None:
+    real, ours = both
+    expected = _run(real, CORPUS, hello)
+    got = _run(ours, CORPUS, hello)
+    mismatches = [(c, e, g) for c, e, g in zip(CORPUS, expected, got, strict=True) if e != g]
+    assert not mismatches, "\n".join(f"{c!r}: redis {e!r} ours {g!r}" for c, e, g in mismatches[:20])
+
+
+def _sharded_session(address: Address, hello: int | None) -> list[bytes]:
+    """SSUBSCRIBE beside SUBSCRIBE and PSUBSCRIBE, SPUBLISH, PUBSUB counts, the subscribed context: every raw reply."""
+    sub, other, pub = RawClient(address), RawClient(address), RawClient(address)
+    out = []
+    try:
+        if hello is not None:
+            sub.call("HELLO", hello)
+        sub.send(cmd("SSUBSCRIBE", "sa", "sb") + cmd("SUBSCRIBE", "c") + cmd("PSUBSCRIBE", "p*") + cmd("SSUBSCRIBE", "sa"))
+        out += [sub.reply() for _ in range(5)]
+        out.append(other.call("SSUBSCRIBE", "sa"))
+        out.append(pub.call("SPUBLISH", "sa", "one"))
+        out += [sub.reply(), other.reply()]
+        out.append(pub.call("SPUBLISH", "sb", "two"))
+        out.append(sub.reply())
+        out.append(pub.call("PUBLISH", "sa", "not-shard"))  # a plain channel of the same name has no subscriber
+        out.append(pub.call("PUBSUB", "SHARDNUMSUB", "sa", "sb", "sc"))
+        out.append(pub.call("PUBSUB", "NUMSUB", "c", "sa"))
+        out.append(pub.call("PUBSUB", "NUMPAT"))
+        out.append(pub.call("PUBSUB", "SHARDCHANNELS", "sb"))
+        out.append(pub.call("PUBSUB", "CHANNELS"))
+        for command in (("PING",), ("GET", "x"), ("SPUBLISH", "sa", "x"), ("PUBSUB", "NUMPAT"), ("SUNSUBSCRIBE", "zz")):
+            out.append(sub.call(*command))
+        sub.send(cmd("SUNSUBSCRIBE", "sb") + cmd("SUNSUBSCRIBE") + cmd("SUNSUBSCRIBE"))
+        out += [sub.reply() for _ in range(3)]
+        out.append(pub.call("SPUBLISH", "sa", "three"))
+        out.append(other.reply())
+        out.append(sub.call("UNSUBSCRIBE"))
+        out.append(sub.call("PUNSUBSCRIBE"))
+        out.append(sub.call("GET", "x"))
+        out.append(other.call("RESET"))
+        out.append(pub.call("SPUBLISH", "sa", "gone"))
+        out.append(pub.call("PUBSUB", "SHARDCHANNELS"))
+    finally:
+        sub.close()
+        other.close()
+        pub.close()
+    return out
+
+
+@pytest.mark.parametrize("hello", [None, 3], ids=["resp2", "resp3"])
+def test_sharded_pubsub_matches_real_redis(both: tuple[Address, Address], hello: int | None) -> None:
+    real, ours = both
+    expected = _sharded_session(real, hello)
+    assert expected[-2] == b":0\r\n"
+    assert _sharded_session(ours, hello) == expected
