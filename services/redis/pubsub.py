@@ -1,4 +1,4 @@
-"""Pub/sub commands: SUBSCRIBE, PSUBSCRIBE, the sharded SSUBSCRIBE, their UNSUBSCRIBEs, (S)PUBLISH, PUBSUB (Redis's pubsub.c)."""
+"""Pub/sub: SUBSCRIBE, PSUBSCRIBE, sharded SSUBSCRIBE, their UNSUBSCRIBEs, (S)PUBLISH, PUBSUB (Redis's pubsub.c)."""
 
 from __future__ import annotations
 
@@ -167,17 +167,13 @@ class PubSubCommands(ClientContext):
     def cmd_pubsub_numsub(self, *channels: bytes) -> bytes:
         """Each channel named and its number of subscribers (patterns not counted)."""
         table = self.server.subscribers
-        return b"*%d\r\n" % (2 * len(channels)) + b"".join(
-            bulk(c) + integer(len(table.get(c, ()))) for c in channels
-        )
+        return b"*%d\r\n" % (2 * len(channels)) + b"".join(bulk(c) + integer(len(table.get(c, ()))) for c in channels)
 
     @redis_command("PUBSUB|SHARDNUMSUB", arity=-2, flags="pubsub loading stale", group="pubsub")
     def cmd_pubsub_shardnumsub(self, *channels: bytes) -> bytes:
         """Each shard channel named and its number of subscribers."""
         table = self.server.shard_subscribers
-        return b"*%d\r\n" % (2 * len(channels)) + b"".join(
-            bulk(c) + integer(len(table.get(c, ()))) for c in channels
-        )
+        return b"*%d\r\n" % (2 * len(channels)) + b"".join(bulk(c) + integer(len(table.get(c, ()))) for c in channels)
 
     @redis_command("PUBSUB|NUMPAT", arity=2, flags="pubsub loading stale", group="pubsub")
     def cmd_pubsub_numpat(self) -> bytes:

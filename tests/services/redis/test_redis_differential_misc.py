@@ -87,7 +87,9 @@ def _sharded_session(address: Address, hello: int | None) -> list[bytes]:
     try:
         if hello is not None:
             sub.call("HELLO", hello)
-        sub.send(cmd("SSUBSCRIBE", "sa", "sb") + cmd("SUBSCRIBE", "c") + cmd("PSUBSCRIBE", "p*") + cmd("SSUBSCRIBE", "sa"))
+        sub.send(
+            cmd("SSUBSCRIBE", "sa", "sb") + cmd("SUBSCRIBE", "c") + cmd("PSUBSCRIBE", "p*") + cmd("SSUBSCRIBE", "sa")
+        )
         out += [sub.reply() for _ in range(5)]
         out.append(other.call("SSUBSCRIBE", "sa"))
         out.append(pub.call("SPUBLISH", "sa", "one"))
