@@ -6,6 +6,7 @@ hashes.py, sets.py, zset.py, streams.py); a new type adds its mixin here.
 
 from __future__ import annotations
 
+from linechat.services.redis.dump import DumpCommands
 from linechat.services.redis.hashes import HashCommands
 from linechat.services.redis.keys import KeyCommands
 from linechat.services.redis.lists import ListCommands
@@ -18,6 +19,13 @@ __all__ = ["DataCommands"]
 
 
 class DataCommands(
-    StringCommands, KeyCommands, ListCommands, HashCommands, SetCommands, SortedSetCommands, StreamCommands
+    StringCommands,
+    KeyCommands,
+    ListCommands,
+    HashCommands,
+    SetCommands,
+    SortedSetCommands,
+    StreamCommands,
+    DumpCommands,
 ):
     """Every command on the keyspace, shared by connections, the AOF replayer and scripts."""

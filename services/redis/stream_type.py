@@ -305,6 +305,23 @@ class Stream:
         self.last_id = sid
         self.entries_added += 1
 
+    def encoding(self) -> bytes:
+        """OBJECT ENCODING's answer."""
+        return b"stream"
+
+    def restore_node(
+        self, master: StreamID, fields: tuple[bytes, ...], entries: list[tuple[StreamID, list[bytes]]], deleted: int
+    ) -> None:
+        """Add a whole node as RESTORE reads it: its master id and fields, live entries, count of deleted ones."""
+        node = _Node(master, fields)
+        for sid, flat in entries:
+            node.add(sid, flat)
+            self.ids.append(sid)
+            self.entries[sid] = flat
+        node.deleted = deleted
+        if entries:
+            self.nodes.append(node)
+
     def _node_of(self, sid: StreamID) -> int:
         return bisect.bisect_right([n.master for n in self.nodes], sid) - 1
 
