@@ -306,3 +306,169 @@ class StringCommands(CommandContext):
         # Replay must not depend on float arithmetic: record the result.
         self._propagate([b"SET", key, text, b"KEEPTTL"])
         return bulk(text)
+
+    @redis_command(
+        "GETEX",
+        arity=-2,
+        flags="write fast",
+        keys=[KeySpec(("RW", "access", "update"), 1, notes="RW and UPDATE because it changes the TTL")],
+        group="string",
+    )
+    def cmd_getex(self, key: bytes, *options: bytes) -> bytes:
+        """Return a string and set (EX, PX, EXAT, PXAT) or remove (PERSIST) its time to live."""
+        unit = b""
+        amount = b""
+        persist = False
+        i = 0
+        while i < len(options):
+            opt = options[i].upper()
+            more = i + 1 < len(options)
+            if opt == b"PERSIST" and not unit:
+                persist = True
+            elif opt in (b"EX", b"PX", b"EXAT", b"PXAT") and not persist and unit in (b"", opt) and more:
+                unit, amount = opt, options[i + 1]
+                i += 1
+            else:
+                raise RespError(SYNTAX)
+            i += 1
+        db = self.db
+        value = self._typed(key, bytes)
+        if value is None:
+            return self.null
+        reply = bulk(value)
+        if unit:
+            number = int_arg(amount)
+            invalid = "ERR invalid expire time in 'getex' command"
+            seconds = unit in (b"EX", b"EXAT")
+            if number <= 0 or (seconds and number > INT64_MAX // 1000):
+                raise RespError(invalid)
+            deadline = number * (1000 if seconds else 1)
+            if not unit.endswith(b"AT"):
+                deadline += self.server.now_ms()
+                if deadline > INT64_MAX:
+                    raise RespError(invalid)
+            elif deadline <= self.server.now_ms():
+                db.delete(key)  # an absolute time already past: the key goes (recorded as its deletion)
+                self._propagate([b"DEL", key])
+                return reply
+            db.set_deadline(key, deadline)
+            self._propagate([b"PEXPIREAT", key, b"%d" % deadline])
+        elif persist and db.persist(key):
+            self._propagate([b"PERSIST", key])
+        return reply
+
+    @redis_command("LCS", arity=-3, flags="readonly", keys=(1, 2, 1), group="string")
+    def cmd_lcs(self, key1: bytes, key2: bytes, *options: bytes) -> bytes:
+        """Longest common subsequence of two strings: the string, its LEN, or its matching IDX ranges."""
+        texts = []
+        for key in (key1, key2):
+            value = self.db.get(key)
+            if value is not None and type(value) is not bytes:
+                raise RespError("ERR The specified keys must contain string values")
+            texts.append(value or b"")
+        getidx = getlen = withmatchlen = False
+        minmatchlen = 0
+        i = 0
+        while i < len(options):
+            opt = options[i].upper()
+            if opt == b"IDX":
+                getidx = True
+            elif opt == b"LEN":
+                getlen = True
+            elif opt == b"WITHMATCHLEN":
+                withmatchlen = True
+            elif opt == b"MINMATCHLEN" and i + 1 < len(options):
+                minmatchlen = max(0, int_arg(options[i + 1]))
+                i += 1
+            else:
+                raise RespError(SYNTAX)
+            i += 1
+        if getidx and getlen:
+            raise RespError("ERR If you want both the length and indexes, please just use IDX.")
+        a, b = texts
+        # Redis builds a table of (len(a)+1) * (len(b)+1) 32-bit counters and refuses past proto-max-bulk-len;
+        # the same inputs are refused here (the bit-parallel rows below take a 32nd of that).
+        if 4 * (len(a) + 1) * (len(b) + 1) > self.server.settings.max_bulk_len:
+            raise RespError("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")
+        table = LcsTable(a, b)
+        if getlen:
+            return integer(table.length)
+        result, ranges = table.walk(minmatchlen)
+        if not getidx:
+            return bulk(result)
+        out = [self.dialect.map_header(2), bulk(b"matches"), b"*%d\r\n" % len(ranges)]
+        for (a_start, a_end), (b_start, b_end) in ranges:
+            out.append(
+                b"*%d\r\n*2\r\n:%d\r\n:%d\r\n*2\r\n:%d\r\n:%d\r\n" % (2 + withmatchlen, a_start, a_end, b_start, b_end)
+            )
+            if withmatchlen:
+                out.append(integer(a_end - a_start + 1))
+        out += [bulk(b"len"), integer(table.length)]
+        return b"".join(out)
+
+
+class LcsTable:
+    """The LCS lengths of every pair of prefixes of two strings, one bit vector per prefix of the first.
+
+    Row ``i`` is Hyyrö's bit-parallel vector for ``a[:i]`` against ``b``:
+    bit ``j`` is clear when ``LCS(a[:i], b[:j+1])`` is one more than
+    ``LCS(a[:i], b[:j])``, so ``LCS(i, j)`` is the number of clear bits among
+    the low ``j``.  A row costs a few big-integer operations, and the table
+    ``len(a) * len(b) / 8`` bytes.
+    """
+
+    def __init__(self, a: bytes, b: bytes) -> None:
+        self.a, self.b = a, b
+        width = len(b)
+        self.mask = (1 << width) - 1
+        positions: dict[int, int] = {}
+        for j, byte in enumerate(b):
+            positions[byte] = positions.get(byte, 0) | 1 << j
+        row = self.mask
+        self.rows = [row]
+        for byte in a:
+            matched = row & positions.get(byte, 0)
+            row = ((row + matched) | (row - matched)) & self.mask
+            self.rows.append(row)
+        self.length = width - row.bit_count()
+
+    def at(self, i: int, j: int) -> int:
+        """LCS(a[:i], b[:j])."""
+        return j - (self.rows[i] & ((1 << j) - 1)).bit_count()
+
+    def walk(self, minmatchlen: int) -> tuple[bytes, list[tuple[tuple[int, int], tuple[int, int]]]]:
+        """The subsequence and its matching ranges, walked back from the ends as redis-server does."""
+        a, b = self.a, self.b
+        i, j = len(a), len(b)
+        result = bytearray()
+        ranges: list[tuple[tuple[int, int], tuple[int, int]]] = []
+        a_start = a_end = b_start = b_end = -1  # -1: no range open
+        while i > 0 and j > 0:
+            emit = False
+            if a[i - 1] == b[j - 1]:
+                result.append(a[i - 1])
+                if a_start < 0:
+                    a_start = a_end = i - 1
+                    b_start = b_end = j - 1
+                elif a_start == i and b_start == j:
+                    a_start -= 1
+                    b_start -= 1
+                else:
+                    emit = True
+                if a_start == 0 or b_start == 0:
+                    emit = True
+                i -= 1
+                j -= 1
+            else:
+                if self.at(i - 1, j) > self.at(i, j - 1):
+                    i -= 1
+                else:
+                    j -= 1
+                if a_start >= 0:
+                    emit = True
+            if emit:
+                if a_end - a_start + 1 >= minmatchlen:
+                    ranges.append(((a_start, a_end), (b_start, b_end)))
+                a_start = -1
+        result.reverse()
+        return bytes(result), ranges

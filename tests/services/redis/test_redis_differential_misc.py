@@ -7,6 +7,7 @@ sizes, hash order) are compared by shape only, where the corpus says so.
 
 from __future__ import annotations
 
+import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,83 @@ CORPUS: list[tuple[str, ...]] = [
     ("SSUBSCRIBE", "a"),
     ("SPUBLISH", "a", "m"),
     ("EXEC",),
+    # GETEX, GETDEL
+    ("SET", "s", "hello"),
+    ("GETEX", "s"),
+    ("TTL", "s"),
+    ("GETEX", "s", "EX", "1000"),
+    ("TTL", "s"),
+    ("GETEX", "s", "PX", "2000000"),
+    ("TTL", "s"),
+    ("GETEX", "s", "EXAT", "99999999999"),
+    ("EXPIRETIME", "s"),
+    ("GETEX", "s", "PXAT", "99999999999000"),
+    ("PEXPIRETIME", "s"),
+    ("GETEX", "s", "PERSIST"),
+    ("TTL", "s"),
+    ("GETEX", "s", "PERSIST", "PERSIST"),
+    ("GETEX", "s", "EX", "10", "EX", "20"),
+    ("TTL", "s"),
+    ("GETEX", "s", "EX", "10", "PX", "20"),
+    ("GETEX", "s", "PERSIST", "EX", "10"),
+    ("GETEX", "s", "EX", "10", "PERSIST"),
+    ("GETEX", "s", "EX"),
+    ("GETEX", "s", "KEEPTTL"),
+    ("GETEX", "s", "NX"),
+    ("GETEX", "s", "BOGUS"),
+    ("GETEX", "s", "EX", "0"),
+    ("GETEX", "s", "EX", "-1"),
+    ("GETEX", "s", "EX", "abc"),
+    ("GETEX", "s", "EX", "9223372036854775807"),
+    ("GETEX", "s", "PX", "9223372036854775807"),
+    ("GETEX", "s", "EXAT", "9223372036854775"),
+    ("GETEX", "missing", "EX", "abc"),
+    ("GETEX", "missing", "BOGUS"),
+    ("GETEX", "missing"),
+    ("GETEX", "s", "EXAT", "1"),
+    ("EXISTS", "s"),
+    ("SET", "s", "v"),
+    ("GETEX", "s", "PXAT", "1"),
+    ("EXISTS", "s"),
+    ("GETEX",),
+    ("RPUSH", "list", "a"),
+    ("GETEX", "list"),
+    ("GETEX", "list", "EX", "abc"),
+    ("GETDEL", "list"),
+    ("SET", "s", "v"),
+    ("GETDEL", "s"),
+    ("GETDEL", "s"),
+    ("GETDEL", "s", "x"),
+    # LCS
+    ("MSET", "a", "ohmytext", "b", "mynewtext", "n", "12345", "m", "2x4y5"),
+    ("LCS", "a", "b"),
+    ("LCS", "a", "b", "LEN"),
+    ("LCS", "a", "b", "IDX"),
+    ("LCS", "a", "b", "IDX", "WITHMATCHLEN"),
+    ("LCS", "a", "b", "IDX", "MINMATCHLEN", "4"),
+    ("LCS", "a", "b", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"),
+    ("LCS", "a", "b", "IDX", "MINMATCHLEN", "-4"),
+    ("LCS", "a", "b", "IDX", "MINMATCHLEN", "x"),
+    ("LCS", "a", "b", "IDX", "MINMATCHLEN"),
+    ("LCS", "a", "b", "IDX", "LEN"),
+    ("LCS", "a", "b", "LEN", "IDX"),
+    ("LCS", "a", "b", "BOGUS"),
+    ("LCS", "n", "m"),
+    ("LCS", "n", "m", "IDX", "WITHMATCHLEN"),
+    ("LCS", "a", "missing"),
+    ("LCS", "missing", "nothere", "IDX"),
+    ("LCS", "missing", "nothere", "LEN"),
+    ("LCS", "a", "list"),
+    ("LCS", "list", "a", "LEN"),
+    ("LCS", "a"),
+    ("LCS", "a", "a", "LEN"),
+    ("SET", "big1", "ab" * 300),
+    ("SET", "big2", "ba" * 300),
+    ("CONFIG", "SET", "proto-max-bulk-len", "1mb"),
+    ("LCS", "big1", "big2", "LEN"),
+    ("LCS", "big1", "a", "LEN"),
+    ("CONFIG", "SET", "proto-max-bulk-len", "512mb"),
+    ("LCS", "big1", "big2", "LEN"),
 ]
 
 
@@ -78,6 +156,25 @@ def test_misc_commands_match_real_redis(both: tuple[Address, Address], hello: in
     got = _run(ours, CORPUS, hello)
     mismatches = [(c, e, g) for c, e, g in zip(CORPUS, expected, got, strict=True) if e != g]
     assert not mismatches, "\n".join(f"{c!r}: redis {e!r} ours {g!r}" for c, e, g in mismatches[:20])
+
+
+def _random_text(rng: random.Random) -> str:
+    return "".join(rng.choice("abcd") for _ in range(rng.randint(0, 40)))
+
+
+@pytest.mark.parametrize("hello", [None, 3], ids=["resp2", "resp3"])
+def test_lcs_of_random_strings_matches_real_redis(both: tuple[Address, Address], hello: int | None) -> None:
+    """The subsequence redis-server picks among equals, and its ranges, for many random pairs."""
+    rng = random.Random(12)
+    commands: list[tuple[str, ...]] = []
+    for n in range(60):
+        commands.append(("MSET", f"x{n}", _random_text(rng), f"y{n}", _random_text(rng)))
+        commands.append(("LCS", f"x{n}", f"y{n}"))
+        commands.append(("LCS", f"x{n}", f"y{n}", "IDX", "WITHMATCHLEN", "MINMATCHLEN", str(n % 3)))
+    real, ours = both
+    expected = _run(real, commands, hello)
+    got = _run(ours, commands, hello)
+    assert got == expected
 
 
 def _sharded_session(address: Address, hello: int | None) -> list[bytes]:
