@@ -197,6 +197,8 @@ class ClientContext(CommandContext):
     channels: set[bytes]
     patterns: set[bytes]
     shard_channels: set[bytes]
+    #: MONITOR: every command the server runs is copied to this client.
+    monitoring: bool
     _subscribed: bool
     _multi: list[list[bytes]] | None
     _multi_failed: bool

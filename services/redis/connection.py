@@ -75,6 +75,9 @@ class ConnectionCommands(ClientContext):
     def cmd_reset(self) -> bytes:
         """Back to a fresh connection state: RESP2, database 0, no subscriptions, no name."""
         self.server.unsubscribe_all(self)
+        if self.monitoring:
+            self.monitoring = False
+            self.server.monitoring.stop(self)
         self._use(RESP2)
         self.dbindex = 0
         self.db = self.server.dbs[0]
@@ -389,7 +392,7 @@ class ConnectionCommands(ClientContext):
 
     def client_info(self) -> bytes:
         """One line describing this client, with every field of Redis 7.0's CLIENT LIST."""
-        flags = ""
+        flags = "O" if self.monitoring else ""
         if self.channels or self.patterns or self.shard_channels:
             flags += "P"
         if self._multi is not None:

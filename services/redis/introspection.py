@@ -75,6 +75,7 @@ _INTEGERS = {
     "slowlog-log-slower-than": (-1, 2**62),
     "slowlog-max-len": (0, 2**62),
     "auto-aof-rewrite-percentage": (0, 2**31 - 1),
+    "latency-monitor-threshold": (0, 2**63 - 1),
 }
 _MEMORY = frozenset({"maxmemory", "proto-max-bulk-len", "auto-aof-rewrite-min-size"})
 _FREE_TEXT = frozenset({"notify-keyspace-events", "save", "requirepass"})
@@ -316,6 +317,22 @@ def render_info(server: RedisService, sections: list[str]) -> bytes:
         {f"db{db.index}": f"keys={len(db)},expires={len(db.expires)},avg_ttl=0" for db in server.dbs if len(db)},
     )
     return "\r\n".join(parts).encode()
+
+
+def _sort_keys(argv: list[bytes]) -> list[bytes]:
+    """SORT's keys: the sorted key and the last STORE destination (BY and GET patterns are not keys), as Redis."""
+    keys = [argv[1]]
+    store = None
+    skip = {b"LIMIT": 2, b"GET": 1, b"BY": 1}
+    i = 2
+    while i < len(argv):
+        word = argv[i].upper()
+        if word in skip:
+            i += skip[word]
+        elif word == b"STORE" and i + 1 < len(argv):
+            store = argv[i + 1]
+        i += 1
+    return keys if store is None else [*keys, store]
 
 
 def _set(dialect: Dialect, words: tuple[str, ...], status: bool = True) -> bytes:
@@ -581,7 +598,7 @@ class ServerCommands(ClientContext):
             raise RespError("ERR Invalid number of arguments specified for command")
         if not spec.key_specs:
             raise RespError("ERR The command has no key arguments")
-        keys = spec.keys(argv)
+        keys = _sort_keys(argv) if spec.name == "SORT" else spec.keys(argv)
         if not keys:
             # EVAL with no keys is fine (no_mandatory_keys); any other command named none by mistake.
             if "no_mandatory_keys" in spec.flags:

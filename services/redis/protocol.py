@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from linechat import CommandError, Protocol, Reply, Rule, ServiceChannel, terminator
@@ -31,6 +32,7 @@ from linechat.services.redis.blocking import BlockingListCommands, BlockingSorte
 from linechat.services.redis.commands import DataCommands
 from linechat.services.redis.connection import SERVER_VERSION, ConnectionCommands
 from linechat.services.redis.introspection import ServerCommands
+from linechat.services.redis.monitoring import MonitoringCommands
 from linechat.services.redis.multi import TransactionCommands
 from linechat.services.redis.pubsub import PubSubCommands
 from linechat.services.redis.resp import (
@@ -110,6 +112,7 @@ class RedisProtocol(
     ScriptCommands,
     ServerCommands,
     AclCommands,
+    MonitoringCommands,
     Protocol,
 ):
     """A client connection speaking RESP2 or RESP3 (and inline commands) on one port."""
@@ -119,6 +122,7 @@ class RedisProtocol(
     # so an idle connection costs no more for it.
     reply_mode = b""  # CLIENT REPLY: b"" (on), b"OFF" or b"SKIP"
     no_evict = False  # CLIENT NO-EVICT: recorded and reported (nothing is evicted here)
+    monitoring = False  # MONITOR
     dirty_cas = False  # a watched key changed: EXEC fails
     # WATCH: (db, key) -> whether it had expired then; this shared empty one until the first WATCH.
     watching: dict[tuple[int, bytes], bool] = {}
@@ -188,6 +192,8 @@ class RedisProtocol(
         """Drop this connection's subscriptions and watched keys; a blocked client leaves its queues, taking nothing."""
         if self._subscribed:
             self.server.unsubscribe_all(self)
+        if self.monitoring:
+            self.server.monitoring.stop(self)
         if self.watching:
             self.server.unwatch_all(self)
         if self._blocked is not None:
@@ -239,6 +245,9 @@ class RedisProtocol(
         fast = _FAST
         server = self.server
         ready = server.blocking.ready  # keys a write made ready for blocked clients
+        monitoring = server.monitoring
+        # SLOWLOG/LATENCY: commands taking at least this long are reported (None: no threshold set).
+        limit = monitoring.min_seconds
         # Subscribed, inside MULTI, or a script is busy: every command takes the full path.
         slow = (
             self._subscribed
@@ -249,6 +258,7 @@ class RedisProtocol(
             or self.reply_mode
             or not self.authenticated
             or not self.user.unrestricted
+            or monitoring.monitors
         )
         for argv in commands:
             index += 1
@@ -258,12 +268,18 @@ class RedisProtocol(
             entry = fast.get(argv[0])
             if entry is not None and not slow and entry[1] <= len(argv) <= entry[2]:
                 self.argv = argv  # the append-only file logs the command from here
+                if limit is not None:
+                    started = perf_counter()
                 try:
                     reply = entry[0](self, *argv[1:]) if len(argv) > 1 else entry[0](self)
                 except RespError as exc:
                     reply = error(str(exc))
                 except Exception as exc:
                     reply = self._crashed(exc)
+                if limit is not None and perf_counter() - started >= limit:
+                    monitoring.after(
+                        self, self.table[argv[0].upper().decode("latin-1")], argv, perf_counter() - started
+                    )
                 if reply is not None:
                     out.append(reply)
                     size += len(reply)
@@ -296,6 +312,7 @@ class RedisProtocol(
                     or self.reply_mode
                     or not self.authenticated
                     or not self.user.unrestricted
+                    or monitoring.monitors
                 )
             if ready:
                 server.blocking.serve_ready()
@@ -739,7 +756,21 @@ class RedisProtocol(
                 return self._queue(spec, argv)
         elif self._multi is not None:
             self._multi_failed = True
-        return self.dispatch(name, argv[1:])  # type: ignore[return-value]
+        monitoring = self.server.monitoring
+        if spec is None or (monitoring.min_seconds is None and not monitoring.monitors):
+            return self.dispatch(name, argv[1:])  # type: ignore[return-value]
+        started = perf_counter()
+        reply = self.dispatch(name, argv[1:])
+        elapsed = perf_counter() - started
+        # Only what ran is reported: not an arity error, not a command that blocked (until it is served).
+        if (
+            (monitoring.monitors or elapsed >= (monitoring.min_seconds or 0.0))
+            and self._blocked is None
+            and spec.accepts(len(argv) - 1)
+            and (spec.handler_max is None or len(argv) - 1 <= spec.handler_max)
+        ):
+            monitoring.after(self, spec, argv, elapsed)
+        return reply  # type: ignore[return-value]
 
     def _reject(self, name: str, line: bytes) -> bytes:
         """Refuse a command before it runs (NOAUTH, NOPERM): a transaction being queued then fails, as in Redis."""

@@ -532,6 +532,10 @@ class ScriptEngine:
         caller.dialect = dialect
         caller.null = dialect.null
         caller.null_array = dialect.null_array
+        monitoring = caller.server.monitoring
+        shown = target or spec
+        if monitoring.monitors and "skip_monitor" not in shown.flags and "admin" not in shown.flags:
+            monitoring.feed(caller.dbindex, b"lua", argv)
         try:
             reply = spec.func(caller, *argv[1:])
         except RespError as exc:
@@ -668,6 +672,10 @@ class ScriptCommands(ClientContext):
         fn = engine.scripts.get(sha.lower())
         if fn is None:
             raise RespError(NOSCRIPT)
+        monitoring = self.server.monitoring
+        if monitoring.monitors:
+            # EVAL is shown before the commands the script runs (the table marks it skip_monitor), as redis-server does.
+            monitoring.feed(self.dbindex, self.addr().encode(), self.argv)
         return engine.run(self, sha.lower(), fn, list(args[:count]), list(args[count:]), ro)
 
     @redis_command(

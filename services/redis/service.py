@@ -15,6 +15,7 @@ from linechat.services.redis.aof_load import AofCorruptError, AofLoader
 from linechat.services.redis.aof_rewrite import Rewriter
 from linechat.services.redis.base import ClientContext
 from linechat.services.redis.blocking import Blocking
+from linechat.services.redis.monitoring import Monitoring
 from linechat.services.redis.protocol import TABLE, RedisProtocol
 from linechat.services.redis.resp import RESP3, array, glob_match
 from linechat.services.redis.scan import ScanCursors
@@ -104,6 +105,8 @@ class RedisService(Service):
         self.subscribers: dict[bytes, set[ClientContext]] = {}
         self.pattern_subscribers: dict[bytes, set[ClientContext]] = {}
         self.shard_subscribers: dict[bytes, set[ClientContext]] = {}  # SSUBSCRIBE
+        #: SLOWLOG, LATENCY and MONITOR.
+        self.monitoring = Monitoring(self)
         self.commands_processed = 0
         self.expired_keys = 0
         self.connections_received = 0
@@ -540,8 +543,9 @@ class RedisService(Service):
             b"maxmemory-policy": b"noeviction",
             b"loglevel": b"notice",
             b"notify-keyspace-events": b"",
-            b"slowlog-log-slower-than": b"10000",
-            b"slowlog-max-len": b"128",
+            b"slowlog-log-slower-than": b"%d" % self.monitoring.slower_than_us,
+            b"slowlog-max-len": b"%d" % (self.monitoring.slowlog.maxlen or 0),
+            b"latency-monitor-threshold": b"%d" % self.monitoring.latency_threshold_ms,
             b"cluster-enabled": b"no",
             b"replica-read-only": b"yes",
             b"io-threads": b"1",
@@ -592,6 +596,12 @@ class RedisService(Service):
                 s.auto_aof_rewrite_percentage = value
             elif key == "auto-aof-rewrite-min-size":
                 s.auto_aof_rewrite_min_size = value
+            elif key == "slowlog-log-slower-than":
+                self.monitoring.configure(slower_than=value)
+            elif key == "slowlog-max-len":
+                self.monitoring.configure(max_len=value)
+            elif key == "latency-monitor-threshold":
+                self.monitoring.configure(latency=value)
             elif key == "appendfsync":
                 s.appendfsync = value
                 if self.aof is not None:

@@ -125,6 +125,71 @@ CORPUS: list[tuple[str, ...]] = [
     ("LCS", "big1", "a", "LEN"),
     ("CONFIG", "SET", "proto-max-bulk-len", "512mb"),
     ("LCS", "big1", "big2", "LEN"),
+    # DUMP and RESTORE errors (payloads are compared in test_redis_dump.py)
+    ("DUMP", "nosuch"),
+    ("DUMP",),
+    ("RESTORE", "r", "0"),
+    ("RESTORE", "r", "0", "garbage"),
+    ("RESTORE", "r", "0", ""),
+    ("RESTORE", "r", "x", "garbage"),
+    ("RESTORE", "r", "-1", "garbage"),
+    ("RESTORE", "a", "0", "garbage"),
+    ("RESTORE", "a", "x", "garbage", "REPLACE"),
+    ("RESTORE", "r", "0", "garbage", "IDLETIME", "1", "FREQ", "2"),
+    ("RESTORE", "r", "0", "garbage", "FREQ", "2", "IDLETIME", "1"),
+    ("RESTORE", "r", "0", "garbage", "FREQ", "x"),
+    ("RESTORE", "r", "0", "garbage", "FREQ"),
+    ("RESTORE", "r", "0", "garbage", "NOPE"),
+    # SLOWLOG, LATENCY, MEMORY, OBJECT and MONITOR's errors and fixed texts
+    ("CONFIG", "SET", "slowlog-log-slower-than", "100000000"),
+    ("CONFIG", "GET", "slowlog-log-slower-than"),
+    ("SLOWLOG", "RESET"),
+    ("SLOWLOG", "LEN"),
+    ("SLOWLOG", "GET"),
+    ("SLOWLOG", "GET", "-1"),
+    ("SLOWLOG", "GET", "-2"),
+    ("SLOWLOG", "GET", "x"),
+    ("SLOWLOG", "GET", "1", "2"),
+    ("SLOWLOG", "HELP"),
+    ("SLOWLOG", "NOPE"),
+    ("SLOWLOG",),
+    ("SLOWLOG", "LEN", "x"),
+    ("CONFIG", "SET", "slowlog-max-len", "x"),
+    ("CONFIG", "SET", "slowlog-log-slower-than", "10000"),
+    ("CONFIG", "GET", "slowlog-max-len"),
+    ("LATENCY", "HELP"),
+    ("LATENCY", "LATEST"),
+    ("LATENCY", "HISTORY", "command"),
+    ("LATENCY", "HISTORY"),
+    ("LATENCY", "RESET"),
+    ("LATENCY", "RESET", "command", "fast-command"),
+    ("LATENCY", "DOCTOR"),
+    ("CONFIG", "GET", "latency-monitor-threshold"),
+    ("CONFIG", "SET", "latency-monitor-threshold", "-1"),
+    ("CONFIG", "SET", "latency-monitor-threshold", "100000"),
+    ("LATENCY", "DOCTOR"),
+    ("LATENCY", "LATEST"),
+    ("CONFIG", "SET", "latency-monitor-threshold", "0"),
+    ("LATENCY", "NOPE"),
+    ("MEMORY", "HELP"),
+    ("MEMORY", "USAGE", "nosuch"),
+    ("MEMORY", "USAGE", "a", "SAMPLES"),
+    ("MEMORY", "USAGE", "a", "SAMPLES", "x"),
+    ("MEMORY", "USAGE", "a", "BOGUS", "1"),
+    ("MEMORY", "USAGE", "nosuch", "SAMPLES", "0"),
+    ("MEMORY", "USAGE"),
+    ("MEMORY", "PURGE"),
+    ("MEMORY", "NOPE"),
+    ("OBJECT", "HELP"),
+    ("MULTI",),
+    ("MONITOR",),
+    ("EXEC",),
+    ("COMMAND", "GETKEYS", "SORT", "abc", "STORE", "def"),
+    ("COMMAND", "GETKEYS", "SORT", "abc", "BY", "w_*", "GET", "o_*", "STORE", "def", "LIMIT", "0", "1"),
+    ("COMMAND", "GETKEYS", "SORT", "abc"),
+    ("COMMAND", "GETKEYS", "SORT", "abc", "store", "x", "STORE", "y"),
+    ("COMMAND", "GETKEYS", "SORT", "abc", "LIMIT", "0", "STORE", "x"),
+    ("COMMAND", "GETKEYS", "SORT_RO", "abc", "STORE", "x"),
 ]
 
 
@@ -175,6 +240,120 @@ def test_lcs_of_random_strings_matches_real_redis(both: tuple[Address, Address],
     expected = _run(real, commands, hello)
     got = _run(ours, commands, hello)
     assert got == expected
+
+
+def _monitor_session(address: Address, hello: int | None) -> list[bytes]:
+    """What a MONITOR client sees of another client's commands, with the time and the port masked."""
+    monitor, client = RawClient(address), RawClient(address)
+    try:
+        if hello is not None:
+            monitor.call("HELLO", hello)
+        client.call("CLIENT", "SETNAME", "worker")
+        port = str(client.sock.getsockname()[1]).encode()
+        assert monitor.call("MONITOR") == b"+OK\r\n"
+        commands: list[tuple[str, ...]] = [
+            ("SET", "k", 'quote" back\\ nl\n tab\t bell\x07 high\xe9 nul\x00'),
+            ("GET", "k"),
+            ("AUTH", "secret"),
+            ("HELLO", "2", "AUTH", "default", "pw", "SETNAME", "worker"),
+            ("GET",),
+            ("NOSUCH", "x"),
+            ("CONFIG", "GET", "maxmemory"),
+            ("CLIENT", "ID"),
+            ("SLOWLOG", "LEN"),
+            ("MULTI",),
+            ("INCR", "n"),
+            ("INCR", "n"),
+            ("EXEC",),
+            ("EVAL", "redis.call('set', KEYS[1], ARGV[1]); return redis.call('get', KEYS[1])", "1", "lk", "lv"),
+            ("SELECT", "3"),
+            ("PING",),
+            ("SELECT", "0"),
+        ]
+        for command in commands:
+            client.call(*(a.encode("latin-1") for a in command))
+        client.call("ECHO", "last")
+        lines = []
+        while True:
+            line = monitor.reply()
+            lines.append(line)
+            if b'"ECHO" "last"' in line:
+                break
+        assert monitor.call("PING") == b"+PONG\r\n"  # a monitor still gets its replies
+        own = monitor.reply()  # and sees its own command
+        lines.append(own)
+        out = []
+        for line in lines:
+            assert line[:1] == b"+" and line.endswith(b"\r\n"), line
+            stamp, rest = line[1:].split(b" ", 1)
+            assert stamp.count(b".") == 1 and len(stamp.split(b".")[1]) == 6, line
+            out.append(rest.replace(b":" + port + b"]", b":PORT]"))
+        out.append(monitor.call("RESET"))
+        out.append(monitor.call("MONITOR"))
+        monitor.send(cmd("MONITOR") + cmd("PING"))  # a second MONITOR has no reply
+        out.append(monitor.reply())
+        return out
+    finally:
+        monitor.close()
+        client.close()
+
+
+@pytest.mark.parametrize("hello", [None, 3], ids=["resp2", "resp3"])
+def test_monitor_matches_real_redis(both: tuple[Address, Address], hello: int | None) -> None:
+    real, ours = both
+    for address in both:
+        RawClient(address).call("FLUSHALL")
+    expected = _monitor_session(real, hello)
+    assert any(b"(redacted)" in line for line in expected)
+    got = _monitor_session(ours, hello)
+    masked = [line.split(b":", 1)[0] + b"]" + line.split(b"]", 1)[1] if line.startswith(b"[") else line for line in got]
+    their_masked = [
+        line.split(b":", 1)[0] + b"]" + line.split(b"]", 1)[1] if line.startswith(b"[") else line for line in expected
+    ]
+    assert masked == their_masked
+
+
+def _slowlog_session(address: Address) -> list[object]:
+    """Every command logged (threshold 0): the arguments, address and name of each entry, newest first."""
+    client = RawClient(address)
+    try:
+        client.call("CONFIG", "SET", "slowlog-log-slower-than", "0")
+        client.call("SLOWLOG", "RESET")
+        client.call("CLIENT", "SETNAME", "slowpoke")
+        client.call("SET", "k", "v" * 200)
+        client.call("RPUSH", "l", *[str(i) for i in range(40)])
+        client.call("AUTH", "x")
+        client.call("MULTI")
+        client.call("INCR", "n")
+        client.call("EXEC")
+        client.call("GET", "k")
+        client.call("GET")
+        length = client.call("SLOWLOG", "LEN")
+        entries = client.call("SLOWLOG", "GET", "-1")
+        two = client.call("SLOWLOG", "GET", "2")
+        client.call("CONFIG", "SET", "slowlog-log-slower-than", "10000")
+        client.call("CONFIG", "SET", "slowlog-max-len", "2")
+        client.call("CONFIG", "SET", "slowlog-log-slower-than", "0")
+        for _ in range(5):
+            client.call("PING")
+        capped = client.call("SLOWLOG", "LEN")
+        client.call("CONFIG", "SET", "slowlog-max-len", "128")
+        client.call("CONFIG", "SET", "slowlog-log-slower-than", "10000")
+        port = str(client.sock.getsockname()[1]).encode()
+        out: list[object] = [length, capped, two.count(b"\r\n*6\r\n") + two.startswith(b"*2\r\n*6\r\n")]
+        # Each entry: drop id, time and duration (the server's own), keep the rest.
+        for entry in entries.split(b"*6\r\n")[1:]:
+            fields = entry.split(b"\r\n")
+            out.append(b"\r\n".join(fields[3:]).replace(b":" + port, b":PORT"))
+        return out
+    finally:
+        client.close()
+
+
+def test_slowlog_matches_real_redis(both: tuple[Address, Address]) -> None:
+    real, ours = both
+    expected = _slowlog_session(real)
+    assert _slowlog_session(ours) == expected
 
 
 def _sharded_session(address: Address, hello: int | None) -> list[bytes]:
