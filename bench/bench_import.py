@@ -69,8 +69,9 @@ def main() -> None:
             micros, count = measure(python, module)
             times[label].append(micros)
             counts[label] = count
-    version = subprocess.run([args.ours, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,
-                             text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [args.ours, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     print(f"python {version}; {args.rounds} fresh interpreters each, interleaved")
     print(f"{'import':<24} {'best ms':>8} {'median ms':>10} {'modules':>8}")
     for label in peers:

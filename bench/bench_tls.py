@@ -99,7 +99,9 @@ def redis_servers(certs: Any, python: str, data: str) -> dict[str, tuple[list[st
     )  # fmt: skip
     port = free_port()
     servers["asyncio+ssl"] = (
-        [python, str(PEERS / "asyncio_redis.py"), str(port), "--tls", str(certs.cert), str(certs.key)], port, port
+        [python, str(PEERS / "asyncio_redis.py"), str(port), "--tls", str(certs.cert), str(certs.key)],
+        port,
+        port,
     )
     if shutil.which("redis-server"):
         port, tls_port = free_port(), free_port()
@@ -190,7 +192,8 @@ def smtp_servers(certs: Any, python: str, data: str) -> dict[str, tuple[list[str
     servers: dict[str, tuple[list[str], int]] = {}
     port = free_port()
     servers["linechat"] = (
-        [python, __file__, "--serve-linechat-smtp", str(port), str(certs.cert), str(certs.key), data], port
+        [python, __file__, "--serve-linechat-smtp", str(port), str(certs.cert), str(certs.key), data],
+        port,
     )
     try:
         import aiosmtpd  # noqa: F401
@@ -198,7 +201,8 @@ def smtp_servers(certs: Any, python: str, data: str) -> dict[str, tuple[list[str
         return servers
     port = free_port()
     servers["aiosmtpd (asyncio+ssl)"] = (
-        [python, __file__, "--serve-aiosmtpd", str(port), str(certs.cert), str(certs.key)], port
+        [python, __file__, "--serve-aiosmtpd", str(port), str(certs.cert), str(certs.key)],
+        port,
     )
     return servers
 

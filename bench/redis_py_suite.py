@@ -56,7 +56,6 @@ EXCLUDED: dict[str, str] = {
     "test_timeseries.py": "RedisTimeSeries module",
     "test_bloom.py": "RedisBloom module",
     "test_vsets.py": "vector sets (Redis 8 module)",
-    "test_monitor.py": "MONITOR (not offered: it would copy every command to a client)",
     "test_keyspace_notifications.py": "keyspace notifications (not offered)",
     "test_cache.py": "client-side caching (CLIENT TRACKING, not offered)",
     "test_function.py": "Redis functions (FUNCTION/FCALL, not offered)",
@@ -78,7 +77,6 @@ MARKERS = {
 #: Test names deselected (-k), and why.
 KEYWORDS = {
     "sentinel": "Sentinel",
-    "monitor": "MONITOR",
     "replicaof or slaveof or failover": "replication",
     "module": "MODULE LOAD",
 }
@@ -111,7 +109,8 @@ def server(kind: str, workdir: Path) -> Iterator[int]:
     else:
         argv = [sys.executable, "-m", "linechat", "serve", "--only", "redis", "--log-level", "error",
                 "--data-dir", str(workdir / "linechat"), "--set", f"services.redis.port={port}",
-                "--set", "services.redis.appendonly=false"]  # fmt: skip
+                "--set", "services.redis.appendonly=false",
+                "--set", "services.redis.enable_debug_command=yes"]  # fmt: skip
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30

@@ -195,6 +195,11 @@ class ConnectionCommands(ClientContext):
         """This connection's id."""
         return integer(self.id)
 
+    @redis_command("CLIENT|GETREDIR", arity=2, flags="noscript loading stale", group="connection")
+    def cmd_client_getredir(self) -> bytes:
+        """Where tracking notifications go: -1, as client-side caching is not offered."""
+        return b":-1\r\n"
+
     @redis_command("CLIENT|GETNAME", arity=2, flags="noscript loading stale", group="connection")
     def cmd_client_getname(self) -> bytes:
         """This connection's name."""

@@ -319,9 +319,9 @@ def render_info(server: RedisService, sections: list[str]) -> bytes:
     return "\r\n".join(parts).encode()
 
 
-def _sort_keys(argv: list[bytes]) -> list[bytes]:
+def _sort_keys(argv: list[bytes], spec: CommandDef) -> list[tuple[bytes, tuple[str, ...]]]:
     """SORT's keys: the sorted key and the last STORE destination (BY and GET patterns are not keys), as Redis."""
-    keys = [argv[1]]
+    keys = [(argv[1], spec.key_specs[0].flags)]
     store = None
     skip = {b"LIMIT": 2, b"GET": 1, b"BY": 1}
     i = 2
@@ -332,7 +332,7 @@ def _sort_keys(argv: list[bytes]) -> list[bytes]:
         elif word == b"STORE" and i + 1 < len(argv):
             store = argv[i + 1]
         i += 1
-    return keys if store is None else [*keys, store]
+    return keys if store is None else [*keys, (store, spec.key_specs[-1].flags)]
 
 
 def _set(dialect: Dialect, words: tuple[str, ...], status: bool = True) -> bytes:
@@ -587,6 +587,19 @@ class ServerCommands(ClientContext):
     @redis_command("COMMAND|GETKEYS", arity=-4, flags="loading stale", group="server", acl="connection")
     def cmd_command_getkeys(self, name: bytes, *args: bytes) -> bytes:
         """The keys a command line would touch, found from its key specifications."""
+        return array([key for key, _ in self._keys_and_flags(name, args)])
+
+    @redis_command("COMMAND|GETKEYSANDFLAGS", arity=-4, flags="loading stale", group="server", acl="connection")
+    def cmd_command_getkeysandflags(self, name: bytes, *args: bytes) -> bytes:
+        """The keys a command line would touch, each with its key-spec flags (RW, access, insert...)."""
+        found = self._keys_and_flags(name, args)
+        out = [b"*%d\r\n" % len(found)]
+        for key, flags in found:
+            out.append(b"*2\r\n" + bulk(key) + _set(self.dialect, flags))
+        return b"".join(out)
+
+    def _keys_and_flags(self, name: bytes, args: tuple[bytes, ...]) -> list[tuple[bytes, tuple[str, ...]]]:
+        """COMMAND GETKEYS[ANDFLAGS]: each key of a command line with its spec's flags, or Redis's error."""
         spec = self._lookup(name)
         argv = [name, *args]
         if spec is not None and spec.subcommands and args:
@@ -598,10 +611,11 @@ class ServerCommands(ClientContext):
             raise RespError("ERR Invalid number of arguments specified for command")
         if not spec.key_specs:
             raise RespError("ERR The command has no key arguments")
-        keys = _sort_keys(argv) if spec.name == "SORT" else spec.keys(argv)
-        if not keys:
+        if spec.name == "SORT":
+            keys = _sort_keys(argv, spec)
+        else:
+            keys = [(argv[i], k.flags) for k in spec.key_specs for i in k.positions(argv)]
+        if not keys and "no_mandatory_keys" not in spec.flags:
             # EVAL with no keys is fine (no_mandatory_keys); any other command named none by mistake.
-            if "no_mandatory_keys" in spec.flags:
-                return b"*0\r\n"
             raise RespError("ERR Invalid arguments specified for command")
-        return array(keys)
+        return keys

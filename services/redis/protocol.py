@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from linechat import CommandError, Protocol, Reply, Rule, ServiceChannel, terminator
 from linechat.crossprotocol import is_loopback_peer, report_cross_protocol
 from linechat.services.redis.acl_commands import AclCommands
+from linechat.services.redis.admin import AdminCommands
 from linechat.services.redis.blocking import BlockingListCommands, BlockingSortedSetCommands, Waiter
 from linechat.services.redis.commands import DataCommands
 from linechat.services.redis.connection import SERVER_VERSION, ConnectionCommands
@@ -113,6 +114,7 @@ class RedisProtocol(
     ServerCommands,
     AclCommands,
     MonitoringCommands,
+    AdminCommands,
     Protocol,
 ):
     """A client connection speaking RESP2 or RESP3 (and inline commands) on one port."""

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from linechat.services.redis.base import ClientContext, int_arg
 from linechat.services.redis.connection import SERVER_VERSION
+from linechat.services.redis.lua_cmsgpack import msgpack_library
 from linechat.services.redis.resp import INT64_MAX, INT64_MIN, RESP2, RESP3, Dialect, RespError, bulk, error, integer
 from linechat.services.redis.table import CommandDef, KeySpec, redis_command
 
@@ -134,6 +135,7 @@ redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REP
 env.redis = readonly(redis)
 env.bit = readonly(py_libs.bit)
 env.cjson = readonly(py_libs.cjson)
+env.cmsgpack = readonly(py_libs.cmsgpack)
 local lua_rawset = rawset
 env.rawset = function(t, k, v)
   if protected[t] then error("Attempt to modify a readonly table", 2) end
@@ -193,6 +195,10 @@ local function handler(err)
     if type(err) ~= "string" then err = "ERR unknown error" end
   elseif type(err) == "userdata" then
     err = tostring(err)  -- raised by redis.call: already a Redis error line
+    if err:sub(1, 8) == "LUA_LIB " then
+      -- A library's error (cmsgpack), placed at the script's line as the C libraries' luaL_error does.
+      err = "ERR user_script:" .. tostring(line or "?") .. ": " .. err:sub(9)
+    end
   else
     err = "ERR " .. tostring(err)
   end
@@ -283,7 +289,7 @@ class ScriptEngine:
         self._table_from = self.lua.table_from
 
     def _libraries(self) -> Any:
-        """The bit and cjson libraries Redis bundles, written in Python."""
+        """The bit, cjson and cmsgpack libraries Redis bundles, written in Python."""
         table = self.lua.table_from
 
         def tobit(x: Any) -> int:
@@ -323,7 +329,8 @@ class ScriptEngine:
             b"tohex": tohex,
         }
         cjson = {b"encode": self._json_encode, b"decode": self._json_decode}
-        return table({b"bit": table(bit), b"cjson": table(cjson)})
+        cmsgpack = msgpack_library(table, self._lua_type)
+        return table({b"bit": table(bit), b"cjson": table(cjson), b"cmsgpack": table(cmsgpack)})
 
     def _to_python(self, value: Any, depth: int = 0) -> Any:
         if type(value) is bytes:

@@ -67,6 +67,9 @@ class RedisSettings(ServiceSettings):
     requirepass: SecretStr | None = Field(
         None, description="password of the default user (requirepass): clients AUTH before anything else"
     )
+    enable_debug_command: Literal["no", "yes", "local"] = Field(
+        "no", description="who may run DEBUG: nobody, anyone, or clients on loopback (enable-debug-command)"
+    )
     protected_mode: bool = Field(
         True, description="with no requirepass, clients not on loopback are refused (protected-mode)"
     )
@@ -564,6 +567,7 @@ class RedisService(Service):
             b"stream-node-max-entries": b"100",
             b"stream-node-max-bytes": b"4096",
             b"protected-mode": b"yes" if s.protected_mode else b"no",
+            b"enable-debug-command": s.enable_debug_command.encode(),
             # As redis-server: an authenticated client may read it back (it is never logged).
             b"requirepass": self.password or b"",
         }

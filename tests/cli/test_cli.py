@@ -86,7 +86,11 @@ def test_hash_password_prints_a_users_file_line(tmp_path: Path) -> None:
 
     result = subprocess.run(
         [LINECHAT, "hash-password", "alice", "--password-stdin"],
-        input="wonderland\n", capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        input="wonderland\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     line = result.stdout.strip()

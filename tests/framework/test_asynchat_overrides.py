@@ -83,8 +83,9 @@ def download_parts(tmp_path: Path) -> tuple[list[Any], bytes]:
         os.urandom(100_000),
         b"bye\r\n",
     ]
-    whole = b"".join(blob if isinstance(p, tuple) else bytes(p.data if isinstance(p, simple_producer) else p)
-                     for p in pieces)
+    whole = b"".join(
+        blob if isinstance(p, tuple) else bytes(p.data if isinstance(p, simple_producer) else p) for p in pieces
+    )
     return pieces, whole
 
 

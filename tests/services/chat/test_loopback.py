@@ -26,10 +26,6 @@ def chat_server(linechat_server: Server) -> Callable[..., RunningServer]:
     return start
 
 
-
-
-
-
 def telnet(address: tuple[str, int], nick: str) -> LineClient:
     """A raw-socket telnet user who chose *nick* (and so sits in the default room)."""
     client = LineClient(address, timeout=DEADLINE)

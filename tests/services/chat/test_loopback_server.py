@@ -28,10 +28,6 @@ def chat_server(linechat_server: Server) -> Callable[..., RunningServer]:
     return start
 
 
-
-
-
-
 def telnet(address: tuple[str, int], nick: str, room: str = "") -> LineClient:
     """A raw-socket telnet user who chose *nick* (and moved to *room*)."""
     client = LineClient(address, timeout=DEADLINE)

@@ -138,3 +138,20 @@ def test_redis_py_memory(r: redis.Redis) -> None:
     stats = r.memory_stats()
     assert stats["keys.count"] == 3 and "db.0" in stats
     assert r.memory_purge()
+
+
+def test_debug_follows_enable_debug_command() -> None:
+    from linechat.testing import ServiceHarness
+    from redis_wire import cmd
+
+    refused = b"-ERR DEBUG command not allowed."
+    for setting, local, remote in (("no", False, False), ("yes", True, True), ("local", True, False)):
+        with ServiceHarness(RedisService, appendonly=False, protected_mode=False, enable_debug_command=setting) as h:
+            for peer, allowed in ((("127.0.0.1", 4000), local), (("192.0.2.7", 4000), remote)):
+                client = h.connect(peer=peer)
+                client.send(cmd("DEBUG", "ERROR", "LOADING fake\r\nmessage") + cmd("DEBUG", "SLEEP", "0"))
+                reply = client.read()
+                if allowed:
+                    assert reply == b"-LOADING fake  message\r\n+OK\r\n"
+                else:
+                    assert reply.startswith(refused) and reply.count(refused) == 2

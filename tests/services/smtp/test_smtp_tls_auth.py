@@ -189,8 +189,22 @@ needs_swaks = pytest.mark.skipif(swaks is None, reason="swaks is not installed (
 def run_swaks(port: int, *args: str) -> subprocess.CompletedProcess[str]:
     assert swaks is not None
     return subprocess.run(
-        [swaks, "--server", "127.0.0.1", "--port", str(port), "--helo", "swaks.test", "--timeout", "15",
-         "--from", "a@example.org", "--to", "b@example.org", *args],
+        [
+            swaks,
+            "--server",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--helo",
+            "swaks.test",
+            "--timeout",
+            "15",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=TIMEOUT * 2,
@@ -266,9 +280,19 @@ def test_django_smtp_backend_with_tls_and_credentials(users_server: tuple[Runnin
     port = srv.address(listener="tls")[1] if mode == "EMAIL_USE_SSL" else srv.address()[1]
     env = {**os.environ, "SSL_CERT_FILE": str(tls.ca_file)}
     result = subprocess.run(
-        [sys.executable, "-c", DJANGO_SCRIPT, str(port), "1" if mode == "EMAIL_USE_TLS" else "0",
-         "1" if mode == "EMAIL_USE_SSL" else "0", str(tls.ca_file)],
-        capture_output=True, text=True, timeout=TIMEOUT * 3, env=env,
+        [
+            sys.executable,
+            "-c",
+            DJANGO_SCRIPT,
+            str(port),
+            "1" if mode == "EMAIL_USE_TLS" else "0",
+            "1" if mode == "EMAIL_USE_SSL" else "0",
+            str(tls.ca_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT * 3,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1"
