@@ -55,10 +55,12 @@ _MUST_CLOSE = h11.MUST_CLOSE
 _IDLE = h11.IDLE
 _SERVER = h11.SERVER
 
-# What h11 is told was sent when a pipelined request waits in its buffer: any
-# complete response moves its state machine the same way; these are built
+# What h11 is told was sent when a pipelined request waits in its buffer (or a
+# request proposed a protocol switch): any complete final response moves its
+# state machine the same way, provided its status accepts no switch (h11 takes
+# a 2xx to CONNECT, or a 101, as switching; this service never switches).  Built
 # (and validated) once.
-_CYCLE_RESPONSE = h11.Response(status_code=200, headers=[(b"content-length", b"0")])
+_CYCLE_RESPONSE = h11.Response(status_code=400, headers=[(b"content-length", b"0")])
 _CYCLE_END = h11.EndOfMessage()
 
 # Method names as str without a decode per request (others are decoded).
@@ -168,8 +170,9 @@ class HttpProtocol(Protocol):
                     self._arm_keepalive()
                 break
             elif event is _PAUSED and self._answered:
-                # Pipelined: the next request is in h11's buffer already.  Complete h11's
-                # cycle with the cached response so it parses on from where it is.
+                # Pipelined: the next request is in h11's buffer already (or the last one
+                # proposed a switch, which our answer refused).  Complete h11's cycle with
+                # the cached response so it parses on from where it is.
                 self._answered = False
                 conn.send(_CYCLE_RESPONSE)
                 conn.send(_CYCLE_END)

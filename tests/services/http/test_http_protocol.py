@@ -456,3 +456,21 @@ def test_cid_images_inline_within_a_budget() -> None:
     plain = EmailMessage()
     plain.set_content("no html")
     assert html_with_inline_images(plain.as_bytes()) is None
+
+
+def test_switch_proposals_are_refused_and_the_connection_goes_on(harness: ServiceHarness) -> None:
+    # CONNECT and Upgrade ask h11 to switch protocols; we never do: each gets its answer and the
+    # pipelined request behind it is served on the same connection.
+    client = harness.connect()
+    client.send(b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n" + get("/health"))
+    got = exchange(client.read(), [("CONNECT", "example.org:443"), ("GET", "/health")])
+    assert [s for s, _, _ in got] == [404, 200]
+    upgrade = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    upgrade += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    client.send(get("/api/v1/events", upgrade))
+    harness.run_ready()
+    assert client.read().startswith(b"HTTP/1.1 200 OK\r\n")  # the event stream, not a switch
+    other = harness.connect()
+    other.send(get("/health", upgrade) + get("/nowhere"))
+    assert [s for s, _, _ in exchange(other.read(), [("GET", "/health"), ("GET", "/nowhere")])] == [200, 404]
+    assert not client.closed and not other.closed
