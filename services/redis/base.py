@@ -161,6 +161,9 @@ class CommandContext:
     def _typed(self, key: bytes, kind: type) -> Any:
         value = self.db.get(key)
         if value is not None and type(value) is not kind:
+            # A string changed in place by a bit command is a bytearray: still a string.
+            if kind is bytes and type(value) is bytearray:
+                return value
             raise RespError(WRONGTYPE)
         return value
 

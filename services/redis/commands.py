@@ -6,8 +6,10 @@ hashes.py, sets.py, zset.py, streams.py); a new type adds its mixin here.
 
 from __future__ import annotations
 
+from linechat.services.redis.bits import BitCommands
 from linechat.services.redis.dump import DumpCommands
 from linechat.services.redis.hashes import HashCommands
+from linechat.services.redis.hyperloglog import HyperLogLogCommands
 from linechat.services.redis.keys import KeyCommands
 from linechat.services.redis.lists import ListCommands
 from linechat.services.redis.sets import SetCommands
@@ -20,6 +22,8 @@ __all__ = ["DataCommands"]
 
 class DataCommands(
     StringCommands,
+    BitCommands,
+    HyperLogLogCommands,
     KeyCommands,
     ListCommands,
     HashCommands,

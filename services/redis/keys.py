@@ -611,7 +611,7 @@ class KeyCommands(CommandContext):
             return None
         if field is not None:
             return value.get(field) if type(value) is dict else None
-        return value if type(value) is bytes else None
+        return bytes(value) if type(value) is bytes or type(value) is bytearray else None
 
     @redis_command(
         "SORT",

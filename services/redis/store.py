@@ -21,6 +21,8 @@ __all__ = [
 
 _TYPE_NAMES: dict[type, bytes] = {
     bytes: b"string",
+    # A string that a bit command (SETBIT, BITFIELD, PFADD...) changes in place.
+    bytearray: b"string",
     deque: b"list",
     dict: b"hash",
     set: b"set",
@@ -50,7 +52,7 @@ def copy_value(value: Any) -> Any:
     """An independent copy of a stored value (COPY)."""
     if type(value) is bytes:
         return value
-    if type(value) in (deque, dict, set):
+    if type(value) in (bytearray, deque, dict, set):
         return type(value)(value)
     return value.copy()
 
@@ -74,6 +76,8 @@ def encoding_of(value: Any) -> bytes:
         if is_int_text(value):
             return b"int"
         return b"embstr" if len(value) <= 44 else b"raw"
+    if kind is bytearray:
+        return b"raw"  # as Redis, whose bit commands unshare a string into its raw encoding
     if kind is deque:
         return b"quicklist"
     if kind is dict:
@@ -93,9 +97,10 @@ def type_name(value: Any) -> bytes:
 class Database:
     """One numbered database: values by key, plus deadlines (ms since the epoch) for some keys.
 
-    Values are ``bytes`` (strings), ``deque`` (lists), ``dict`` (hashes),
-    ``set`` (sets) and ``SortedSet`` (sorted sets).  Keys with a deadline are also kept in a list so the
-    active expiry cycle can sample them at random in O(1).
+    Values are ``bytes`` (strings; ``bytearray`` once a bit command changed one in place),
+    ``deque`` (lists), ``dict`` (hashes), ``set`` (sets) and ``SortedSet`` (sorted sets).
+    Keys with a deadline are also kept in a list so the active expiry cycle
+    can sample them at random in O(1).
     """
 
     __slots__ = (

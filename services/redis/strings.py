@@ -42,7 +42,7 @@ class StringCommands(CommandContext):
         value = self.db.get(key)
         if value is None:
             return self.null
-        if type(value) is not bytes:
+        if type(value) is not bytes and type(value) is not bytearray:
             raise RespError(WRONGTYPE)
         return b"$%d\r\n%s\r\n" % (len(value), value)
 
@@ -102,7 +102,7 @@ class StringCommands(CommandContext):
             unit = 1000 if opt in (b"EX", b"EXAT") else 1
             deadline = self._deadline(amount, unit, opt.endswith(b"AT"), "set")
         old = db.get(key)
-        if get and old is not None and type(old) is not bytes:
+        if get and old is not None and type(old) is not bytes and type(old) is not bytearray:
             raise RespError(WRONGTYPE)
         if (condition == b"NX" and old is not None) or (condition == b"XX" and old is None):
             return bulk(old, self.null) if get else self.null
@@ -170,7 +170,7 @@ class StringCommands(CommandContext):
         values = []
         for k in (key, *keys):
             value = get(k)
-            values.append(value if type(value) is bytes else None)
+            values.append(value if type(value) is bytes or type(value) is bytearray else None)
         return array(values, self.null)
 
     @redis_command(

@@ -1,0 +1,303 @@
+"""HyperLogLog: PFADD, PFCOUNT, PFMERGE (Redis's hyperloglog.c), counts identical to redis-server's.
+
+The value is a string in Redis's own ``HYLL`` format, so GET, DUMP-style
+copies and SET of a value taken from redis-server work both ways:
+
+* a 16-byte header: ``HYLL``, the encoding (0 dense, 1 sparse), three zero
+  bytes and the cached cardinality (8 bytes, little endian; the top bit of
+  the last byte set means "not cached");
+* then 16384 registers of 6 bits, packed little endian (register ``i`` at
+  bit ``6 * i``) in the dense encoding, or run-length opcodes in the sparse one.
+
+This server *writes* only the dense encoding (12,304 bytes per key: simpler,
+and the same registers give the same counts); it *reads* both, so a sparse
+value made by redis-server is counted and merged, and turned dense on its
+first PFADD.  Elements are hashed with MurmurHash64A (seed ``0xadc83b19``):
+the low 14 bits pick the register, the run of zeros after them (plus one)
+is the register's candidate value.  The count is Otmar Ertl's improved
+estimator that Redis 7.0 uses, computed in the same double arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+
+from linechat.services.redis.base import WRONGTYPE, CommandContext
+from linechat.services.redis.resp import ONE, ZERO, RespError, integer
+from linechat.services.redis.table import KeySpec, redis_command
+
+__all__ = ["HyperLogLogCommands", "hll_count", "murmurhash64a"]
+
+_P = 14
+REGISTERS = 1 << _P
+_Q = 64 - _P
+_HEADER = 16
+DENSE_SIZE = _HEADER + REGISTERS * 6 // 8
+_SEED = 0xADC83B19
+_M = 0xC6A4A7935BD1E995
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+_ALPHA_INF = 0.721347520444481703680  # 1 / (2 ln 2)
+_INVALID_CACHE = 0x80
+
+NOT_HLL = "WRONGTYPE Key is not a valid HyperLogLog string value."
+CORRUPT = "INVALIDOBJ Corrupted HLL object detected"
+
+
+def murmurhash64a(data: bytes, seed: int = _SEED) -> int:
+    """Austin Appleby's 64-bit MurmurHash2 (MurmurHash64A), as Redis hashes HyperLogLog elements."""
+    length = len(data)
+    h = (seed ^ (length * _M)) & _MASK64
+    whole = length - (length & 7)
+    for i in range(0, whole, 8):
+        k = int.from_bytes(data[i : i + 8], "little")
+        k = (k * _M) & _MASK64
+        k ^= k >> 47
+        k = (k * _M) & _MASK64
+        h ^= k
+        h = (h * _M) & _MASK64
+    if length & 7:
+        h ^= int.from_bytes(data[whole:], "little")
+        h = (h * _M) & _MASK64
+    h ^= h >> 47
+    h = (h * _M) & _MASK64
+    h ^= h >> 47
+    return h
+
+
+def _position(element: bytes) -> tuple[int, int]:
+    """(register index, value) of an element: the low bits pick the register, the zero run sets the value."""
+    h = murmurhash64a(element)
+    index = h & (REGISTERS - 1)
+    rest = (h >> _P) | (1 << _Q)  # a set bit past the end bounds the run
+    return index, (rest & -rest).bit_length()
+
+
+def _dense_get(data: bytes | bytearray, index: int) -> int:
+    pos = _HEADER * 8 + index * 6
+    byte, shift = pos >> 3, pos & 7
+    low = data[byte] >> shift
+    high = data[byte + 1] << (8 - shift) if shift > 2 else 0
+    return (low | high) & 63
+
+
+def _dense_set(data: bytearray, index: int, value: int) -> None:
+    pos = _HEADER * 8 + index * 6
+    byte, shift = pos >> 3, pos & 7
+    data[byte] = (data[byte] & ~(63 << shift) & 0xFF) | ((value << shift) & 0xFF)
+    if shift > 2:
+        data[byte + 1] = (data[byte + 1] & ~(63 >> (8 - shift)) & 0xFF) | (value >> (8 - shift))
+
+
+def _unpack_dense(data: bytes | bytearray) -> bytearray:
+    """The 16384 registers of a dense value, one byte each."""
+    body = bytes(data[_HEADER:DENSE_SIZE])
+    out = bytearray(REGISTERS)
+    i = 0
+    # Three bytes hold four registers exactly.
+    for b0, b1, b2 in zip(body[0::3], body[1::3], body[2::3], strict=True):
+        out[i] = b0 & 63
+        out[i + 1] = (b0 >> 6) | ((b1 & 15) << 2)
+        out[i + 2] = (b1 >> 4) | ((b2 & 3) << 4)
+        out[i + 3] = b2 >> 2
+        i += 4
+    return out
+
+
+def _pack_dense(registers: bytes | bytearray) -> bytearray:
+    """A dense HYLL value (cache marked invalid) holding *registers*."""
+    body = bytearray(REGISTERS * 6 // 8)
+    j = 0
+    for i in range(0, REGISTERS, 4):
+        r0, r1, r2, r3 = registers[i], registers[i + 1], registers[i + 2], registers[i + 3]
+        body[j] = r0 | ((r1 & 3) << 6)
+        body[j + 1] = (r1 >> 2) | ((r2 & 15) << 4)
+        body[j + 2] = (r2 >> 4) | (r3 << 2)
+        j += 3
+    return bytearray(b"HYLL\0\0\0\0\0\0\0\0\0\0\0" + bytes([_INVALID_CACHE])) + body
+
+
+def _unpack_sparse(data: bytes | bytearray) -> bytearray | None:
+    """The registers of a sparse value; None if its opcodes do not cover exactly 16384 registers."""
+    out = bytearray(REGISTERS)
+    index = 0
+    pos = _HEADER
+    end = len(data)
+    while pos < end:
+        op = data[pos]
+        if op & 0x80:  # VAL: 1vvvvvxx, value vvvvv+1 for xx+1 registers
+            value, run = ((op >> 2) & 31) + 1, (op & 3) + 1
+            if index + run > REGISTERS:
+                return None
+            out[index : index + run] = bytes([value]) * run
+            pos += 1
+        elif op & 0x40:  # XZERO: 01xxxxxx yyyyyyyy, 14-bit run of zeros
+            if pos + 1 >= end:
+                return None
+            run = (((op & 63) << 8) | data[pos + 1]) + 1
+            pos += 2
+        else:  # ZERO: 00xxxxxx, up to 64 zeros
+            run = (op & 63) + 1
+            pos += 1
+        index += run
+    return out if index == REGISTERS else None
+
+
+def _sigma(x: float) -> float:
+    if x == 1.0:
+        return math.inf
+    y = 1.0
+    z = x
+    while True:
+        x *= x
+        previous = z
+        z += x * y
+        y += y
+        if previous == z:
+            return z
+
+
+def _tau(x: float) -> float:
+    if x == 0.0 or x == 1.0:
+        return 0.0
+    y = 1.0
+    z = 1 - x
+    while True:
+        x = math.sqrt(x)
+        previous = z
+        y *= 0.5
+        z -= (1 - x) ** 2 * y
+        if previous == z:
+            return z / 3
+
+
+def hll_count(registers: bytes | bytearray) -> int:
+    """The cardinality estimate of 16384 registers (one byte each), as Redis 7.0 computes it."""
+    histogram = [registers.count(v) for v in range(_Q + 2)]
+    m = float(REGISTERS)
+    z = m * _tau((m - histogram[_Q + 1]) / m)
+    for j in range(_Q, 0, -1):
+        z += histogram[j]
+        z *= 0.5
+    z += m * _sigma(histogram[0] / m)
+    estimate = _ALPHA_INF * m * m / z
+    whole = math.floor(estimate)  # llroundl: halves away from zero
+    return int(whole + 1 if estimate - whole >= 0.5 else whole)
+
+
+class HyperLogLogCommands(CommandContext):
+    """The HyperLogLog commands."""
+
+    def _hll(self, key: bytes) -> bytes | bytearray | None:
+        """The HYLL string at *key* (None if missing); WRONGTYPE for anything else."""
+        value = self.db.get(key)
+        if value is None:
+            return None
+        if type(value) is not bytes and type(value) is not bytearray:
+            raise RespError(WRONGTYPE)
+        if (
+            len(value) < _HEADER
+            or value[:4] != b"HYLL"
+            or value[4] > 1
+            or (value[4] == 0 and len(value) != DENSE_SIZE)
+        ):
+            raise RespError(NOT_HLL)
+        return value
+
+    @staticmethod
+    def _registers(value: bytes | bytearray) -> bytearray:
+        if value[4] == 0:
+            return _unpack_dense(value)
+        registers = _unpack_sparse(value)
+        if registers is None:
+            raise RespError(CORRUPT)
+        return registers
+
+    @redis_command(
+        "PFADD", arity=-2, flags="write denyoom fast", keys=(1, 1, 1), key_flags="RW insert", group="hyperloglog"
+    )
+    def cmd_pfadd(self, key: bytes, *elements: bytes) -> bytes:
+        """Add elements to a HyperLogLog; 1 if its estimate may have changed (or it was created)."""
+        value = self._hll(key)
+        created = value is None
+        if value is None:
+            data = _pack_dense(bytes(REGISTERS))
+            self.db.set(key, data)
+        elif type(value) is not bytearray or value[4] != 0:
+            # Changed in place from now on: a bytearray, dense, with the header's cached count kept.
+            data = bytearray(value) if value[4] == 0 else _pack_dense(self._registers(value))
+            data[8:16] = value[8:16]
+            self.db.set(key, data, keep_ttl=True)
+        else:
+            data = value
+        changed = created
+        for element in elements:
+            index, count = _position(element)
+            if _dense_get(data, index) < count:
+                _dense_set(data, index, count)
+                changed = True
+        if changed:
+            data[15] |= _INVALID_CACHE
+            self._propagate()
+        return ONE if changed else ZERO
+
+    @redis_command(
+        "PFCOUNT",
+        arity=-2,
+        flags="readonly",
+        keys=[
+            KeySpec(
+                ("RW", "access"),
+                1,
+                lastkey=-1,
+                notes="RW because it may change the internal representation of the key, and propagate to replicas",
+            )
+        ],
+        group="hyperloglog",
+    )
+    def cmd_pfcount(self, key: bytes, *keys: bytes) -> bytes:
+        """The estimated number of distinct elements added to one HyperLogLog, or to the union of several."""
+        if keys:
+            merged = bytearray(REGISTERS)
+            for name in (key, *keys):
+                value = self._hll(name)
+                if value is not None:
+                    merged = bytearray(map(max, merged, self._registers(value)))
+            return integer(hll_count(merged))
+        value = self._hll(key)
+        if value is None:
+            return ZERO
+        if not value[15] & _INVALID_CACHE:
+            return integer(int.from_bytes(value[8:16], "little"))
+        count = hll_count(self._registers(value))
+        # Cache the count in the header, as Redis does (and, as Redis, record the command that did it).
+        data = value if type(value) is bytearray else bytearray(value)
+        data[8:16] = count.to_bytes(8, "little")
+        if data is not value:
+            self.db.set(key, data, keep_ttl=True)
+        self._propagate([b"PFCOUNT", key])
+        return integer(count)
+
+    @redis_command(
+        "PFMERGE",
+        arity=-2,
+        flags="write denyoom",
+        keys=[KeySpec(("RW", "access", "insert"), 1), KeySpec(("RO", "access"), 2, lastkey=-1)],
+        legacy_keys=(1, -1, 1),
+        group="hyperloglog",
+    )
+    def cmd_pfmerge(self, dest: bytes, *sources: bytes) -> bytes:
+        """Merge HyperLogLogs into the destination (itself included)."""
+        merged = bytearray(REGISTERS)
+        for name in (dest, *sources):
+            value = self._hll(name)
+            if value is not None:
+                merged = bytearray(map(max, merged, self._registers(value)))
+        result = _pack_dense(merged)
+        old = self.db.get(dest)
+        if old is not None:
+            result[8:16] = old[8:16]  # Redis rewrites the registers in place: the header's cached count stays
+            result[15] |= _INVALID_CACHE
+        self.db.set(dest, result, keep_ttl=True)
+        self._propagate()
+        return b"+OK\r\n"
+
