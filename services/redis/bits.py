@@ -341,4 +341,3 @@ class BitCommands(CommandContext):
     def cmd_bitfield_ro(self, key: bytes, *args: bytes) -> bytes:
         """BITFIELD with GET operations only."""
         return self._bitfield(key, args, True)
-

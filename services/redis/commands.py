@@ -1,13 +1,15 @@
 """The data commands of every type, as one mixin: what connections, AOF replay and scripts run.
 
 Each data type has its own module (strings.py, keys.py, lists.py,
-hashes.py, sets.py, zset.py, streams.py); a new type adds its mixin here.
+hashes.py, sets.py, zset.py, streams.py, bits.py, hyperloglog.py, geo.py);
+a new type adds its mixin here.
 """
 
 from __future__ import annotations
 
 from linechat.services.redis.bits import BitCommands
 from linechat.services.redis.dump import DumpCommands
+from linechat.services.redis.geo import GeoCommands
 from linechat.services.redis.hashes import HashCommands
 from linechat.services.redis.hyperloglog import HyperLogLogCommands
 from linechat.services.redis.keys import KeyCommands
@@ -29,6 +31,7 @@ class DataCommands(
     HashCommands,
     SetCommands,
     SortedSetCommands,
+    GeoCommands,
     StreamCommands,
     DumpCommands,
 ):

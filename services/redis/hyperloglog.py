@@ -194,12 +194,7 @@ class HyperLogLogCommands(CommandContext):
             return None
         if type(value) is not bytes and type(value) is not bytearray:
             raise RespError(WRONGTYPE)
-        if (
-            len(value) < _HEADER
-            or value[:4] != b"HYLL"
-            or value[4] > 1
-            or (value[4] == 0 and len(value) != DENSE_SIZE)
-        ):
+        if len(value) < _HEADER or value[:4] != b"HYLL" or value[4] > 1 or (value[4] == 0 and len(value) != DENSE_SIZE):
             raise RespError(NOT_HLL)
         return value
 
@@ -269,12 +264,14 @@ class HyperLogLogCommands(CommandContext):
         if not value[15] & _INVALID_CACHE:
             return integer(int.from_bytes(value[8:16], "little"))
         count = hll_count(self._registers(value))
-        # Cache the count in the header, as Redis does (and, as Redis, record the command that did it).
+        # Cache the count in the header, as Redis does; recorded as the write of those 8 bytes
+        # (the replay skips read-only commands such as PFCOUNT).
         data = value if type(value) is bytearray else bytearray(value)
-        data[8:16] = count.to_bytes(8, "little")
+        cached = count.to_bytes(8, "little")
+        data[8:16] = cached
         if data is not value:
             self.db.set(key, data, keep_ttl=True)
-        self._propagate([b"PFCOUNT", key])
+        self._propagate([b"SETRANGE", key, b"8", cached])
         return integer(count)
 
     @redis_command(
@@ -300,4 +297,3 @@ class HyperLogLogCommands(CommandContext):
         self.db.set(dest, result, keep_ttl=True)
         self._propagate()
         return b"+OK\r\n"
-
