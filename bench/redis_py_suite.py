@@ -135,6 +135,8 @@ def server(kind: str, workdir: Path) -> Iterator[int]:
 def fetch_suite(workdir: Path) -> Path:
     """Download and unpack the sdist of the installed redis-py; return its tests directory's parent."""
     version = importlib.metadata.version("redis")
+    if (workdir / f"redis-{version}" / "tests").is_dir():
+        return workdir / f"redis-{version}"
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q", "-d", str(workdir),
          f"redis=={version}"],
@@ -149,6 +151,8 @@ def fetch_suite(workdir: Path) -> Path:
 def make_venv(workdir: Path) -> Path:
     """A virtual environment that sees this one's packages, plus what the suite needs."""
     venv = workdir / "venv"
+    if (venv / "bin" / "python").exists():
+        return venv / "bin" / "python"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "-q", *EXTRA_PACKAGES], check=True)
@@ -197,11 +201,13 @@ def main() -> None:
     parser.add_argument("--asyncio", action="store_true", help="also run the asyncio copy of the suite")
     parser.add_argument("--timeout", type=int, default=60, help="seconds per test (pytest-timeout)")
     parser.add_argument("-k", dest="only", help="run only the tests this pytest -k expression selects (e.g. acl)")
+    parser.add_argument("--workdir", type=Path, help="keep the suite and its environment here and reuse them")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         sys.exit("redis-server is not installed")
     with tempfile.TemporaryDirectory(prefix="redis-py-suite-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(tmp) if args.workdir is None else args.workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         source = fetch_suite(workdir)
         python = make_venv(workdir)
         results = {}
