@@ -21,6 +21,7 @@ estimator that Redis 7.0 uses, computed in the same double arithmetic.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from linechat.services.redis.base import WRONGTYPE, CommandContext
 from linechat.services.redis.resp import ONE, ZERO, RespError, integer
@@ -88,31 +89,42 @@ def _dense_set(data: bytearray, index: int, value: int) -> None:
         data[byte + 1] = (data[byte + 1] & ~(63 >> (8 - shift)) & 0xFF) | (value >> (8 - shift))
 
 
+def _table(f: Callable[[int], int]) -> bytes:
+    return bytes(f(v) & 0xFF for v in range(256))
+
+
+_LOW6, _HIGH2, _LOW4_UP2 = _table(lambda v: v & 63), _table(lambda v: v >> 6), _table(lambda v: (v & 15) << 2)
+_HIGH4, _LOW2_UP4, _HIGH6 = _table(lambda v: v >> 4), _table(lambda v: (v & 3) << 4), _table(lambda v: v >> 2)
+_R1_LOW, _R1_HIGH, _R2_LOW = _table(lambda v: (v & 3) << 6), _table(lambda v: v >> 2), _table(lambda v: (v & 15) << 4)
+_R2_HIGH, _R3_UP = _table(lambda v: v >> 4), _table(lambda v: v << 2)
+
+
+def _or(a: bytes, b: bytes) -> bytes:
+    """Byte-wise OR of two strings of the same length (their bits never overlap here)."""
+    return (int.from_bytes(a, "big") | int.from_bytes(b, "big")).to_bytes(len(a), "big")
+
+
 def _unpack_dense(data: bytes | bytearray) -> bytearray:
     """The 16384 registers of a dense value, one byte each."""
+    # Three bytes hold four registers exactly; each register column is cut out with
+    # byte translations of the strided byte columns (C speed, no loop per register).
     body = bytes(data[_HEADER:DENSE_SIZE])
+    b0, b1, b2 = body[0::3], body[1::3], body[2::3]
     out = bytearray(REGISTERS)
-    i = 0
-    # Three bytes hold four registers exactly.
-    for b0, b1, b2 in zip(body[0::3], body[1::3], body[2::3], strict=True):
-        out[i] = b0 & 63
-        out[i + 1] = (b0 >> 6) | ((b1 & 15) << 2)
-        out[i + 2] = (b1 >> 4) | ((b2 & 3) << 4)
-        out[i + 3] = b2 >> 2
-        i += 4
+    out[0::4] = b0.translate(_LOW6)
+    out[1::4] = _or(b0.translate(_HIGH2), b1.translate(_LOW4_UP2))
+    out[2::4] = _or(b1.translate(_HIGH4), b2.translate(_LOW2_UP4))
+    out[3::4] = b2.translate(_HIGH6)
     return out
 
 
 def _pack_dense(registers: bytes | bytearray) -> bytearray:
-    """A dense HYLL value (cache marked invalid) holding *registers*."""
+    """A dense HYLL value (cache marked invalid) holding *registers* (each below 64)."""
+    r0, r1, r2, r3 = (bytes(registers[i::4]) for i in range(4))
     body = bytearray(REGISTERS * 6 // 8)
-    j = 0
-    for i in range(0, REGISTERS, 4):
-        r0, r1, r2, r3 = registers[i], registers[i + 1], registers[i + 2], registers[i + 3]
-        body[j] = r0 | ((r1 & 3) << 6)
-        body[j + 1] = (r1 >> 2) | ((r2 & 15) << 4)
-        body[j + 2] = (r2 >> 4) | (r3 << 2)
-        j += 3
+    body[0::3] = _or(r0, r1.translate(_R1_LOW))
+    body[1::3] = _or(r1.translate(_R1_HIGH), r2.translate(_R2_LOW))
+    body[2::3] = _or(r2.translate(_R2_HIGH), r3.translate(_R3_UP))
     return bytearray(b"HYLL\0\0\0\0\0\0\0\0\0\0\0" + bytes([_INVALID_CACHE])) + body
 
 
