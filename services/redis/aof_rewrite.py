@@ -115,7 +115,7 @@ def value_records(key: bytes, value: Any) -> Iterator[bytes]:
     """The commands that rebuild one value (no deadline)."""
     kind = type(value)
     per = ITEMS_PER_COMMAND
-    if kind is bytes:
+    if kind is bytes or kind is bytearray:  # a bytearray: a string a bit command changed in place
         yield b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value)
     elif kind is deque:
         yield from _chunks([b"RPUSH", key], value, per)

@@ -33,6 +33,8 @@ def state(service: RedisService) -> dict[int, dict[bytes, Any]]:
             if deadline is not None and deadline <= now:
                 continue
             kind = type(value)
+            if kind is bytearray:  # a string changed in place by a bit command; replayed as a SET
+                kind, value = bytes, bytes(value)
             if kind is deque:
                 value = list(value)
             elif kind is dict:
@@ -76,6 +78,8 @@ def fill(h: ServiceHarness, c: MemoryClient) -> None:
     talk(c, ("ZADD", "z", "1.5", "a", "-inf", "low", "inf", "high", "0.1", "tenth", "1e300", "huge"))
     talk(c, ("ZADD", "big-z", *[x for i in range(140) for x in (str(i / 7), f"m{i}")]))
     talk(c, ("PEXPIRE", "big-hash", "900000"), ("INCRBYFLOAT", "fl", "3.0000000000000004"))
+    talk(c, ("SETBIT", "bitmap", "1000", "1"), ("PFADD", "hll", *[f"e{i}" for i in range(100)]), ("PFCOUNT", "hll"))
+    talk(c, ("GEOADD", "geo", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"))
     for i in range(150):
         talk(c, ("XADD", "s", "*", "n", str(i), "other", "x"))
         h.advance(0.001)
