@@ -282,7 +282,12 @@ def _search() -> st.SearchStrategy[tuple[str, ...]]:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(points=st.lists(POINT, min_size=1, max_size=40), searches=st.lists(_search(), min_size=1, max_size=12))
+# Distinct points: members at exactly the same distance come back from a search cut by COUNT in an
+# order that depends on redis-server's partial quicksort, which is not stable (see the docs).
+@given(
+    points=st.lists(POINT, min_size=1, max_size=40, unique_by=lambda p: (float(p[0]), float(p[1]))),
+    searches=st.lists(_search(), min_size=1, max_size=12),
+)
 def test_random_searches_match_real_redis(
     both: tuple[Address, Address], points: list[tuple[str, str]], searches: list[tuple[str, ...]]
 ) -> None:
