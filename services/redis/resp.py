@@ -77,7 +77,7 @@ def error(message: str) -> bytes:
     return b"-" + message.replace("\r", " ").replace("\n", " ").encode("latin-1", "replace") + b"\r\n"
 
 
-def array(items: Iterable[bytes | None], null: bytes = NIL, head: bytes = b"*%d\r\n") -> bytes:
+def array(items: Iterable[bytes | bytearray | None], null: bytes = NIL, head: bytes = b"*%d\r\n") -> bytes:
     """Encode an aggregate of bulk strings (None items become *null*); *head* formats its count."""
     parts = [b""]
     for item in items:
