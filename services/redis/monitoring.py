@@ -172,7 +172,7 @@ def estimate_size(value: Any, samples: int) -> int:
     for 0) and their average counted for every element.
     """
     size = sys.getsizeof(value)
-    if type(value) is bytes:
+    if type(value) is bytes or type(value) is bytearray:
         return size
     items: Iterable[Any]
     if isinstance(value, dict):

@@ -197,6 +197,8 @@ def dump_value(value: Any) -> bytes:
     kind = type(value)
     if kind is bytes:
         return b"\x00" + _str(value)
+    if kind is bytearray:  # a string a bit command changed in place
+        return b"\x00" + _str(bytes(value))
     if kind is deque:
         return _dump_list(value)
     if kind is set:

@@ -363,9 +363,9 @@ class StringCommands(CommandContext):
         texts = []
         for key in (key1, key2):
             value = self.db.get(key)
-            if value is not None and type(value) is not bytes:
+            if value is not None and type(value) is not bytes and type(value) is not bytearray:
                 raise RespError("ERR The specified keys must contain string values")
-            texts.append(value or b"")
+            texts.append(bytes(value) if value else b"")
         getidx = getlen = withmatchlen = False
         minmatchlen = 0
         i = 0

@@ -64,6 +64,8 @@ def test_setbit_grows_the_string_in_place() -> None:
         assert len(first) == 10001
         replies = talk(client, cmd("GETRANGE", "k", "0", "2") + cmd("TYPE", "k") + cmd("OBJECT", "ENCODING", "k"))
         assert replies == [b"$3\r\n\xe5bc\r\n", b"+string\r\n", b"$3\r\nraw\r\n"]
+        usage = talk(client, cmd("MEMORY", "USAGE", "k"))[0]
+        assert usage.startswith(b":") and int(usage[1:]) > 10000
 
 
 def test_copy_of_a_bitmap_is_independent() -> None:
