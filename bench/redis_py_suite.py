@@ -151,9 +151,8 @@ def fetch_suite(workdir: Path) -> Path:
 def make_venv(workdir: Path) -> Path:
     """A virtual environment that sees this one's packages, plus what the suite needs."""
     venv = workdir / "venv"
-    if (venv / "bin" / "python").exists():
-        return venv / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    if not (venv / "bin" / "python").exists():  # a kept one (--workdir) is reused, its packages brought up to date
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "-q", *EXTRA_PACKAGES], check=True)
     return python
