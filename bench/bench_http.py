@@ -21,6 +21,10 @@ second, and the server process's CPU time (user + system, from /proc) per
 request, which moves less than throughput when other work shares the
 machine.  Rounds alternate the servers (one round: every path on every
 server); the best of each is kept.
+
+``--in-memory`` measures the user-space CPU per ``GET /health`` with no
+sockets and no event loop: our protocol fed through the test harness, the
+peer's ``data_received`` with a transport that drops what it writes.
 """
 
 from __future__ import annotations
@@ -152,6 +156,49 @@ def wrk(port: int, path: str, connections: int, seconds: int) -> tuple[float, in
     return float(found.group(1)), int(total.group(1))
 
 
+def in_memory(requests: int, rounds: int) -> None:
+    """User-space CPU per ``GET /health`` without sockets: our protocol in the harness, the peer's data_received."""
+    sys.path.insert(0, os.path.join(HERE, "peers"))
+    import asyncio_h11_http as peer
+    from linechat.services.http import HttpService
+    from linechat.testing import ServiceHarness
+
+    wire = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+    harness = ServiceHarness(HttpService)
+    client = harness.connect()
+
+    def ours() -> float:
+        started = time.process_time()
+        for _ in range(requests):
+            client.send(wire)
+            client.read()
+        return (time.process_time() - started) / requests * 1e6
+
+    class Transport:
+        def write(self, data: bytes) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    protocol = peer.HttpProtocol(peer.Server(None))
+    protocol.connection_made(Transport())
+
+    def theirs() -> float:
+        started = time.process_time()
+        for _ in range(requests):
+            protocol.data_received(wire)
+        return (time.process_time() - started) / requests * 1e6
+
+    best = {"linechat (harness)": 1e9, "asyncio-h11 (data_received)": 1e9}
+    for _ in range(rounds):
+        best["linechat (harness)"] = min(best["linechat (harness)"], ours())
+        best["asyncio-h11 (data_received)"] = min(best["asyncio-h11 (data_received)"], theirs())
+    print(f"in memory, GET /health, {requests} requests, least of {rounds} rounds:")
+    for name, value in best.items():
+        print(f"  {name:>28}: {value:6.1f} us CPU per request")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--serve", help=argparse.SUPPRESS)
@@ -160,9 +207,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--messages", type=int, default=5, help="messages in the Maildir the API lists")
     parser.add_argument("--path", action="append", help=f"a request target (repeatable; default {PATHS})")
+    parser.add_argument(
+        "--in-memory", action="store_true", help="CPU per request without sockets (our harness, the peer's protocol)"
+    )
     args = parser.parse_args()
     if args.serve:
         serve_linechat(args.serve)
+        return
+    if args.in_memory:
+        in_memory(30000, args.rounds)
         return
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
