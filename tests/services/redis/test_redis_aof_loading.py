@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from linechat.services.echo import EchoService
 from linechat.services.redis import RedisService
 from linechat.services.redis import service as service_module
 from linechat.services.redis.service import SYNC_LOAD_BYTES
-from linechat.testing import MemoryClient, ServiceHarness, connect_when_listening, free_port
+from linechat.testing import LineClient, MemoryClient, ServiceHarness, connect_when_listening, free_port, serve
 from redis_wire import RawClient, cmd, real_redis, split_replies
 from structlog.testing import capture_logs
 
@@ -241,3 +242,21 @@ def test_what_runs_while_loading_is_what_redis_server_runs(tmp_path: Path) -> No
         proc.terminate()
         proc.wait(DEADLINE)
     assert ours == theirs
+
+
+def test_other_services_answer_while_redis_loads(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    (tmp_path / "redis" / "appendonly.aof").write_bytes(b"".join(cmd("SET", f"key:{i}", str(i)) for i in range(3000)))
+    settings = {"services": {"redis": {"key_load_delay": 1000}}}  # 1 ms a command: at least 3 s of loading
+    with serve([RedisService, EchoService], data_dir=tmp_path, settings=settings) as server:
+        echo = LineClient(server.address("echo"))
+        assert echo.read_line().startswith(b"+ ")
+        redis_client = RawClient(server.address("redis"))
+        for i in range(5):
+            # Between slices of the replay the reactor serves both services, a request at a time.
+            echo.send(f"ECHO hello {i}\r\n")
+            assert echo.read_line() == f"+ hello {i}".encode()
+            assert redis_client.call("GET", "key:1") == LOADING
+        assert b"loading:1" in redis_client.call("INFO", "persistence")
+        echo.close()
+        redis_client.close()
