@@ -227,6 +227,89 @@ def _search(zset: SortedSet, shape: Shape, limit: int) -> list[Found]:
     return found
 
 
+def partial_sort(items: list[Found], count: int, descending: bool) -> None:
+    """Put the *count* nearest (farthest) first, by the steps of the partial quicksort Redis uses.
+
+    The classic Bentley-McIlroy quicksort (insertion sort under 7 items,
+    median of three or of nine, fat partitions of equal keys) that skips the
+    parts holding none of the positions 0..count-1.  Equal distances end up
+    in whatever order those steps leave them, as in redis-server.
+    """
+    sign = -1 if descending else 1
+
+    def cmp(i: int, j: int) -> int:
+        a, b = items[i][0], items[j][0]
+        return sign * (1 if a > b else 0 if a == b else -1)
+
+    def swap(i: int, j: int) -> None:
+        items[i], items[j] = items[j], items[i]
+
+    def med3(a: int, b: int, c: int) -> int:
+        if cmp(a, b) < 0:
+            return b if cmp(b, c) < 0 else (c if cmp(a, c) < 0 else a)
+        return b if cmp(b, c) > 0 else (a if cmp(a, c) < 0 else c)
+
+    low_wanted, high_wanted = 0, count - 1
+    stack = [(0, len(items))]
+    while stack:
+        a, n = stack.pop()
+        if n < 7:
+            for m in range(a + 1, a + n):
+                k = m
+                while k > a and cmp(k - 1, k) > 0:
+                    swap(k, k - 1)
+                    k -= 1
+            continue
+        m = a + n // 2
+        if n > 7:
+            lo, hi = a, a + n - 1
+            if n > 40:
+                d = n // 8
+                lo = med3(lo, lo + d, lo + 2 * d)
+                m = med3(m - d, m, m + d)
+                hi = med3(hi - 2 * d, hi - d, hi)
+            m = med3(lo, m, hi)
+        swap(a, m)
+        pa = pb = a + 1
+        pc = pd = a + n - 1
+        while True:
+            while pb <= pc:
+                r = cmp(pb, a)
+                if r > 0:
+                    break
+                if r == 0:
+                    swap(pa, pb)
+                    pa += 1
+                pb += 1
+            while pb <= pc:
+                r = cmp(pc, a)
+                if r < 0:
+                    break
+                if r == 0:
+                    swap(pc, pd)
+                    pd -= 1
+                pc -= 1
+            if pb > pc:
+                break
+            swap(pb, pc)
+            pb += 1
+            pc -= 1
+        end = a + n
+        r = min(pa - a, pb - pa)
+        for i in range(r):
+            swap(a + i, pb - r + i)
+        r = min(pd - pc, end - pd - 1)
+        for i in range(r):
+            swap(pb + i, end - r + i)
+        # The smaller keys are now at the start, the larger at the end; each part is sorted
+        # on its own (the order does not matter, they are disjoint) if it holds a wanted position.
+        left, right = pb - pa, pd - pc
+        if left > 1 and not (high_wanted < a or low_wanted > a + left - 1):
+            stack.append((a, left))
+        if right > 1 and not (high_wanted < end - right or low_wanted > end - 1):
+            stack.append((end - right, right))
+
+
 def _coordinates(args: tuple[bytes, ...] | list[bytes]) -> tuple[float, float]:
     """A longitude and latitude argument pair, checked against the limits."""
     lon, lat = parse_score(args[0]), parse_score(args[1])
@@ -430,9 +513,13 @@ class GeoCommands(CommandContext):
             sort = "asc"
         found = _search(zset, shape, count if any_ else 0)
         if sort:
-            found.sort(key=lambda f: f[0], reverse=sort == "desc")
-        if count:
-            found = found[:count]
+            if count and count < len(found):
+                # Only the first COUNT are needed: Redis sorts them with a partial quicksort, which
+                # is not stable; the same steps give equal distances the same order as redis-server.
+                partial_sort(found, count, sort == "desc")
+            else:
+                found.sort(key=lambda f: f[0], reverse=sort == "desc")  # a stable sort, as glibc's qsort
+            found = found[:count] if count else found
         if store is not None:
             result = SortedSet()
             for distance, member, score, _, _ in found:
