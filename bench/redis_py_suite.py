@@ -80,6 +80,19 @@ KEYWORDS = {
     "replicaof or slaveof or failover": "replication",
     "module": "MODULE LOAD",
 }
+#: Tests that pass on redis-server but not on ours, and why: (a substring of the test's name, the reason).
+#: The script prints each difference with its reason, and lists apart any it cannot explain.
+KNOWN_DIFFERENCES: list[tuple[str, str]] = [
+    ("::test_geo", "GEO commands (GEOADD, GEOSEARCH...) are not offered yet"),
+    ("::test_bit", "bit commands (BITCOUNT, BITOP, BITPOS, BITFIELD) are not offered yet"),
+    ("::test_get_set_bit", "GETBIT/SETBIT are not offered yet"),
+    ("::test_pipeline_with_bitfield", "BITFIELD is not offered yet"),
+    ("::test_pf", "HyperLogLog (PFADD, PFCOUNT, PFMERGE) is not offered yet"),
+    ("::test_get_moveable_keys", "asks COMMAND GETKEYS about GEORADIUS (not offered yet) and MIGRATE (not offered)"),
+    ("::test_bgsave", "BGSAVE: no RDB snapshots are written (the append-only file is the persistence)"),
+    ("::test_client_tracking", "CLIENT TRACKING: client-side caching is not offered"),
+    ("::test_command_list", "expects more than 300 commands; this server declares fewer (COMMAND COUNT)"),
+]
 EXTRA_PACKAGES = [
     "pytest-asyncio>=0.24",
     "pytest-timeout",
@@ -228,11 +241,22 @@ def main() -> None:
         counts = [sum(1 for v in res.values() if v == o) for o in ("passed", "failed", "error", "skipped")]
         print(f"| {kind} | " + " | ".join(str(c) for c in counts) + " |")
     missing = sorted(name for name, o in theirs.items() if o == "passed" and ours.get(name) != "passed")
+    explained = {name: next((why for part, why in KNOWN_DIFFERENCES if part in name), None) for name in missing}
     print()
     print(f"passing on redis-server but not on ours: {len(missing)}")
     if args.out is not None:
-        (args.out / "differences.txt").write_text("".join(f"{n} {ours.get(n, 'absent')}\n" for n in missing))
-    for name in missing[:40]:
+        (args.out / "differences.txt").write_text(
+            "".join(f"{n} {ours.get(n, 'absent')}: {explained[n] or 'NOT EXPLAINED'}\n" for n in missing)
+        )
+    reasons: dict[str, int] = {}
+    for name in missing:
+        if explained[name] is not None:
+            reasons[explained[name]] = reasons.get(explained[name], 0) + 1  # type: ignore[index]
+    for why, count in reasons.items():
+        print(f"  {count:3d}  {why}")
+    unexplained = [name for name in missing if explained[name] is None]
+    print(f"not explained by KNOWN_DIFFERENCES: {len(unexplained)}")
+    for name in unexplained:
         print(f"  {name} ({ours.get(name, 'absent')})")
 
 
