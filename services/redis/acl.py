@@ -91,7 +91,9 @@ FIRSTARG_OF_SUB = "Allowing first-arg of a subcommand is not supported"
 # Commands that name channels: (first channel, last (negative from the end), is a pattern, publishes or subscribes).
 _CHANNELS = {
     "publish": (1, 1, False),
+    "spublish": (1, 1, False),
     "subscribe": (1, -1, False),
+    "ssubscribe": (1, -1, False),
     "psubscribe": (1, -1, True),
 }
 

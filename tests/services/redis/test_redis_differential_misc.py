@@ -221,6 +221,15 @@ CORPUS: list[tuple[str, ...]] = [
     ("EVAL", "return cmsgpack.pack()", "0"),
     ("EVAL", "local ok, e = pcall(cmsgpack.unpack, string.char(0xdc)) return ok", "0"),
     ("EVAL", "cmsgpack.pack = nil", "0"),
+    # ACL channel permissions cover the shard channels
+    ("ACL", "SETUSER", "sharder", "on", "nopass", "+@all", "~*", "resetchannels", "&news*"),
+    ("AUTH", "sharder", "x"),
+    ("SPUBLISH", "news1", "m"),
+    ("SPUBLISH", "other", "m"),
+    ("PUBLISH", "other", "m"),
+    ("SSUBSCRIBE", "news1", "other"),
+    ("AUTH", "default", "x"),
+    ("ACL", "DELUSER", "sharder"),
 ]
 
 
