@@ -119,8 +119,11 @@ class Monitoring:
 
     def after(self, client: ClientContext, spec: CommandDef, argv: list[bytes], seconds: float) -> None:
         """A command ran (taking *seconds*): feed the monitors, the slow log and the latency events."""
-        if spec.subcommands and len(argv) > 1:
-            spec = spec.subcommands.get(argv[1].upper().decode("latin-1"), spec)
+        if spec.subcommands:
+            sub = spec.subcommands.get(argv[1].upper().decode("latin-1")) if len(argv) > 1 else None
+            if sub is None or not sub.accepts(len(argv) - 2):
+                return  # refused before it ran (unknown subcommand, wrong arity): not reported, as in Redis
+            spec = sub
         flags = spec.flags
         if self.monitors and "skip_monitor" not in flags and "admin" not in flags:
             self.feed(client.dbindex, client.addr().encode(), argv, client)
