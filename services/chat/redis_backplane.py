@@ -544,6 +544,9 @@ class RedisBackplane(LocalBackplane):
         member = self._remote.get(token)
         if member is None:
             member = self._remote[token] = RemoteMember(self, token)
+            if member.node not in self._known_nodes:
+                # Judged by the reaper even if Redis lost its node set (a restart).
+                self._known_nodes = (*self._known_nodes, member.node)
         if info is not None:
             member.update(info)
         return member
@@ -582,6 +585,7 @@ class RedisBackplane(LocalBackplane):
                     self._link_up()
                 return
             self._replace_node(node, [], msg.get("why") or "Lost in the network")
+            self._known_nodes = tuple(known for known in self._known_nodes if known != node)
             return
         if msg.get("n") == self.node:
             return
@@ -834,6 +838,14 @@ class RedisBackplane(LocalBackplane):
         held, self._held = self._held, None
         if held:
             self._apply_batch(held)
+        if self.log is not None:
+            self.log.info(
+                "backplane_synced",
+                node=self.node,
+                nodes=len(snapshot["nodes"]),
+                users=sum(len(users) for users in snapshot["nodes"].values()),
+                rooms=len(snapshot["rooms"]),
+            )
         self._known_nodes = tuple({member.node for member in self._remote.values()})
         for nick, token in conflicts:
             member = self._local.get(token)

@@ -114,8 +114,8 @@ class Node:
                 self._cond.wait(left)
 
     def connected(self, times: int = 1) -> None:
-        """Wait until the node has joined the backplane *times* times (reconnects count)."""
-        self.wait_for(lambda events: sum(e["event"] == "backplane_connected" for e in events) >= times)
+        """Wait until the node has joined the backplane and read the network's state *times* times."""
+        self.wait_for(lambda events: sum(e["event"] == "backplane_synced" for e in events) >= times)
 
     @property
     def irc_address(self) -> tuple[str, int]:

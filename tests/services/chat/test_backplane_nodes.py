@@ -115,6 +115,26 @@ def test_telnet_and_irc_users_on_two_nodes_share_a_room(start_node) -> None:  # 
     alice.close()
 
 
+def test_history_is_shared_and_a_stopped_node_says_goodbye(start_node) -> None:  # type: ignore[no-untyped-def]
+    history = ("--set", "services.chat.history=5")
+    a, b = start_node(extra=history), start_node(extra=history, node_timeout=60)
+    alice, bob = a.telnet("alice"), b.telnet("bob")
+    read_until(alice, b"bob joined #lobby")
+    alice.send("remember me\r\n")
+    read_until(bob, b"<alice> remember me")
+    # A user of the other node who joins later is shown what was said on the first.
+    carol = b.telnet("carol")
+    read_until(carol, b"<alice> remember me")
+    # So is one of a node started afterwards: it read the history from Redis.
+    c = start_node(extra=history)
+    dave = c.telnet("dave")
+    read_until(dave, b"<alice> remember me")
+    # A node stopped gracefully quits its users everywhere at once (no node_timeout to wait: 60 s).
+    assert b.stop() == 0
+    read_until(alice, b"bob quit (Server shutting down)")
+    read_until(dave, b"carol quit (Server shutting down)")
+
+
 def test_a_nick_taken_on_one_node_is_refused_on_another(start_node) -> None:  # type: ignore[no-untyped-def]
     a, b = start_node(), start_node()
     alice = a.telnet("alice")
