@@ -53,6 +53,22 @@ class RedisServer:
         self.proc = None
 
 
+class LinechatRedis(RedisServer):
+    """linechat's own Redis service (``linechat serve --only redis``) in place of redis-server."""
+
+    def __init__(self, cwd: Path) -> None:
+        super().__init__()
+        self.cwd = cwd
+
+    def start(self) -> None:
+        """Start the service and wait until it listens."""
+        self.proc = subprocess.Popen(
+            [LINECHAT, "serve", "--only", "redis", "--set", f"services.redis.port={self.port}"],
+            cwd=self.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        connect_when_listening(self.port, self.host, within=DEADLINE).close()
+
+
 class Node:
     """One ``linechat serve --only chat`` process on the Redis backplane, its JSON log collected."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from irc_clients import IrcBot, read_until
 from linechat.testing import LineClient, connect_when_listening
-from nodes import REDIS_SERVER, Node, RedisServer
+from nodes import REDIS_SERVER, LinechatRedis, Node, RedisServer
 
 pytestmark = [
     pytest.mark.heavy,
@@ -113,6 +113,33 @@ def test_telnet_and_irc_users_on_two_nodes_share_a_room(start_node) -> None:  # 
     for bot in (bob, carol):
         bot.close()
     alice.close()
+
+
+def test_two_nodes_on_linechats_own_redis_service(tmp_path: Path) -> None:
+    """The backplane needs nothing redis-server has and linechat's Redis service lacks."""
+    server = LinechatRedis(tmp_path)
+    server.start()
+    nodes: list[Node] = []
+    try:
+        for _ in range(2):
+            node = Node(tmp_path, server.url, node_timeout=2)
+            nodes.append(node)
+            node.connected()
+        a, b = nodes
+        alice = a.telnet("alice")
+        bob = IrcBot(b.irc_address, "bob", welcome=True)
+        bob.conn.join("#lobby")
+        read_until(alice, b"bob joined #lobby")
+        alice.send("through linechat's redis\r\n")
+        bob.wait_for(lambda e: e.type == "pubmsg" and e.arguments == ["through linechat's redis"])
+        bob.conn.nick("alice")
+        bob.wait_for(lambda e: e.type == "nicknameinuse")
+        b.kill()
+        read_until(alice, b"bob quit (Lost in the network)")
+    finally:
+        for node in nodes:
+            node.kill()
+        server.stop()
 
 
 def test_history_is_shared_and_a_stopped_node_says_goodbye(start_node) -> None:  # type: ignore[no-untyped-def]
