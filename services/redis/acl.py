@@ -475,6 +475,8 @@ class User:
     selectors: list[Selector] = field(default_factory=lambda: [Selector(root=True)])
     #: Allowed everything through its root selector: the connection's fast path skips the checks.
     unrestricted: bool = False
+    #: Its ACL LIST line, kept until its rules change (describing the commands is the costly part).
+    line: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def root(self) -> Selector:
@@ -497,6 +499,7 @@ class User:
         """Become *other* (keeping this object, which connections refer to)."""
         self.enabled, self.nopass, self.sanitize = other.enabled, other.nopass, other.sanitize
         self.passwords, self.selectors = other.passwords, other.selectors
+        self.line = None
         root = self.root
         self.unrestricted = root.all_commands and root.all_keys and root.all_channels
 
@@ -567,10 +570,13 @@ class User:
 
     def describe(self, commands: Commands) -> bytes:
         """The user as one line of ACL LIST."""
+        if self.line is not None:
+            return self.line
         parts = [b"user", self.name, *self.flags(), *(b"#" + p for p in self.passwords), self.root.describe(commands)]
         line = b" ".join(parts)
         for selector in self.selectors[1:]:
             line += b" (" + selector.describe(commands) + b")"
+        self.line = line
         return line
 
     def check(self, commands: Commands, spec: CommandDef, argv: list[bytes]) -> Denial | None:
@@ -682,6 +688,7 @@ class Users:
         user = self.default
         user.apply(self.commands, b"resetpass")
         user.apply(self.commands, b">" + password if password else b"nopass")
+        user.line = None
 
     @property
     def default_requires_auth(self) -> bool:

@@ -495,3 +495,16 @@ def test_a_pipeline_is_checked_from_the_command_after_a_change(tmp_path: Path) -
             b"+OK\r\n+OK\r\n-NOPERM this user has no permissions to access one of the keys used as arguments\r\n"
             b"$-1\r\n+RESET\r\n$1\r\nv\r\n"
         )
+
+
+def test_acl_list_follows_every_change(tmp_path: Path) -> None:
+    """ACL LIST lines are kept between changes; each way of changing a user shows at once."""
+    with ServiceHarness(RedisService, data_dir=tmp_path) as h:
+        c = h.connect()
+        c.send(b"ACL LIST\r\nCONFIG SET requirepass pw\r\nACL LIST\r\nACL SETUSER default nopass -get\r\nACL LIST\r\n")
+        replies = split_replies(c.read())
+        assert replies[0] == b"*1\r\n$34\r\nuser default on nopass ~* &* +@all\r\n"
+        digest = hashlib.sha256(b"pw").hexdigest().encode()
+        line = b"user default on #%s ~* &* +@all" % digest
+        assert replies[2] == b"*1\r\n$%d\r\n%s\r\n" % (len(line), line)
+        assert replies[4] == b"*1\r\n$39\r\nuser default on nopass ~* &* +@all -get\r\n"
