@@ -20,15 +20,15 @@ BITFIELD_TYPE = "ERR Invalid bitfield type. Use something like i16 u8. Note that
 _INVERT = bytes(255 - i for i in range(256))
 
 
-def _bit_offset(arg: bytes, width: int = 0) -> int:
-    """A bit offset argument (``#N`` counts fields of *width* bits when *width* is given)."""
+def _bit_offset(arg: bytes, width: int = 0, max_bytes: int = MAX_STRING) -> int:
+    """A bit offset argument (``#N`` counts fields of *width* bits when *width* is given) below *max_bytes* * 8."""
     by_field = width > 0 and arg[:1] == b"#"
     number = parse_int(arg[1:] if by_field else arg)
     if number is None:
         raise RespError(BIT_OFFSET)
     if by_field:
         number *= width
-    if number < 0 or (number >> 3) >= MAX_STRING:
+    if number < 0 or (number >> 3) >= max_bytes:
         raise RespError(BIT_OFFSET)
     return number
 
@@ -95,6 +95,12 @@ class BitCommands(CommandContext):
             value.extend(bytes(size - len(value)))
         return value
 
+    def _offset(self, arg: bytes, width: int = 0) -> int:
+        """A bit offset within proto-max-bulk-len (not checked while the AOF loads, as Redis)."""
+        server = self.server
+        limit = 1 << 62 if server.loading else server.settings.max_bulk_len
+        return _bit_offset(arg, width, limit)
+
     def _string(self, key: bytes) -> bytes | bytearray | None:
         return self._typed(key, bytes)  # type: ignore[no-any-return]
 
@@ -103,7 +109,7 @@ class BitCommands(CommandContext):
     )
     def cmd_setbit(self, key: bytes, offset: bytes, value: bytes) -> bytes:
         """Set or clear one bit; return its old value."""
-        where = _bit_offset(offset)
+        where = self._offset(offset)
         bit = parse_int(value)
         if bit is None or bit & ~1:
             raise RespError(BIT_VALUE)
@@ -118,7 +124,7 @@ class BitCommands(CommandContext):
     @redis_command("GETBIT", arity=3, flags="readonly fast", keys=(1, 1, 1), group="bitmap")
     def cmd_getbit(self, key: bytes, offset: bytes) -> bytes:
         """The value of one bit (0 past the end)."""
-        where = _bit_offset(offset)
+        where = self._offset(offset)
         data = self._string(key)
         if data is None or (where >> 3) >= len(data):
             return ZERO
@@ -273,7 +279,7 @@ class BitCommands(CommandContext):
             if not ((name == b"GET" and left >= 2) or (name in (b"SET", b"INCRBY") and left >= 3)):
                 raise RespError(SYNTAX)
             signed, width = _field_type(args[i + 1])
-            offset = _bit_offset(args[i + 2], width)
+            offset = self._offset(args[i + 2], width)
             operand = 0
             if name != b"GET":
                 highest = max(highest, offset + width - 1)

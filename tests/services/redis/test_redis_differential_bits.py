@@ -255,6 +255,17 @@ CORPUS: list[tuple[str, ...]] = [
     ("BITFIELD", "t", "SET", "u8", "64", "255"),
     ("TTL", "t"),
     ("GET", "t"),
+    # offsets within proto-max-bulk-len
+    ("CONFIG", "SET", "proto-max-bulk-len", "1048576"),
+    ("SETBIT", "big", "8388608", "1"),
+    ("BITFIELD", "big", "SET", "u8", "8388608", "1"),
+    ("BITFIELD", "big", "GET", "u8", "#1048576"),
+    ("SETBIT", "big", "8388607", "1"),
+    ("STRLEN", "big"),
+    ("CONFIG", "SET", "proto-max-bulk-len", "536870912"),
+    ("SETBIT", "big", "8388608", "1"),
+    ("STRLEN", "big"),
+    ("DEL", "big"),
     # arity
     ("BITCOUNT",),
     ("BITPOS", "p"),
