@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from linechat.services.redis.base import ClientContext, int_arg
 from linechat.services.redis.connection import SERVER_VERSION
 from linechat.services.redis.lua_cmsgpack import msgpack_library
+from linechat.services.redis.lua_struct import struct_library
 from linechat.services.redis.resp import INT64_MAX, INT64_MIN, RESP2, RESP3, Dialect, RespError, bulk, error, integer
 from linechat.services.redis.table import CommandDef, KeySpec, redis_command
 
@@ -136,6 +137,7 @@ env.redis = readonly(redis)
 env.bit = readonly(py_libs.bit)
 env.cjson = readonly(py_libs.cjson)
 env.cmsgpack = readonly(py_libs.cmsgpack)
+env.struct = readonly(py_libs.struct)
 local lua_rawset = rawset
 env.rawset = function(t, k, v)
   if protected[t] then error("Attempt to modify a readonly table", 2) end
@@ -289,7 +291,7 @@ class ScriptEngine:
         self._table_from = self.lua.table_from
 
     def _libraries(self) -> Any:
-        """The bit, cjson and cmsgpack libraries Redis bundles, written in Python."""
+        """The bit, cjson, cmsgpack and struct libraries Redis bundles, written in Python."""
         table = self.lua.table_from
 
         def tobit(x: Any) -> int:
@@ -330,7 +332,8 @@ class ScriptEngine:
         }
         cjson = {b"encode": self._json_encode, b"decode": self._json_decode}
         cmsgpack = msgpack_library(table, self._lua_type)
-        return table({b"bit": table(bit), b"cjson": table(cjson), b"cmsgpack": table(cmsgpack)})
+        libraries = {b"bit": table(bit), b"cjson": table(cjson), b"cmsgpack": table(cmsgpack)}
+        return table({**libraries, b"struct": table(struct_library())})
 
     def _to_python(self, value: Any, depth: int = 0) -> Any:
         if type(value) is bytes:

@@ -221,6 +221,37 @@ CORPUS: list[tuple[str, ...]] = [
     ("EVAL", "return cmsgpack.pack()", "0"),
     ("EVAL", "local ok, e = pcall(cmsgpack.unpack, string.char(0xdc)) return ok", "0"),
     ("EVAL", "cmsgpack.pack = nil", "0"),
+    # the struct library of scripts
+    *[
+        ("EVAL", script, "0")
+        for script in (
+            "return struct.pack('>iIhHbBlL', -2, 3, -4, 5, -6, 7, -8, 9)",
+            "return struct.pack('<i2I3i8I9', -2, 3, -4, 5)",
+            "return struct.pack('!4 b i b d', 1, 2, 3, 1.5)",
+            "return struct.pack('fdxc3c0s', 1.5, 2.25, 'abcdef', 'xy', 'zz')",
+            "return {struct.unpack('>iIhH', struct.pack('>iIhH', -2, 3, -4, 5))}",
+            "return {struct.unpack('b c0 s', struct.pack('b c0 s', 3, 'abc', 'hi'))}",
+            "return {struct.unpack('i', struct.pack('i', 7) .. 'xx', 1)}",
+            "return {struct.unpack('c2', 'abcdef', 3)}",
+            "return {struct.unpack('>l', struct.pack('>l', 2^53))}",
+            "return struct.pack('i', 2.7) .. struct.pack('i', -2.7) .. struct.pack('i', '12')",
+            "return struct.size('!8 b d i2 c5 x')",
+            "return struct.size('s')",
+            "return struct.size('c0')",
+            "return struct.pack('z', 1)",
+            "return struct.pack('i')",
+            "return struct.pack('i', 'x')",
+            "return struct.pack('c5', 'ab')",
+            "return struct.pack(5, 1)",
+            "return struct.pack('i33', 1)",
+            "return struct.pack('!3 i', 1)",
+            "return struct.unpack('i', 'ab')",
+            "return struct.unpack('s', 'ab')",
+            "return struct.unpack('c0', 'ab')",
+            "return struct.unpack('i', 'abcd', 0)",
+            "return struct.unpack('i')",
+        )
+    ],
     # ACL channel permissions cover the shard channels
     ("ACL", "SETUSER", "sharder", "on", "nopass", "+@all", "~*", "resetchannels", "&news*"),
     ("AUTH", "sharder", "x"),
