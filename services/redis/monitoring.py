@@ -117,8 +117,10 @@ class Monitoring:
             limits.append(self.latency_threshold_ms / 1e3)
         self.min_seconds = min(limits) if limits else None
 
-    def after(self, client: ClientContext, spec: CommandDef, argv: list[bytes], seconds: float) -> None:
-        """A command ran (taking *seconds*): feed the monitors, the slow log and the latency events."""
+    def after(
+        self, client: ClientContext, spec: CommandDef, argv: list[bytes], seconds: float, timed: bool = True
+    ) -> None:
+        """A command ran (taking *seconds*): feed the monitors, and unless not *timed*, the slow log and latency."""
         if spec.subcommands:
             sub = spec.subcommands.get(argv[1].upper().decode("latin-1")) if len(argv) > 1 else None
             if sub is None or not sub.accepts(len(argv) - 2):
@@ -127,6 +129,8 @@ class Monitoring:
         flags = spec.flags
         if self.monitors and "skip_monitor" not in flags and "admin" not in flags:
             self.feed(client.dbindex, client.addr().encode(), argv, client)
+        if not timed:
+            return
         micros = int(seconds * 1e6)
         if 0 <= self.slower_than_us <= micros and "skip_slowlog" not in flags:
             shown = redacted(argv)

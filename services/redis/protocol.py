@@ -764,14 +764,14 @@ class RedisProtocol(
         started = perf_counter()
         reply = self.dispatch(name, argv[1:])
         elapsed = perf_counter() - started
-        # Only what ran is reported: not an arity error, not a command that blocked (until it is served).
+        # Only what ran is reported, not an arity error; a command that blocked is shown to monitors
+        # (as redis-server does when it is called) but not timed for the slow log.
         if (
             (monitoring.monitors or elapsed >= (monitoring.min_seconds or 0.0))
-            and self._blocked is None
             and spec.accepts(len(argv) - 1)
             and (spec.handler_max is None or len(argv) - 1 <= spec.handler_max)
         ):
-            monitoring.after(self, spec, argv, elapsed)
+            monitoring.after(self, spec, argv, elapsed, timed=self._blocked is None)
         return reply  # type: ignore[return-value]
 
     def _reject(self, name: str, line: bytes) -> bytes:

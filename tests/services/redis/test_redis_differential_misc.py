@@ -340,6 +340,7 @@ def _monitor_session(address: Address, hello: int | None) -> list[bytes]:
             ("INCR", "n"),
             ("EXEC",),
             ("EVAL", "redis.call('set', KEYS[1], ARGV[1]); return redis.call('get', KEYS[1])", "1", "lk", "lv"),
+            ("BLPOP", "nolist", "0.01"),  # blocks, then times out: shown when called
             ("SELECT", "3"),
             ("PING",),
             ("SELECT", "0"),
