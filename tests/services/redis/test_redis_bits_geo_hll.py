@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
 from linechat.services.redis import RedisService
 from linechat.services.redis.geo import geo_decode, geo_distance, geo_encode
-from linechat.services.redis.hyperloglog import hll_count
+from linechat.services.redis.hyperloglog import hll_count, register_max
 from linechat.testing import MemoryClient, ServiceHarness
 from redis_wire import cmd, split_replies
 
@@ -109,3 +112,17 @@ def test_geohash_round_trip_stays_in_its_cell() -> None:
 def test_hll_estimate_of_an_empty_and_a_full_register_set() -> None:
     assert hll_count(bytes(16384)) == 0
     assert hll_count(bytes([1]) * 16384) > 10000
+
+
+def _registers(seed: int, top: int) -> bytes:
+    rng = random.Random(seed)
+    return bytes(rng.randrange(top + 1) for _ in range(16384))
+
+
+# Whole register sets (too long for a list strategy): drawn from a seed, values up to 0, 1, 32 or 63.
+REGISTER_SETS = st.builds(_registers, st.integers(0, 2**32), st.sampled_from([0, 1, 32, 63]))
+
+
+@given(a=REGISTER_SETS, b=REGISTER_SETS)
+def test_register_max_is_the_elementwise_maximum(a: bytes, b: bytes) -> None:
+    assert register_max(a, b) == bytes(map(max, a, b))
