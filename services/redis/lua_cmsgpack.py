@@ -126,63 +126,71 @@ class _Unpacker:
     def uint(self, n: int) -> int:
         return int.from_bytes(self.take(n), "big")
 
-    def value(self, depth: int = 0) -> Any:
-        if depth > 1000:
-            raise MsgpackError("Bad data format in input.")
+    def value(self) -> Any:
+        """One whole value; containers are filled with an explicit stack, so any nesting depth works."""
+        # Each open container: [is_map, items left (keys and values for a map), items, next index, pending key].
+        stack: list[list[Any]] = []
+        while True:
+            item, container = self._scalar_or_header()
+            if container is not None:
+                is_map, count = container
+                if count:
+                    stack.append([is_map, count * 2 if is_map else count, {}, 1, None])
+                    continue
+                item = self.table({})
+            while True:  # place the finished value in its container, closing those it completes
+                if not stack:
+                    return item
+                top = stack[-1]
+                if top[0]:  # a map: a key, then its value (nil keys or values leave the pair out)
+                    if top[1] % 2 == 0:
+                        top[4] = item
+                    elif top[4] is not None and item is not None:
+                        top[2][top[4]] = item
+                elif item is not None:
+                    top[2][top[3]] = item
+                top[3] += 1
+                top[1] -= 1
+                if top[1]:
+                    break
+                stack.pop()
+                item = self.table(top[2])
+
+    def _scalar_or_header(self) -> tuple[Any, tuple[bool, int] | None]:
+        """A scalar value, or (None, (is a map, element count)) for a container's header."""
         b = self.take(1)[0]
         if b <= 0x7F:
-            return b
+            return b, None
         if b >= 0xE0:
-            return b - 0x100
+            return b - 0x100, None
         if 0xA0 <= b <= 0xBF:
-            return self.take(b & 0x1F)
+            return self.take(b & 0x1F), None
         if 0x90 <= b <= 0x9F:
-            return self.array(b & 0x0F, depth)
+            return None, (False, b & 0x0F)
         if 0x80 <= b <= 0x8F:
-            return self.map(b & 0x0F, depth)
+            return None, (True, b & 0x0F)
         fixed: dict[int, Any] = {0xC0: None, 0xC2: False, 0xC3: True}
         if b in fixed:
-            return fixed[b]
+            return fixed[b], None
         if b in (0xC4, 0xD9):
-            return self.take(self.uint(1))
+            return self.take(self.uint(1)), None
         if b in (0xC5, 0xDA):
-            return self.take(self.uint(2))
+            return self.take(self.uint(2)), None
         if b in (0xC6, 0xDB):
-            return self.take(self.uint(4))
+            return self.take(self.uint(4)), None
         if b == 0xCA:
-            return struct.unpack(">f", self.take(4))[0]
+            return struct.unpack(">f", self.take(4))[0], None
         if b == 0xCB:
-            return struct.unpack(">d", self.take(8))[0]
+            return struct.unpack(">d", self.take(8))[0], None
         if 0xCC <= b <= 0xCF:
-            return self.uint(1 << (b - 0xCC))
+            return self.uint(1 << (b - 0xCC)), None
         if 0xD0 <= b <= 0xD3:
-            return int.from_bytes(self.take(1 << (b - 0xD0)), "big", signed=True)
-        if b == 0xDC:
-            return self.array(self.uint(2), depth)
-        if b == 0xDD:
-            return self.array(self.uint(4), depth)
-        if b == 0xDE:
-            return self.map(self.uint(2), depth)
-        if b == 0xDF:
-            return self.map(self.uint(4), depth)
+            return int.from_bytes(self.take(1 << (b - 0xD0)), "big", signed=True), None
+        if b in (0xDC, 0xDD):
+            return None, (False, self.uint(2 if b == 0xDC else 4))
+        if b in (0xDE, 0xDF):
+            return None, (True, self.uint(2 if b == 0xDE else 4))
         raise MsgpackError("Bad data format in input.")
-
-    def array(self, n: int, depth: int) -> Any:
-        items = {}
-        for i in range(1, n + 1):
-            item = self.value(depth + 1)
-            if item is not None:
-                items[i] = item
-        return self.table(items)
-
-    def map(self, n: int, depth: int) -> Any:
-        items = {}
-        for _ in range(n):
-            key = self.value(depth + 1)
-            item = self.value(depth + 1)
-            if key is not None and item is not None:
-                items[key] = item
-        return self.table(items)
 
 
 def msgpack_library(table_from: Callable[[Any], Any], lua_type: Callable[[Any], str | None]) -> dict[bytes, Any]:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from linechat.services.redis.base import ClientContext, int_arg
 from linechat.services.redis.connection import SERVER_VERSION
+from linechat.services.redis.lua_cmsgpack import MsgpackError as LuaLibraryError
 from linechat.services.redis.lua_cmsgpack import msgpack_library
 from linechat.services.redis.lua_struct import struct_library
 from linechat.services.redis.resp import INT64_MAX, INT64_MIN, RESP2, RESP3, Dialect, RespError, bulk, error, integer
@@ -198,7 +199,7 @@ local function handler(err)
   elseif type(err) == "userdata" then
     err = tostring(err)  -- raised by redis.call: already a Redis error line
     if err:sub(1, 8) == "LUA_LIB " then
-      -- A library's error (cmsgpack), placed at the script's line as the C libraries' luaL_error does.
+      -- A library's error (cmsgpack, struct, cjson), placed at the script's line as the C libraries' luaL_error does.
       err = "ERR user_script:" .. tostring(line or "?") .. ": " .. err:sub(9)
     end
   else
@@ -343,8 +344,13 @@ class ScriptEngine:
         if self._lua_type(value) != "table":
             raise CallError("ERR Cannot serialise " + str(self._lua_type(value)))
         keys = list(value.keys())
-        if keys and all(type(k) is int for k in keys) and sorted(keys) == list(range(1, len(keys) + 1)):
-            return [self._to_python(value[i], depth + 1) for i in range(1, len(keys) + 1)]
+        if keys and all(type(k) in (int, float) and k >= 1 and k == int(k) for k in keys):
+            # An array, nil holes as null, unless too sparse (lua_cjson's encode_sparse_ratio 2, safe 10).
+            top = int(max(keys))
+            if top > 2 * len(keys) and top > 10:
+                raise LuaLibraryError("Cannot serialise table: excessively sparse array")
+            present = {int(k) for k in keys}
+            return [self._to_python(value[i], depth + 1) if i in present else None for i in range(1, top + 1)]
         return {
             (k.decode("utf-8", "surrogateescape") if type(k) is bytes else str(k)): self._to_python(v, depth + 1)
             for k, v in value.items()

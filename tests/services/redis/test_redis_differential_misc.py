@@ -250,6 +250,13 @@ CORPUS: list[tuple[str, ...]] = [
             "return struct.unpack('c0', 'ab')",
             "return struct.unpack('i', 'abcd', 0)",
             "return struct.unpack('i')",
+            "return cjson.encode({1, nil, 3})",
+            "return cjson.encode({[5]=1})",
+            "return cjson.encode({[1]=1, [20]=2})",
+            "return cjson.encode({[11]=1})",
+            "return cjson.encode({[1]=1,[2]=2,[3]=3,[4]=4,[5]=5,[6]=6,[13]=7})",
+            "return cjson.encode({})",
+            "local t = cmsgpack.unpack(ARGV[1] or string.rep(string.char(0x91), 600) .. string.char(1)) return type(t)",
         )
     ],
     # ACL channel permissions cover the shard channels
