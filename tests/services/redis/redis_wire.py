@@ -1,4 +1,4 @@
-"""Helpers for the Redis service tests: RESP encoding, RESP2/RESP3 reply splitting, a raw client, a real server."""
+"""Helpers for the Redis service tests: RESP encoding and reply splitting, a raw client, redis-server beside ours."""
 
 from __future__ import annotations
 
@@ -125,3 +125,39 @@ def real_redis(tmp: Path, *extra: str) -> Iterator[tuple[str, int]]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+Address = tuple[str, int]
+
+
+@contextmanager
+def side_by_side(tmp: Path) -> Iterator[tuple[Address, Address]]:
+    """A throw-away redis-server and our Redis service (no AOF) at once: (redis-server, ours)."""
+    from linechat.services.redis import RedisService
+    from linechat.testing import serve
+
+    settings = {"services": {"redis": {"appendonly": False}}}
+    with real_redis(tmp) as real, serve(RedisService, data_dir=tmp / "ours", settings=settings) as srv:
+        yield real, srv.address()
+
+
+def run_commands(address: Address, commands: list[tuple[str | bytes, ...]], hello: int | None = None) -> list[bytes]:
+    """Each command's raw reply on a new connection (after ``HELLO <hello>`` when given)."""
+    client = RawClient(address)
+    try:
+        if hello is not None:
+            client.call("HELLO", hello)
+        return [client.call(*(a if isinstance(a, bytes) else a.encode("latin-1") for a in c)) for c in commands]
+    finally:
+        client.close()
+
+
+def assert_same_replies(
+    both: tuple[Address, Address], commands: list[tuple[str | bytes, ...]], hello: int | None = None
+) -> None:
+    """Run *commands* on redis-server and on ours; every reply must be the same bytes."""
+    real, ours = both
+    expected = run_commands(real, commands, hello)
+    got = run_commands(ours, commands, hello)
+    mismatches = [(c, e, g) for c, e, g in zip(commands, expected, got, strict=True) if e != g]
+    assert not mismatches, "\n".join(f"{c!r}: redis {e!r} ours {g!r}" for c, e, g in mismatches[:20])

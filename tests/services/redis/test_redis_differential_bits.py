@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from linechat.services.redis import RedisService
-from linechat.testing import serve
-from redis_wire import RawClient, real_redis
+from redis_wire import Address, assert_same_replies, side_by_side
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
-Address = tuple[str, int]
 
 CORPUS: list[tuple[str, ...]] = [
     ("FLUSHALL",),
@@ -278,35 +274,13 @@ CORPUS: list[tuple[str, ...]] = [
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Address, Address]]:
     """A real redis-server and ours, side by side."""
-    tmp: Path = tmp_path_factory.mktemp("bitdiff")
-    with (
-        real_redis(tmp) as real,
-        serve(RedisService, data_dir=tmp / "ours", settings={"services": {"redis": {"appendonly": False}}}) as srv,
-    ):
-        yield real, srv.address()
-
-
-def _run(address: Address, commands: list[tuple[str, ...]], hello: int | None = None) -> list[bytes]:
-    client = RawClient(address)
-    try:
-        if hello is not None:
-            client.call("HELLO", hello)
-        return [client.call(*(a.encode("latin-1") for a in c)) for c in commands]
-    finally:
-        client.close()
-
-
-def _compare(both: tuple[Address, Address], commands: list[tuple[str, ...]], hello: int | None) -> None:
-    real, ours = both
-    expected = _run(real, commands, hello)
-    got = _run(ours, commands, hello)
-    mismatches = [(c, e, g) for c, e, g in zip(commands, expected, got, strict=True) if e != g]
-    assert not mismatches, "\n".join(f"{c!r}: redis {e!r} ours {g!r}" for c, e, g in mismatches[:20])
+    with side_by_side(tmp_path_factory.mktemp("bitdiff")) as pair:
+        yield pair
 
 
 @pytest.mark.parametrize("hello", [None, 3], ids=["resp2", "resp3"])
 def test_bit_corpus_matches_real_redis(both: tuple[Address, Address], hello: int | None) -> None:
-    _compare(both, CORPUS, hello)
+    assert_same_replies(both, CORPUS, hello)
 
 
 KEYS = st.sampled_from(["x", "y"])
@@ -346,4 +320,4 @@ def _op() -> st.SearchStrategy[tuple[str, ...]]:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(_op(), min_size=1, max_size=25))
 def test_random_bit_operations_match_real_redis(both: tuple[Address, Address], ops: list[tuple[str, ...]]) -> None:
-    _compare(both, [("DEL", "x", "y"), *ops, ("GET", "x"), ("GET", "y")], None)
+    assert_same_replies(both, [("DEL", "x", "y"), *ops, ("GET", "x"), ("GET", "y")], None)

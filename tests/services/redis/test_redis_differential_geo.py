@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from linechat.services.redis import RedisService
-from linechat.testing import serve
-from redis_wire import RawClient, real_redis
+from redis_wire import Address, assert_same_replies, side_by_side
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
-Address = tuple[str, int]
 
 SICILY = ("13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania")
 
@@ -228,35 +224,13 @@ CORPUS: list[tuple[str, ...]] = [
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Address, Address]]:
     """A real redis-server and ours, side by side."""
-    tmp: Path = tmp_path_factory.mktemp("geodiff")
-    with (
-        real_redis(tmp) as real,
-        serve(RedisService, data_dir=tmp / "ours", settings={"services": {"redis": {"appendonly": False}}}) as srv,
-    ):
-        yield real, srv.address()
-
-
-def _run(address: Address, commands: list[tuple[str, ...]], hello: int | None = None) -> list[bytes]:
-    client = RawClient(address)
-    try:
-        if hello is not None:
-            client.call("HELLO", hello)
-        return [client.call(*(a.encode("latin-1") for a in c)) for c in commands]
-    finally:
-        client.close()
-
-
-def _compare(both: tuple[Address, Address], commands: list[tuple[str, ...]], hello: int | None) -> None:
-    real, ours = both
-    expected = _run(real, commands, hello)
-    got = _run(ours, commands, hello)
-    mismatches = [(c, e, g) for c, e, g in zip(commands, expected, got, strict=True) if e != g]
-    assert not mismatches, "\n".join(f"{c!r}: redis {e[:300]!r} ours {g[:300]!r}" for c, e, g in mismatches[:20])
+    with side_by_side(tmp_path_factory.mktemp("geodiff")) as pair:
+        yield pair
 
 
 @pytest.mark.parametrize("hello", [None, 3], ids=["resp2", "resp3"])
 def test_geo_corpus_matches_real_redis(both: tuple[Address, Address], hello: int | None) -> None:
-    _compare(both, CORPUS, hello)
+    assert_same_replies(both, CORPUS, hello)
 
 
 LON = st.floats(min_value=-180, max_value=180, allow_nan=False).map(lambda x: f"{x:.6f}")
@@ -296,7 +270,7 @@ def test_random_searches_match_real_redis(
     adds = [("GEOADD", "g", lon, lat, f"m{i}") for i, (lon, lat) in enumerate(points)]
     members = [f"m{i}" for i in range(len(points))]
     queries = [("GEOPOS", "g", *members), ("GEOHASH", "g", *members), ("GEODIST", "g", "m0", members[-1], "km")]
-    _compare(both, [("DEL", "g"), *adds, *queries, *searches], None)
+    assert_same_replies(both, [("DEL", "g"), *adds, *queries, *searches], None)
 
 
 @pytest.mark.parametrize("hello", [None, 3], ids=["resp2", "resp3"])
@@ -312,4 +286,4 @@ def test_ties_cut_by_count_come_in_redis_order(both: tuple[Address, Address], he
                 ("GEOSEARCH", "ties", "FROMLONLAT", "10", "45", "BYRADIUS", "10", "km", "COUNT", count, order)
             )
             commands.append(("GEORADIUS", "ties", "10.005", "45", "10", "km", "COUNT", count, order, "WITHDIST"))
-    _compare(both, commands, hello)
+    assert_same_replies(both, commands, hello)

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from linechat.services.redis import RedisService
-from linechat.testing import serve
-from redis_wire import RawClient, real_redis
+from redis_wire import Address, assert_same_replies, run_commands, side_by_side
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
-Address = tuple[str, int]
 
 CORPUS: list[tuple[str, ...]] = [
     ("FLUSHALL",),
@@ -89,35 +85,13 @@ CORPUS: list[tuple[str, ...]] = [
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Address, Address]]:
     """A real redis-server and ours, side by side."""
-    tmp: Path = tmp_path_factory.mktemp("hlldiff")
-    with (
-        real_redis(tmp) as real,
-        serve(RedisService, data_dir=tmp / "ours", settings={"services": {"redis": {"appendonly": False}}}) as srv,
-    ):
-        yield real, srv.address()
-
-
-def _run(address: Address, commands: list[tuple[str | bytes, ...]], hello: int | None = None) -> list[bytes]:
-    client = RawClient(address)
-    try:
-        if hello is not None:
-            client.call("HELLO", hello)
-        return [client.call(*(a.encode("latin-1") if isinstance(a, str) else a for a in c)) for c in commands]
-    finally:
-        client.close()
-
-
-def _compare(both: tuple[Address, Address], commands: list[tuple[str | bytes, ...]], hello: int | None) -> None:
-    real, ours = both
-    expected = _run(real, commands, hello)
-    got = _run(ours, commands, hello)
-    mismatches = [(c[:4], e, g) for c, e, g in zip(commands, expected, got, strict=True) if e != g]
-    assert not mismatches, "\n".join(f"{c!r}: redis {e[:200]!r} ours {g[:200]!r}" for c, e, g in mismatches[:20])
+    with side_by_side(tmp_path_factory.mktemp("hlldiff")) as pair:
+        yield pair
 
 
 @pytest.mark.parametrize("hello", [None, 3], ids=["resp2", "resp3"])
 def test_hll_corpus_matches_real_redis(both: tuple[Address, Address], hello: int | None) -> None:
-    _compare(both, CORPUS, hello)
+    assert_same_replies(both, CORPUS, hello)
 
 
 @pytest.mark.parametrize("size", [1, 10, 200, 3000, 20000, 100000])
@@ -130,24 +104,24 @@ def test_counts_match_real_redis(both: tuple[Address, Address], size: int) -> No
     commands += [("PFCOUNT", "big", "other"), ("PFMERGE", "u", "big", "other"), ("PFCOUNT", "u"), ("PFCOUNT", "u")]
     if size >= 3000:  # redis-server has turned dense by then: the stored strings are the same bytes
         commands += [("GET", "big"), ("GET", "u")]
-    _compare(both, commands, None)
+    assert_same_replies(both, commands, None)
 
 
 def test_values_cross_between_servers(both: tuple[Address, Address]) -> None:
     """A sparse HYLL from redis-server counts the same here; a dense one from here counts the same there."""
     real, ours = both
     elements = [b"x%d" % i for i in range(300)]
-    sparse = _run(real, [("DEL", "sp"), ("PFADD", "sp", *elements), ("GET", "sp")])[2]
+    sparse = run_commands(real, [("DEL", "sp"), ("PFADD", "sp", *elements), ("GET", "sp")])[2]
     payload = sparse.split(b"\r\n", 1)[1][:-2]
     assert payload[4] == 1  # redis-server keeps a small HLL sparse
-    counted = _run(ours, [("SET", "sp", payload), ("PFCOUNT", "sp"), ("PFADD", "sp", "y"), ("PFCOUNT", "sp")])
-    expected = _run(real, [("SET", "sp", payload), ("PFCOUNT", "sp"), ("PFADD", "sp", "y"), ("PFCOUNT", "sp")])
+    counted = run_commands(ours, [("SET", "sp", payload), ("PFCOUNT", "sp"), ("PFADD", "sp", "y"), ("PFCOUNT", "sp")])
+    expected = run_commands(real, [("SET", "sp", payload), ("PFCOUNT", "sp"), ("PFADD", "sp", "y"), ("PFCOUNT", "sp")])
     assert counted == expected
-    dense = _run(ours, [("DEL", "dn"), ("PFADD", "dn", *elements), ("GET", "dn")])[2]
+    dense = run_commands(ours, [("DEL", "dn"), ("PFADD", "dn", *elements), ("GET", "dn")])[2]
     payload = dense.split(b"\r\n", 1)[1][:-2]
     assert payload[4] == 0 and len(payload) == 12304
-    theirs = _run(real, [("SET", "dn", payload), ("PFCOUNT", "dn"), ("PFCOUNT", "dn", "sp")])
-    mine = _run(ours, [("SET", "dn", payload), ("PFCOUNT", "dn"), ("PFCOUNT", "dn", "sp")])
+    theirs = run_commands(real, [("SET", "dn", payload), ("PFCOUNT", "dn"), ("PFCOUNT", "dn", "sp")])
+    mine = run_commands(ours, [("SET", "dn", payload), ("PFCOUNT", "dn"), ("PFCOUNT", "dn", "sp")])
     assert theirs == mine
     assert 290 <= int(theirs[1][1:-2]) <= 310
 
@@ -165,4 +139,4 @@ def test_random_adds_count_the_same(both: tuple[Address, Address], batches: list
     for key, elements in batches:
         commands += [("PFADD", key, *elements), ("PFCOUNT", key)]
     commands += [("PFCOUNT", "p", "q"), ("PFMERGE", "r", "p", "q"), ("PFCOUNT", "r")]
-    _compare(both, commands, None)
+    assert_same_replies(both, commands, None)

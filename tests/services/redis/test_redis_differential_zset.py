@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from linechat.services.redis import RedisService
-from linechat.testing import serve
-from redis_wire import RawClient, real_redis
+from redis_wire import Address, assert_same_replies, run_commands, side_by_side
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
-Address = tuple[str, int]
 
 CORPUS: list[tuple[str, ...]] = [
     ("FLUSHALL",),
@@ -352,40 +348,18 @@ CORPUS: list[tuple[str, ...]] = [
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Address, Address]]:
     """A real redis-server and ours, side by side."""
-    tmp: Path = tmp_path_factory.mktemp("zdiff")
-    with (
-        real_redis(tmp) as real,
-        serve(RedisService, data_dir=tmp / "ours", settings={"services": {"redis": {"appendonly": False}}}) as srv,
-    ):
-        yield real, srv.address()
-
-
-def _run(address: Address, commands: list[tuple[str, ...]], hello: int | None = None) -> list[bytes]:
-    client = RawClient(address)
-    try:
-        if hello is not None:
-            client.call("HELLO", hello)
-        return [client.call(*(a.encode("latin-1") for a in c)) for c in commands]
-    finally:
-        client.close()
-
-
-def _compare(both: tuple[Address, Address], commands: list[tuple[str, ...]], hello: int | None) -> None:
-    real, ours = both
-    expected = _run(real, commands, hello)
-    got = _run(ours, commands, hello)
-    mismatches = [(c, e, g) for c, e, g in zip(commands, expected, got, strict=True) if e != g]
-    assert not mismatches, "\n".join(f"{c!r}: redis {e!r} ours {g!r}" for c, e, g in mismatches[:20])
+    with side_by_side(tmp_path_factory.mktemp("zdiff")) as pair:
+        yield pair
 
 
 @pytest.mark.parametrize("hello", [None, 3], ids=["resp2", "resp3"])
 def test_zset_corpus_matches_real_redis(both: tuple[Address, Address], hello: int | None) -> None:
-    _compare(both, CORPUS, hello)
+    assert_same_replies(both, CORPUS, hello)
 
 
 def test_resp3_scores_are_doubles(both: tuple[Address, Address]) -> None:
     """Guard for the corpus: under HELLO 3 our scores really are double replies and pairs are nested."""
-    got = _run(both[1], [("DEL", "g"), ("ZADD", "g", "1.5", "a"), ("ZRANGE", "g", "0", "-1", "WITHSCORES")], 3)
+    got = run_commands(both[1], [("DEL", "g"), ("ZADD", "g", "1.5", "a"), ("ZRANGE", "g", "0", "-1", "WITHSCORES")], 3)
     assert got[2] == b"*1\r\n*2\r\n$1\r\na\r\n,1.5\r\n"
 
 
@@ -432,4 +406,4 @@ def _lex_op() -> st.SearchStrategy[tuple[str, ...]]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(st.one_of(_op(), _lex_op()), min_size=1, max_size=40))
 def test_random_zset_sequences_match_real_redis(both: tuple[Address, Address], ops: list[tuple[str, ...]]) -> None:
-    _compare(both, [("DEL", "h", "l"), *ops], None)
+    assert_same_replies(both, [("DEL", "h", "l"), *ops], None)
