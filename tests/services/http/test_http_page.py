@@ -60,6 +60,8 @@ def page(server: RunningServer) -> Iterator[Any]:
             context = browser.new_context(viewport={"width": 1280, "height": 720})
             page = context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
+            # expect() has its own 5 s default, which a loaded machine can pass: the same safety net.
+            playwright_api.expect.set_options(timeout=TIMEOUT_MS)
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             outside: list[str] = []
