@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 $(BIN)/.linechat-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e .
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[chat-redis]'
 	touch $@
 
 $(BIN)/.linechat-test-installed: pyproject.toml

@@ -19,6 +19,7 @@ from linechat.plugin import Hooks, Plugin
 from linechat.preflight import ListenError
 from linechat.reactor import READ, Reactor, Timer
 from linechat.service import ListenerSpec, Service
+from linechat.settings import SettingsError
 from linechat.tls import TlsContextProvider
 
 __all__ = ["App", "Listener"]
@@ -261,8 +262,14 @@ class App:
         except Exception as exc:
             if getattr(self.settings, "strict", False):
                 raise
-            self.log.exception(f"{kind}_failed", name=name)
-            self.failed[f"{kind}:{name}"] = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, SettingsError):
+                # The user's to fix, and the message says how: no traceback.
+                self.log.error(f"{kind}_failed", name=name, error=str(exc))
+            else:
+                self.log.exception(f"{kind}_failed", name=name)
+            self.failed[f"{kind}:{name}"] = (
+                str(exc) if isinstance(exc, SettingsError) else f"{type(exc).__name__}: {exc}"
+            )
             return None
 
     def context_for(self, name: str) -> ServiceContext:

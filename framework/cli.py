@@ -286,6 +286,10 @@ def _cmd_serve(
         return EXIT_FAILURE
     if not app.services:
         app.reactor.close()
+        if app.failed:
+            # Every service asked for failed to configure: say why rather than "none enabled".
+            why = "; ".join(f"{what.partition(':')[2]}: {error}" for what, error in app.failed.items())
+            return _fail(f"no service could start ({why})", sys.stderr, EXIT_FAILURE)
         return _fail("no service is enabled (see `linechat config`)", sys.stderr, EXIT_FAILURE)
     conflicts = listen_conflicts(app.services.values())
     if conflicts:

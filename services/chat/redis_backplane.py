@@ -49,6 +49,7 @@ from linechat.services.chat.backplane import (
     RoomInfo,
 )
 from linechat.services.chat.names import fold
+from linechat.settings import SettingsError
 
 if TYPE_CHECKING:
     from linechat.reactor import Reactor
@@ -164,8 +165,9 @@ class RedisBackplane(LocalBackplane):
         super().__init__(history=history, default_modes=default_modes)
         try:
             import redis
-        except ImportError as exc:  # pragma: no cover - redis is a declared dependency of the extra
-            raise RuntimeError("backplane = 'redis' needs redis-py: pip install 'linechat[chat-redis]'") from exc
+        except ImportError as exc:
+            # A settings problem, reported in one line: the extra that brings redis-py is not installed.
+            raise SettingsError("backplane = 'redis' needs redis-py: pip install 'linechat[chat-redis]'") from exc
         self._redis = redis
         self.reactor = reactor
         self.url = url

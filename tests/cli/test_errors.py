@@ -190,3 +190,23 @@ def test_hosts_spelt_differently_name_the_listener_that_holds_the_port(tmp_path:
     last = result.stderr.strip().splitlines()[-1]
     held = f"echo on 127.0.0.1:{port} has it"
     assert last == f"linechat: redis cannot listen on localhost:{port}: Address already in use ({held})"
+
+
+def test_a_missing_optional_dependency_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    # redis-py made unimportable, as where the chat-redis extra is not installed.
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "redis.py").write_text('raise ImportError("redis-py is not installed here")\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINECHAT_")}
+    env["PYTHONPATH"] = str(hide)
+    args = ["serve", "--only", "chat", "--set", "services.chat.backplane=redis", "--log-format", "json"]
+    args += ["--set", f"services.chat.port={free_port()}", "--set", "services.chat.irc_port=0"]
+    result = subprocess.run([LINECHAT, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == (
+        "linechat: no service could start (chat: backplane = 'redis' needs redis-py: "
+        "pip install 'linechat[chat-redis]')"
+    ), result.stderr
+    assert "Traceback" not in result.stderr and "exc_type" not in result.stderr
+    assert len(lines) == 2  # the log's service_failed line, then the command's own
