@@ -69,6 +69,8 @@ _BYTES_TYPES = (bytes, bytearray, memoryview)
 # ssl.SSLSocket (or a wrapper object) would have its encryption bypassed.
 _SOCKET = socket.socket
 _SOCKET_SEND = socket.socket.send
+#: Reads of unhandled input taken off a socket before a queued close (see _discard_unread).
+_DISCARD_READS = 16
 
 # Errors of a TLS layer that mean "not now", not "broken": a record is not
 # complete yet, or the layer must read before it can write.  ssl raises
@@ -1031,6 +1033,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             first = fifo[0]
             if first is None:
                 fifo.popleft()
+                self._discard_unread()
                 self.handle_close()
                 return
             if isinstance(first, _BYTES_TYPES):
@@ -1126,6 +1129,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
             first = fifo[0]
             if first is None:
                 fifo.popleft()
+                self._discard_unread()
                 self.handle_close()
                 return
             if isinstance(first, _BYTES_TYPES):
@@ -1179,6 +1183,25 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         if len(parts) == 1 and parts[0].__class__ is bytes:
             return parts[0]  # type: ignore[return-value]
         return b"".join(parts)
+
+    def _discard_unread(self) -> None:
+        """Read and drop input that arrived but will not be handled, before a queued close.
+
+        Closing a TCP socket with unread input makes the kernel send a reset
+        instead of a FIN, and a reset can overtake the last reply on its way
+        (a command that came in while the server was stopping would turn the
+        farewell into ``Connection reset by peer``).  Bounded: a peer that
+        keeps sending gets its reset.
+        """
+        sock = self.socket
+        if sock.__class__ is not _SOCKET or sock.gettimeout() != 0.0:
+            return  # TLS and other transports, or a blocking socket: close as it is
+        try:
+            for _ in range(_DISCARD_READS):
+                if not sock.recv(self.ac_in_buffer_size):  # type: ignore[union-attr]
+                    break
+        except OSError:
+            pass  # nothing more to read (EAGAIN) or already gone: close as it is
 
     def _send_failed(self, exc: OSError) -> None:
         if exc.errno in _DISCONNECTED:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 from typing import Any, ClassVar
 
 from linechat import Plugin, PluginSettings, Protocol, Service, command
+from linechat.app import App
 from linechat.plugins.access import AccessControl
 from linechat.services.echo import EchoService
+from linechat.settings import build_settings_model, load_settings
 from linechat.testing import LineClient, serve
 from structlog.testing import capture_logs
 
@@ -165,3 +168,38 @@ def test_graceful_stop_flushes_queued_output() -> None:
         assert client.read_line() == b"+ " + big.encode()
         assert client.read_line() == b""
         client.close()
+
+
+def test_graceful_stop_closes_with_a_fin_when_a_command_is_unread() -> None:
+    """A command that arrived as the server stopped is dropped, but the close is a FIN, not a reset."""
+    model = build_settings_model({"echo": EchoService}, {})
+    flags: list[tuple[list[str], Any]] = [
+        (["services", "echo", "port"], 0),
+        (["services", "echo", "host"], "127.0.0.1"),
+    ]
+    settings = load_settings(model, None, flags)
+    app = App(settings, {"echo": EchoService}, {})
+    app.start()
+    try:
+        client = socket.create_connection(app.address("echo"), timeout=30)
+        reader = client.makefile("rb")
+        service = app.services["echo"]
+        # The reactor is driven by hand, so the command below stays unread until the stop.
+        deadline = time.monotonic() + 30
+        while not service.connections and time.monotonic() < deadline:
+            app.reactor.run_once(0.05)
+        while not select.select([client], [], [], 0)[0] and time.monotonic() < deadline:
+            app.reactor.run_once(0.05)
+        assert reader.readline() == b"+ linechat echo ready\r\n"
+        client.sendall(b"ECHO too late\r\n")
+        (channel,) = service.connections
+        readable, _, _ = select.select([channel.socket], [], [], 30)
+        assert readable, "the command never reached the server's socket"
+        app.reactor.stop(30)
+        while app.reactor.map and time.monotonic() < deadline:
+            app.reactor.run_once(0.05)
+        assert not app.reactor.map
+        assert reader.readline() == b""  # an orderly end of stream: a reset would raise here
+        client.close()
+    finally:
+        app.shutdown()
