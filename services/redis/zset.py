@@ -134,6 +134,27 @@ def _parse_bound(text: bytes) -> tuple[float, bool]:
     return read[0], exclusive
 
 
+# Bounds read without a parse: the infinities as clients usually spell them.
+_NAMED_BOUNDS: dict[bytes, tuple[float, bool]] = {
+    b"+inf": (INF, False),
+    b"-inf": (-INF, False),
+    b"inf": (INF, False),
+    b"(+inf": (INF, True),
+    b"(-inf": (-INF, True),
+    b"(inf": (INF, True),
+}
+
+
+def _quick_bound(text: bytes) -> tuple[float, bool]:
+    """_parse_bound, with plain digits (strtod and float() agree on them) and the named infinities first."""
+    if text.isdigit():  # ASCII digits only, at least one
+        return float(text), False
+    named = _NAMED_BOUNDS.get(text)
+    if named is not None:
+        return named
+    return _parse_bound(text)
+
+
 def format_score(score: float) -> bytes:
     """A score's text as Redis 7.0 writes it (17 significant digits, inf and -inf)."""
     if score == INF:
@@ -314,6 +335,17 @@ class SortedSet:
         ``LIMIT 0 10`` costs O(log n + 10) with no positional index lookups
         (``bisect`` + ``islice`` would compute two global positions).
         """
+        if not reverse and not low_ex and high == INF and not high_ex and limit > 0:
+            # The usual "min +inf LIMIT off count": when the first sublist holds
+            # the whole page, it is one slice of it (everything past min is in range).
+            maxes = self.order._maxes
+            key = (low, b"")
+            pos = bisect_left(maxes, key)
+            if pos < len(maxes):
+                chunk = self.order._lists[pos]
+                idx = bisect_left(chunk, key) + offset
+                if idx + limit <= len(chunk):
+                    return chunk[idx : idx + limit]
         if (low_ex and low == INF) or (high_ex and high == -INF):
             return []
         start_key = (math.nextafter(low, INF), b"") if low_ex else (low, b"")
@@ -443,6 +475,34 @@ def _int(value: bytes, message: str = NOT_INTEGER) -> int:
     if number is None:
         raise RespError(message)
     return number
+
+
+# The canonical text of the small integers a LIMIT usually holds ("-1" is "no limit"):
+# only these exact spellings, so a leading zero, a sign or a space still takes parse_int.
+_SMALL_INTS: dict[bytes, int] = {b"%d" % n: n for n in range(-1, 1025)}
+
+
+def _limit_int(value: bytes) -> int:
+    """_int for a LIMIT offset or count, with the common small values looked up."""
+    number = _SMALL_INTS.get(value)
+    return number if number is not None else _int(value)
+
+
+# "$0" ... "$255": the bulk headers of a member reply, by length.
+_BULK_HEADS = tuple(b"$%d" % size for size in range(256))
+
+
+def _members_reply(pairs: list[tuple[float, bytes]]) -> bytes:
+    """The members of (score, member) pairs as an array of bulk strings (one join at CRLFs)."""
+    parts = [b"*%d" % len(pairs)]
+    append = parts.append
+    heads = _BULK_HEADS
+    for _, member in pairs:
+        size = len(member)
+        append(heads[size] if size < 256 else b"$%d" % size)
+        append(member)
+    append(b"")
+    return b"\r\n".join(parts)
 
 
 def _sum(a: float, b: float) -> float:
@@ -783,7 +843,7 @@ class SortedSetCommands(CommandContext):
             if opt == b"WITHSCORES" and store is None:
                 withscores = True
             elif opt == b"LIMIT" and left >= 2:
-                offset, limit = _int(args[i + 1]), _int(args[i + 2])
+                offset, limit = _limit_int(args[i + 1]), _limit_int(args[i + 2])
                 limited = True
                 i += 2
             elif opt == b"REV" and reverse is None:
@@ -806,8 +866,8 @@ class SortedSetCommands(CommandContext):
         if kind == b"RANK":
             start_rank, stop_rank = _int(first), _int(second)
         elif kind == b"SCORE":
-            lo, lo_ex = _parse_bound(first)
-            hi, hi_ex = _parse_bound(second)
+            lo, lo_ex = _quick_bound(first)
+            hi, hi_ex = _quick_bound(second)
         else:
             lo_lex, hi_lex = _parse_lex_item(first), _parse_lex_item(second)
         zset = self._zset(key)
@@ -846,7 +906,7 @@ class SortedSetCommands(CommandContext):
             self._store(store, SortedSet(chosen))
             return integer(len(chosen))
         if not withscores:
-            return b"*%d\r\n" % len(chosen) + b"".join([b"$%d\r\n%s\r\n" % (len(m), m) for _, m in chosen])
+            return _members_reply(chosen)
         return self.scored_reply(((m, s) for s, m in chosen), withscores)
 
     @redis_command("ZRANGE", arity=-4, flags="readonly", keys=(1, 1, 1), group="sorted-set")
@@ -873,6 +933,18 @@ class SortedSetCommands(CommandContext):
     @redis_command("ZRANGEBYSCORE", arity=-4, flags="readonly", keys=(1, 1, 1), group="sorted-set")
     def cmd_zrangebyscore(self, key: bytes, low: bytes, high: bytes, *options: bytes) -> bytes:
         """Members with a score in a range (WITHSCORES, LIMIT)."""
+        if not options or (len(options) == 3 and options[0].upper() == b"LIMIT"):
+            # The plain and "LIMIT offset count" forms, without _range's option loop;
+            # the checks and their order (LIMIT, then bounds, then the key's type) are _range's.
+            offset, limit = (_limit_int(options[1]), _limit_int(options[2])) if options else (0, -1)
+            lo, lo_ex = _quick_bound(low)
+            hi, hi_ex = _quick_bound(high)
+            zset = self._zset(key)
+            if zset is None:
+                return EMPTY_ARRAY
+            if offset < 0 or (offset > 0 and offset >= len(zset.scores)):
+                return EMPTY_ARRAY
+            return _members_reply(zset.score_walk(lo, lo_ex, hi, hi_ex, offset, limit, False))
         return self._range((key, low, high, *options), b"SCORE", False)
 
     @redis_command("ZREVRANGEBYSCORE", arity=-4, flags="readonly", keys=(1, 1, 1), group="sorted-set")

@@ -163,6 +163,38 @@ CORPUS: list[tuple[str, ...]] = [
     ("ZREVRANGEBYSCORE", "z", "+inf", "-inf", "WITHSCORES", "LIMIT", "1", "1"),
     ("ZREVRANGEBYSCORE", "z", "-inf", "+inf"),
     ("ZRANGEBYSCORE", "nokey", "0", "1"),
+    # the plain and LIMIT forms' shortcuts: odd LIMIT text and bound text must read as Redis reads them
+    *[("ZRANGEBYSCORE", "z", "-inf", "+inf", "LIMIT", offset, count)
+      for offset, count in [("0", "1"), ("00", "1"), ("+1", "1"), (" 1", "1"), ("1 ", "1"), ("-0", "2"),
+                            ("01", "2"), ("0", "-1"), ("0", "-2"), ("1", "1024"), ("1", "1025"), ("1024", "1"),
+                            ("0", "9223372036854775807"), ("0", "9223372036854775808"), ("-9223372036854775808", "1"),
+                            ("99999999999999999999", "1"), ("", "1"), ("0", ""), ("0x1", "1"), ("1.0", "1")]],
+    *[("ZRANGEBYSCORE", "z", low, high, "LIMIT", "0", "10")
+      for low, high in [("3", "+inf"), ("+inf", "+inf"), ("(5", "+inf"), (" 5", "+inf"), ("5.0", "+inf"),
+                        ("1e3", "+inf"), ("-0", "+inf"), ("0005", "+inf"),
+                        ("1" + "0" * 400, "+inf"), ("-1" + "0" * 400, "+inf"),
+                        ("1", "inf"), ("1", "INF"), ("1", "(+inf"), ("1", "(inf"), ("(-inf", "+inf"), ("inf", "+inf"),
+                        ("\xd9\xa3", "+inf"), ("\xb2", "+inf"), ("1", "5 "), ("", "+inf"), ("2", "3")]],
+    ("ZRANGEBYSCORE", "z", "5", "+inf"),
+    ("ZRANGEBYSCORE", "z", "1", "(3"),
+    ("ZRANGEBYSCORE", "z", "1", "+inf", "limit", "0", "2"),
+    ("ZRANGEBYSCORE", "z", "1", "+inf", "LIMIT", "x", "2"),
+    ("ZRANGEBYSCORE", "z", "x", "+inf", "LIMIT", "x", "2"),
+    ("ZRANGEBYSCORE", "str", "x", "+inf", "LIMIT", "0", "2"),
+    ("ZRANGEBYSCORE", "str", "1", "+inf", "LIMIT", "0", "2"),
+    ("ZRANGEBYSCORE", "str", "1", "+inf"),
+    ("ZRANGEBYSCORE", "nokey", "1", "+inf", "LIMIT", "0", "2"),
+    ("ZRANGEBYSCORE", "nokey", "x", "+inf", "LIMIT", "0", "2"),
+    # a set large enough for several internal blocks: pages that start or end in different blocks
+    ("ZADD", "big", *[word for i in range(6000) for word in (str(i // 2), f"m{i:05d}")]),
+    *[("ZRANGEBYSCORE", "big", str(low), "+inf", "LIMIT", offset, count)
+      for low in range(0, 3000, 61) for offset, count in [("0", "10"), ("7", "40"), ("0", "-1")]],
+    # densely around where the blocks of 1,000 pairs meet (scores 500 and 1,000)
+    *[("ZRANGEBYSCORE", "big", str(low), "+inf", "LIMIT", offset, count)
+      for low in [*range(470, 505), *range(975, 1005)] for offset, count in [("0", "10"), ("7", "40")]],
+    ("ZRANGEBYSCORE", "big", "2995", "+inf", "LIMIT", "0", "100"),
+    ("ZRANGEBYSCORE", "big", "0", "+inf", "LIMIT", "5999", "10"),
+    ("ZRANGEBYSCORE", "big", "0", "+inf", "LIMIT", "6000", "10"),
     # ranges by member
     ("ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d", "0", "e", "0", "ff", "0", "g\xff"),
     ("ZRANGE", "lex", "[b", "(e", "BYLEX"),
@@ -365,7 +397,9 @@ def test_resp3_scores_are_doubles(both: tuple[Address, Address]) -> None:
 
 MEMBERS = st.sampled_from(["a", "b", "c", "d", "e", "f", "g", "aa", "ab", ""])
 SCORES = st.sampled_from(["0", "1", "-1", "2.5", "1e300", "-inf", "inf", "0.1", "3"])
-BOUNDS = st.sampled_from(["-inf", "+inf", "0", "(0", "1", "(1", "2.5", "(2.5", "3", "(inf", "(-inf"])
+BOUNDS = st.sampled_from(
+    ["-inf", "+inf", "inf", "0", "-0", "(0", "1", "01", " 1", "(1", "2.5", "(2.5", "3", "3.0", "1e0", "(inf", "(-inf"]
+)
 LEX = st.sampled_from(["-", "+", "[a", "(a", "[b", "(ab", "[c", "(g", "[", "("])
 INDEX = st.integers(min_value=-12, max_value=12).map(str)
 
