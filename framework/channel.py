@@ -365,8 +365,11 @@ class ServiceChannel(async_chat):
                 frame = b"".join(chunks)
                 chunks.clear()
                 if len(frame) >= BIG_BUFFER:
-                    # Its pieces are free now, the frame itself once handled.
+                    # Its pieces are free now (give their heap pages back soon),
+                    # the frame itself once handled.
                     self._big = True
+                    if self._reactor is not None:
+                        self._reactor.release_memory_soon()
             if self._on_frame is self._command_frame:
                 self._command_frame(frame)
                 return

@@ -267,9 +267,13 @@ class Reactor:
         return timer
 
     def release_memory_soon(self) -> None:
-        """A large buffer was freed: give free heap pages back to the system shortly (once for many calls)."""
-        if self._memory_timer is None:
-            self._memory_timer = self.call_later(self.memory_release_delay, self._release_memory)
+        """A large buffer was freed: give free heap pages back to the system shortly after the last such call."""
+        # Re-armed on every call: a trim that fires while the next large frame is
+        # still arriving cannot give back that frame's pieces, and nothing would
+        # trim again once they are freed.
+        if self._memory_timer is not None:
+            self._memory_timer.cancel()
+        self._memory_timer = self.call_later(self.memory_release_delay, self._release_memory)
 
     def _release_memory(self) -> None:
         self._memory_timer = None
