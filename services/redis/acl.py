@@ -28,7 +28,7 @@ from typing import Any
 
 from linechat.services.redis.acl_names import REDIS_70_COMMANDS
 from linechat.services.redis.resp import glob_match
-from linechat.services.redis.table import CommandDef
+from linechat.services.redis.table import ACL_CATEGORIES, CommandDef
 
 __all__ = [
     "CATEGORIES",
@@ -43,29 +43,7 @@ __all__ = [
 ]
 
 #: Redis's ACL categories, in the order ACL CAT lists them.
-CATEGORIES = (
-    "keyspace",
-    "read",
-    "write",
-    "set",
-    "sortedset",
-    "list",
-    "hash",
-    "string",
-    "bitmap",
-    "hyperloglog",
-    "geo",
-    "stream",
-    "pubsub",
-    "admin",
-    "fast",
-    "slow",
-    "blocking",
-    "dangerous",
-    "connection",
-    "transaction",
-    "scripting",
-)
+CATEGORIES = ACL_CATEGORIES
 
 READ = 1
 WRITE = 2

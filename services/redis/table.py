@@ -251,8 +251,8 @@ def _legacy_range(specs: tuple[KeySpec, ...], given: tuple[int, int, int] | None
     return first, last, 1  # type: ignore[return-value]
 
 
-# Redis lists a command's ACL categories in this order (ACLCommandCategories).
-_ACL_ORDER = [
+# Redis's ACL categories in its own order: a command's list and ACL CAT follow it.
+ACL_CATEGORIES = (
     "keyspace",
     "read",
     "write",
@@ -274,7 +274,7 @@ _ACL_ORDER = [
     "connection",
     "transaction",
     "scripting",
-]
+)
 
 
 def _acl_categories(group: str, flags: tuple[str, ...], extra: tuple[str, ...]) -> tuple[str, ...]:
@@ -293,7 +293,7 @@ def _acl_categories(group: str, flags: tuple[str, ...], extra: tuple[str, ...]) 
     if "blocking" in flags:
         cats.add("blocking")
     cats.add("fast" if "fast" in flags else "slow")
-    return tuple(c for c in _ACL_ORDER if c in cats)
+    return tuple(c for c in ACL_CATEGORIES if c in cats)
 
 
 def redis_command(
