@@ -46,6 +46,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_redis import ROOT, benchmark, free_port
+from redis_servers import started
 
 sys.path.insert(0, ROOT)
 
@@ -66,22 +67,11 @@ def command(kind: str, policy: str, port: int, data_dir: str, python: str) -> li
 def running(kind: str, policy: str, python: str) -> Iterator[tuple[int, int]]:
     """Start a server with a fresh data directory; yield its port and pid; stop it."""
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-aof-") as data_dir:
-        proc = subprocess.Popen(command(kind, policy, port, data_dir, python), cwd=ROOT, stdout=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"{kind} did not start") from None
-                    time.sleep(0.05)
-            yield port, proc.pid
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-aof-") as data_dir,
+        started(command(kind, policy, port, data_dir, python), port, kind) as pid,
+    ):
+        yield port, pid
 
 
 def resp(*args: bytes) -> bytes:

@@ -47,20 +47,25 @@ def server_command(kind: str, port: int, python: str, label: str = "bench") -> l
 def running(kind: str, python: str, label: str = "bench") -> Iterator[tuple[int, int]]:
     """Start a server process, wait until it accepts, yield (port, pid), stop it."""
     port = free_port()
-    proc = subprocess.Popen(
-        server_command(kind, port, python, label), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    with started(server_command(kind, port, python, label), port, kind) as pid:
+        yield port, pid
+
+
+@contextmanager
+def started(command: list[str], port: int, name: str, within: float = 30) -> Iterator[int]:
+    """Run *command*, wait until *port* accepts, yield its pid, stop it."""
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + within
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{kind} did not start") from None
+                    raise RuntimeError(f"{name} did not start") from None
                 time.sleep(0.05)
-        yield port, proc.pid
+        yield proc.pid
     finally:
         proc.terminate()
         try:
