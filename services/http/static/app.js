@@ -24,10 +24,15 @@ async function api(path, options) {
   return response.status === 204 ? null : response.json();
 }
 
+let listCalls = 0;
 async function loadList() {
+  // Replies can come back out of order (a search typed while a refresh is in flight):
+  // only the newest call may draw the list, or an older, staler answer could win.
+  const call = ++listCalls;
   const params = new URLSearchParams({ offset: state.offset, limit: PAGE });
   if (state.query) params.set("text", state.query);
   const data = await api(`/messages?${params}`);
+  if (call !== listCalls) return;
   state.total = data.total;
   const body = $("#messages tbody");
   body.replaceChildren();
@@ -156,7 +161,13 @@ let pollTimer = null;
 function listen() {
   if (!window.EventSource) return poll();
   const source = new EventSource(`${API}/events`);
-  source.onopen = () => { $("#live").classList.add("on"); if (pollTimer) { clearInterval(pollTimer); pollTimer = null; } };
+  source.onopen = () => {
+    $("#live").classList.add("on");
+    if (pollTimer) { clearInterval(pollTimer); pollTimer = null; }
+    // Mail that arrived after the first list was fetched and before the stream was open
+    // (or while it was down) sent its event to nobody: reload once the stream is listening.
+    refreshSoon();
+  };
   source.onerror = () => { $("#live").classList.remove("on"); poll(); };
   source.addEventListener("message", () => refreshSoon());
   source.addEventListener("deleted", (event) => removeRow(JSON.parse(event.data).id));

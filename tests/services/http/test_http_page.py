@@ -154,6 +154,27 @@ def test_mail_appears_live_opens_and_deletes(server: RunningServer, page: Any) -
     assert [m.subject for m in server.app.services["smtp"].inbox.list()[1]] == ["Second note"]
 
 
+def test_mail_sent_before_the_event_stream_opens_is_listed(server: RunningServer, page: Any) -> None:
+    # The page fetches the list, then opens its event stream; a message stored in between sends
+    # its event to nobody. Hold the stream's request until a message has been stored, then let it go.
+    expect = playwright_api.expect
+    held: list[Any] = []
+    page.route("**/api/v1/events", lambda route: held.append(route))
+    page.reload()
+    expect(page.locator("#empty")).to_be_visible()  # the first list came back empty
+    for _ in range(400):  # the browser's request reaches the route on its own (a 20 s safety net)
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the page never asked for its event stream"
+    send(server, "In the gap")
+    held[0].continue_()
+    expect(page.locator("#live")).to_have_class("on")
+    rows = page.locator("#messages tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator(".subject")).to_have_text("In the gap")
+
+
 def test_html_mail_shows_its_own_cid_images(server: RunningServer, page: Any) -> None:
     expect = playwright_api.expect
     with smtplib.SMTP(*server.address("smtp"), timeout=20) as client:
