@@ -31,6 +31,7 @@ from linechat.plugin import Plugin
 from linechat.reactor import Reactor
 from linechat.service import ListenerSpec, Service, ServiceSettings
 from linechat.settings import build_settings_model, load_settings
+from linechat.testing.process import ServeProcess
 from linechat.tls import TlsContextProvider, TlsSettings
 from linechat.transport import TlsTransport, Transport
 
@@ -39,6 +40,7 @@ __all__ = [
     "LineClient",
     "MemoryClient",
     "RunningServer",
+    "ServeProcess",
     "ServiceHarness",
     "connect_when_listening",
     "free_port",

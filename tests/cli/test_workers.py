@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from linechat.testing import connect_when_listening, free_port
+from linechat.testing import ServeProcess, connect_when_listening, free_port
 from linechat.workers import resolve_workers
 
 LINECHAT = str(Path(sys.executable).parent / "linechat")
@@ -26,48 +26,19 @@ TIMEOUT = 60.0  # a safety net only: every wait ends as soon as its event is see
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to see who serves")
 
 
-class Server:
-    """A ``linechat serve --workers 2`` process whose JSON log lines are collected as they come."""
+class Server(ServeProcess):
+    """A ``linechat serve --workers 2`` process serving echo and SMTP, its JSON log collected."""
 
     def __init__(self, cwd: Path, *args: str) -> None:
         self.echo_port, self.smtp_port = free_port(), free_port()
-        self.proc = subprocess.Popen(
+        super().__init__(
             [
-                LINECHAT, "serve", "--workers", "2", "--only", "echo,smtp", "--log-format", "json",
+                "--workers", "2", "--only", "echo,smtp",
                 "--set", f"services.echo.port={self.echo_port}", "--set", f"services.smtp.port={self.smtp_port}",
                 *args,
             ],
-            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            cwd=cwd, timeout=TIMEOUT,
         )  # fmt: skip
-        self.events: list[dict[str, Any]] = []
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._cond:
-                self.lines.append(line)
-                if line.startswith("{"):
-                    self.events.append(json.loads(line))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def wait_for(self, check: Callable[[list[dict[str, Any]]], Any]) -> Any:
-        """Wait until *check* (given the events so far) returns something true, and return it."""
-        deadline = time.monotonic() + TIMEOUT
-        with self._cond:
-            while True:
-                found = check(self.events)
-                if found:
-                    return found
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._reader.is_alive():
-                    raise AssertionError(f"exit status {self.proc.poll()}:\n" + "".join(self.lines[-30:]))
-                self._cond.wait(left)
 
     def ready_pids(self, count: int, exclude: set[int] = frozenset()) -> dict[int, int]:  # type: ignore[assignment]
         """Worker slot -> pid of the last *count* distinct ready workers not in *exclude*."""
@@ -78,18 +49,6 @@ class Server:
             return {slot: pid for pid, slot in alive.items()} if len(alive) >= count else None
 
         return self.wait_for(check)  # type: ignore[no-any-return]
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=TIMEOUT)
-        self._reader.join(timeout=TIMEOUT)
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def _exited(events: list[dict[str, Any]], pid: int) -> bool:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import shutil
-import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from irc_clients import DEADLINE, read_until
-from linechat.testing import LineClient, connect_when_listening, free_port
+from linechat.testing import LineClient, ServeProcess, connect_when_listening, free_port
 
 LINECHAT = str(Path(sys.executable).parent / "linechat")
 REDIS_SERVER = shutil.which("redis-server")
@@ -69,7 +63,7 @@ class LinechatRedis(RedisServer):
         connect_when_listening(self.port, self.host, within=DEADLINE).close()
 
 
-class Node:
+class Node(ServeProcess):
     """One ``linechat serve --only chat`` process on the Redis backplane, its JSON log collected."""
 
     def __init__(
@@ -94,40 +88,7 @@ class Node:
             "ping_interval": 0,
         }
         args = [arg for key, value in settings.items() for arg in ("--set", f"services.chat.{key}={value}")]
-        self.proc = subprocess.Popen(
-            [*prefix, LINECHAT, "serve", "--only", "chat", "--log-format", "json", *args, *extra],
-            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self.events: list[dict[str, Any]] = []
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._cond:
-                self.lines.append(line)
-                if line.startswith("{"):
-                    with contextlib.suppress(ValueError):
-                        self.events.append(json.loads(line))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def wait_for(self, check: Callable[[list[dict[str, Any]]], Any]) -> Any:
-        """Wait until *check* (given the log events so far) returns something true."""
-        deadline = time.monotonic() + DEADLINE
-        with self._cond:
-            while True:
-                found = check(self.events)
-                if found:
-                    return found
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._reader.is_alive():
-                    raise AssertionError(f"exit status {self.proc.poll()}:\n" + "".join(self.lines[-30:]))
-                self._cond.wait(left)
+        super().__init__(["--only", "chat", *args, *extra], cwd=cwd, prefix=prefix, timeout=DEADLINE)
 
     def connected(self, times: int = 1) -> None:
         """Wait until the node has joined the backplane and read the network's state *times* times."""
@@ -145,17 +106,3 @@ class Node:
         client.send(nick + "\r\n")
         read_until(client, b"You are in")
         return client
-
-    def stop(self) -> int:
-        """SIGTERM and wait."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=DEADLINE)
-        self._reader.join(timeout=DEADLINE)
-        return code
-
-    def kill(self) -> None:
-        """SIGKILL: the node dies without a word."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
