@@ -11,7 +11,12 @@ from typing import Any
 
 from linechat.services.redis.resp import array
 
-__all__ = ["AppendOnlyFile", "TruncatedAOFError", "read_commands"]
+__all__ = ["REWRITE_LIMIT", "AppendOnlyFile", "TruncatedAOFError", "read_commands"]
+
+#: Bytes of rewrite-time records held in memory before they go to the spill file (aof_rewrite_buffer_limit).
+REWRITE_LIMIT = 4 << 20
+#: The most a spill file is copied (or read) in one piece.
+_COPY_CHUNK = 1 << 20
 
 
 class TruncatedAOFError(Exception):
@@ -76,7 +81,7 @@ class AppendOnlyFile:
     leaves syncing to the operating system.
     """
 
-    def __init__(self, path: Path, fsync: str, reactor: Any, log: Any) -> None:
+    def __init__(self, path: Path, fsync: str, reactor: Any, log: Any, rewrite_limit: int = REWRITE_LIMIT) -> None:
         self.path = path
         self.reactor = reactor
         self.log = log
@@ -90,8 +95,16 @@ class AppendOnlyFile:
         self._syncer: threading.Thread | None = None
         self._stop = threading.Event()
         self._retired: list[int] = []  # descriptors of replaced files, closed by the fsync thread after its call
-        #: While a rewrite runs: a copy of every record written since it forked (the child's snapshot lacks them).
+        #: While a rewrite runs: the records written since it forked (the child's snapshot lacks them) that
+        #: are held in memory; past ``rewrite_limit`` bytes they go to a spill file (see :meth:`_spill`).
         self.rewrite_buf: bytearray | None = None
+        self.rewrite_limit = rewrite_limit
+        #: Why the running rewrite can no longer finish (a spill write failed), or None.
+        self.rewrite_failed: str | None = None
+        self._spill_fd = -1
+        self._spill_path: Path | None = None
+        self.spill_size = 0  # bytes in the spill file
+        self._spill_copied = 0  # of which already appended to the new file
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         #: Bytes in the file (aof_current_size), and what the last rewrite (or the load) left (aof_base_size).
@@ -194,41 +207,99 @@ class AppendOnlyFile:
         except OSError as exc:
             self.log.error("aof_write_failed", path=str(self.path), error=str(exc))
         finally:
-            if self.rewrite_buf is not None:
-                self.rewrite_buf += view[:written]
+            kept = self.rewrite_buf
+            if kept is not None:
+                kept += view[:written]
             view.release()
             del buf[:written]
         self.size += written
         self._dirty = True
+        if kept is not None and len(kept) > self.rewrite_limit:
+            self._spill(kept)
+
+    def _spill(self, kept: bytearray) -> None:
+        """Move the rewrite-time records held in memory to the spill file, so memory stays bounded.
+
+        One write per ``rewrite_limit`` bytes of records; no fsync: the file is
+        only read back by this process, and what it holds reaches the new
+        append-only file before that file is fsynced and renamed in.
+        """
+        try:
+            if self._spill_fd < 0:
+                spill = self.path.with_name(f"temp-rewriteaof-incr-{os.getpid()}.aof")
+                self._spill_fd = os.open(spill, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+                self._spill_path = spill
+            _write_all(self._spill_fd, kept)
+        except OSError as exc:
+            # The current file has every record: only this rewrite is lost, and it will be reported failed.
+            self.log.error("aof_rewrite_spill_failed", path=str(self._spill_path or self.path), error=str(exc))
+            self.rewrite_failed = str(exc)
+            self.rewrite_buf = None
+            self._drop_spill()
+            return
+        self.spill_size += len(kept)
+        kept.clear()
+
+    def _drop_spill(self) -> None:
+        fd, self._spill_fd = self._spill_fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self._spill_path is not None:
+            with contextlib.suppress(OSError):
+                self._spill_path.unlink()
+            self._spill_path = None
+        self.spill_size = self._spill_copied = 0
+
+    @property
+    def spill_unread(self) -> int:
+        """Bytes of the spill file not yet appended to the new file."""
+        return self.spill_size - self._spill_copied
+
+    def copy_spilled(self, fd: int, limit: int = _COPY_CHUNK) -> int:
+        """Append at most *limit* bytes of the spill file to the new file in *fd*; return how many."""
+        copied = 0
+        while copied < limit and self._spill_copied < self.spill_size:
+            size = min(_COPY_CHUNK, limit - copied, self.spill_size - self._spill_copied)
+            data = os.pread(self._spill_fd, size, self._spill_copied)
+            if not data:
+                raise OSError(f"spill file {self._spill_path} ends before {self.spill_size} bytes")
+            _write_all(fd, data)
+            self._spill_copied += len(data)
+            copied += len(data)
+        return copied
 
     def start_rewrite(self) -> None:
         """Called just before the fork: what is buffered goes to the old file, later records are kept aside too."""
         self.flush()
         self.rewrite_buf = bytearray()
+        self.rewrite_failed = None
         self._db = -1  # the kept records start with a SELECT (the snapshot may end in any database)
 
     def abandon_rewrite(self) -> None:
-        """The rewrite failed: stop keeping records aside."""
+        """The rewrite failed: stop keeping records aside, remove the spill file."""
         self.rewrite_buf = None
+        self._drop_spill()
 
     def switch_to(self, fd: int, temp: Path) -> None:
         """Finish a rewrite: append the records kept aside to the snapshot in *fd*, make it durable, rename it in.
 
         *fd* is open for appending on *temp* (the child's snapshot, already
-        fsynced).  The rename is atomic and the directory is fsynced after it,
+        fsynced, and whatever part of the spill file was copied after it).
+        What is left of the spill file goes first, then the records still in
+        memory.  The rename is atomic and the directory is fsynced after it,
         so a crash leaves either the old file or the new one, each whole.
         """
         self.flush()
+        if self.rewrite_failed is not None:
+            raise OSError(f"rewrite records lost: {self.rewrite_failed}")
         kept = self.rewrite_buf or bytearray()
-        self.rewrite_buf = None
-        view = memoryview(kept)
-        written = 0
-        try:
-            while written < len(kept):
-                written += os.write(fd, view[written:])
-        finally:
-            view.release()
+        while self.spill_unread:
+            self.copy_spilled(fd, self.spill_unread)
+        _write_all(fd, kept)
         os.fsync(fd)
+        self.rewrite_buf = None
+        self._drop_spill()
         os.rename(temp, self.path)
         # From here on the new file is the file: nothing may fail back to the old descriptor.
         old, self._fd = self._fd, fd
@@ -259,7 +330,8 @@ class AppendOnlyFile:
                 self.log.error("aof_fsync_failed", path=str(self.path), error=str(exc))
 
     def close(self) -> None:
-        """Flush, fsync (unless the policy is ``no``) and close the file."""
+        """Flush, fsync (unless the policy is ``no``) and close the file (and a spill file)."""
+        self._drop_spill()
         self._stop_syncer()
         self._close_retired()
         if self._fd < 0:
@@ -270,3 +342,13 @@ class AppendOnlyFile:
             self.fsync()
         os.close(self._fd)
         self._fd = -1
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    written = 0
+    try:
+        while written < len(view):
+            written += os.write(fd, view[written:])
+    finally:
+        view.release()

@@ -163,6 +163,8 @@ def _persistence(server: RedisService) -> dict[str, Any]:
                 "aof_base_size": aof.base_size,
                 "aof_pending_rewrite": int(rewriter.scheduled),
                 "aof_buffer_length": len(aof._buf),
+                # Redis 6's field: the rewrite-time records held in memory (the rest is in the spill file).
+                "aof_rewrite_buffer_length": len(aof.rewrite_buf) if aof.rewrite_buf is not None else 0,
                 "aof_pending_bio_fsync": 0,
                 "aof_delayed_fsync": 0,
             }

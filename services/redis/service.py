@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from linechat import Service, ServiceContext, ServiceSettings
 from linechat.reactor import Timer
 from linechat.services.redis.acl import AclError, User, Users, merge_selector_args
-from linechat.services.redis.aof import AppendOnlyFile
+from linechat.services.redis.aof import REWRITE_LIMIT, AppendOnlyFile
 from linechat.services.redis.aof_load import AofCorruptError, AofLoader
-from linechat.services.redis.aof_rewrite import Rewriter
+from linechat.services.redis.aof_rewrite import Rewriter, remove_leftovers
 from linechat.services.redis.base import ClientContext
 from linechat.services.redis.blocking import Blocking
 from linechat.services.redis.monitoring import Monitoring
@@ -56,6 +56,14 @@ class RedisSettings(ServiceSettings):
     )
     auto_aof_rewrite_min_size: int = Field(
         64 * 1024 * 1024, ge=0, description="no automatic rewrite below this many bytes (auto-aof-rewrite-min-size)"
+    )
+    aof_rewrite_buffer_limit: int = Field(
+        REWRITE_LIMIT,
+        ge=0,
+        description="bytes of writes made during an AOF rewrite kept in memory; beyond, a temporary file beside it",
+    )
+    rdb_key_save_delay: int = Field(
+        0, ge=0, description="microseconds of pause per key in a rewrite's child, to watch rewrites (tests)"
     )
     key_load_delay: int = Field(
         0, ge=0, description="microseconds of pause per replayed command, to watch loading (key-load-delay; tests)"
@@ -331,6 +339,7 @@ class RedisService(Service):
         """
         path = self.aof_path()
         if path is not None:
+            remove_leftovers(path, self.log)  # of a rewrite a killed process left unfinished
             loader = AofLoader(self, path)
             if loader.total <= SYNC_LOAD_BYTES and not self.settings.key_load_delay:
                 self.loading = True
@@ -375,7 +384,9 @@ class RedisService(Service):
             bytes=loader.total,
             seconds=round(time.time() - loader.started, 3),
         )
-        self.aof = AppendOnlyFile(loader.path, self.settings.appendfsync, self.reactor, self.log)
+        self.aof = AppendOnlyFile(
+            loader.path, self.settings.appendfsync, self.reactor, self.log, self.settings.aof_rewrite_buffer_limit
+        )
         self._update_propagating()
 
     def stop(self) -> None:

@@ -213,7 +213,7 @@ def test_automatic_rewrite_by_growth(tmp_path: Path) -> None:
 
 
 def test_a_failed_rewrite_leaves_the_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(fd: int, dbs: Any, now_ms: int) -> int:
+    def broken(*args: Any) -> int:
         raise OSError("disk full")
 
     monkeypatch.setattr(aof_rewrite, "write_snapshot", broken)  # the child inherits the patched module
@@ -275,3 +275,99 @@ def test_xsetid_answers_as_redis_server(tmp_path: Path) -> None:
         c = h.connect()
         ours = [talk(c, case)[0] for case in XSETID_CASES]
     assert ours == theirs
+
+
+# ------------------------------------------------------------------ bounded memory during a rewrite
+
+
+def spill_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("temp-rewriteaof-incr-*.aof"))
+
+
+def test_writes_during_a_rewrite_spill_past_the_limit_and_all_reach_the_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = 300
+    # A small copy chunk: the spill file is appended over many turns, with writes between them.
+    monkeypatch.setattr(aof_rewrite, "CATCH_UP_CHUNK", 64)
+    with ServiceHarness(RedisService, data_dir=tmp_path, aof_rewrite_buffer_limit=limit, appendfsync="always") as h:
+        aof = h.service.aof
+        assert aof is not None
+        c = h.connect()
+        talk(c, ("SET", "base", "1"), ("RPUSH", "l", "a"))
+        talk(c, ("BGREWRITEAOF",))
+        # The child has its image; its exit is only noticed when the clock moves, so every
+        # write below arrives during the rewrite.
+        most = 0
+        for i in range(400):
+            talk(c, ("SET", f"k{i}", "v" * (i % 50)), ("RPUSH", "l", str(i)))
+            if i % 100 == 0:
+                talk(c, ("SELECT", "2"), ("INCR", "n"), ("SELECT", "0"))
+            assert aof.rewrite_buf is not None
+            most = max(most, len(aof.rewrite_buf))
+        assert most <= limit
+        info = talk(c, ("INFO", "persistence"))[0]
+        assert b"aof_rewrite_in_progress:1" in info
+        held = int(re.search(rb"aof_rewrite_buffer_length:(\d+)", info).group(1))  # type: ignore[union-attr]
+        assert held <= limit
+        [spill] = spill_files(tmp_path)
+        assert spill.stat().st_size == aof.spill_size > 20_000
+        # Wait for the child to exit without reaping it; then the parent's next look sees it and the copy starts.
+        os.waitid(os.P_PID, h.service.rewriter.pid, os.WEXITED | os.WNOWAIT)
+        h.advance(aof_rewrite.POLL_INTERVAL)
+        # 100 turns of 64 bytes are not enough to copy the spill file: still catching up.
+        assert h.service.rewriter.in_progress and aof.spill_unread > 0
+        assert b"aof_rewrite_in_progress:1" in talk(c, ("INFO", "persistence"))[0]
+        for i in range(400, 500):  # written while the copy catches up: appended to the spill file
+            talk(c, ("SET", f"k{i}", "late"), ("RPUSH", "l", str(i)))
+            h.run_ready()
+        for _ in range(100):
+            if not h.service.rewriter.in_progress:
+                break
+            h.run_ready()
+        assert not h.service.rewriter.in_progress
+        assert talk(c, ("INFO", "persistence"))[0].count(b"aof_last_bgrewrite_status:ok") == 1
+        assert spill_files(tmp_path) == [] and aof.rewrite_buf is None
+        talk(c, ("SET", "after", "1"))
+        before = state(h.service)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["appendonly.aof"]
+    with ServiceHarness(RedisService, data_dir=tmp_path) as h:
+        assert state(h.service) == before
+    assert before[0][b"l"][1] == [b"a", *(str(i).encode() for i in range(500))]
+    assert before[2][b"n"][1] == b"4" and before[0][b"k499"][1] == b"late"
+
+
+def test_a_failed_spill_fails_the_rewrite_and_keeps_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_open = os.open
+
+    def refuse_spill(path: Any, *args: Any, **kwargs: Any) -> int:
+        if "temp-rewriteaof-incr" in str(path):
+            raise OSError(28, "No space left on device")
+        return real_open(path, *args, **kwargs)
+
+    with ServiceHarness(RedisService, data_dir=tmp_path, aof_rewrite_buffer_limit=0) as h:
+        c = h.connect()
+        talk(c, ("SET", "a", "1"), ("BGREWRITEAOF",))
+        monkeypatch.setattr(os, "open", refuse_spill)
+        talk(c, ("SET", "b", "2"), ("SET", "c", "3"))
+        monkeypatch.setattr(os, "open", real_open)
+        h.service.rewriter.wait()
+        info = talk(c, ("INFO", "persistence"))[0]
+        assert b"aof_last_bgrewrite_status:err" in info and b"aof_rewrite_in_progress:0" in info
+        talk(c, ("SET", "d", "4"))
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["appendonly.aof"]
+    with ServiceHarness(RedisService, data_dir=tmp_path) as h:
+        assert talk(h.connect(), ("MGET", "a", "b", "c", "d")) == [
+            b"*4\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n"
+        ]
+
+
+def test_leftover_temporary_files_are_removed_at_start(tmp_path: Path) -> None:
+    with ServiceHarness(RedisService, data_dir=tmp_path) as h:
+        talk(h.connect(), ("SET", "a", "1"))
+    for name in ("temp-rewriteaof-bg-4242.aof", "temp-rewriteaof-incr-4242.aof"):
+        (tmp_path / name).write_bytes(b"*1\r\n$4\r\nPING\r\n")
+    (tmp_path / "notes.txt").write_text("kept")
+    with ServiceHarness(RedisService, data_dir=tmp_path) as h:
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["appendonly.aof", "notes.txt"]
+        assert talk(h.connect(), ("GET", "a")) == [b"$1\r\n1\r\n"]

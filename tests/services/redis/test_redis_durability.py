@@ -113,10 +113,12 @@ def test_everysec_fsyncs_on_its_own_thread(tmp_path: Path, monkeypatch: pytest.M
 # ------------------------------------------------------------------ a real process, killed
 
 
-def start_server(data_dir: Path, port: int, policy: str) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, policy: str, **settings: object) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "linechat", "serve", "--only", "redis", "--data-dir", str(data_dir),
            "--set", f"services.redis.port={port}", "--set", f"services.redis.appendfsync={policy}",
            "--log-level", "warning"]  # fmt: skip
+    for name, value in settings.items():
+        cmd += ["--set", f"services.redis.{name}={value}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     connect_when_listening(port, within=DEADLINE).close()
     # A file past 1 MiB is replayed while the port answers -LOADING: wait until it is done.
@@ -241,6 +243,78 @@ def test_rewrites_under_load_then_sigkill_lose_no_acknowledged_write(tmp_path: P
     try:
         r = redis.Redis(port=port, socket_timeout=DEADLINE)
         for w in writers:
+            values = r.mget([f"{w.prefix}:{n}" for n in w.acked])
+            missing = [n for n, v in zip(w.acked, values, strict=True) if v != str(n).encode()]
+            assert missing == [], f"{w.prefix}: {len(missing)} acknowledged writes lost"
+            assert r.lrange(f"{w.prefix}:list", 0, -1)[: len(w.acked)] == [str(n).encode() for n in w.acked]
+        r.close()
+    finally:
+        proc.terminate()
+        proc.wait(DEADLINE)
+
+
+def wait_for(condition: Any, what: str) -> None:
+    """Poll *condition* until it holds; the deadline is a safety net, never a performance bound."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(0.01)
+
+
+def acked(writers: list[Writer]) -> int:
+    return sum(len(w.acked) for w in writers)
+
+
+def spill_round(tmp_path: Path, port: int, round_no: int, policy: str, finish: bool) -> list[Writer]:
+    """Writers, a rewrite whose records spill to disk, then kill -9: during the rewrite, or after it finished."""
+    directory = tmp_path / "redis"
+    # The child pauses after each key so that the rewrite lasts while the writers write: 10 ms a key
+    # when it is to be killed (it cannot end before), 100 us when it is to finish.
+    delay = 100 if finish else 10_000
+    proc = start_server(tmp_path, port, policy, aof_rewrite_buffer_limit=4096, rdb_key_save_delay=delay)
+    try:
+        assert not list(directory.glob("temp-rewriteaof-*"))  # a killed rewrite's files are gone at start
+        writers = [Writer(port, f"r{round_no}w{w}", pipeline=1 + 15 * (w % 2)) for w in range(4)]
+        for w in writers:
+            w.start()
+        admin = redis.Redis(port=port, socket_timeout=DEADLINE)
+        wait_for(lambda: acked(writers) >= 2000, "writes before the rewrite")
+        admin.bgrewriteaof()
+        # The records written during the rewrite passed the 4 KiB kept in memory: they are on disk.
+        wait_for(lambda: any(p.stat().st_size > 4096 for p in directory.glob("temp-rewriteaof-incr-*")), "a spill")
+        if finish:
+            # Let the rewrite switch over (appending the spill file), then write on.
+            wait_for(lambda: admin.info("persistence")["aof_rewrites"] == 1, "the rewrite")
+            assert admin.info("persistence")["aof_last_bgrewrite_status"] == "ok"
+            assert not list(directory.glob("temp-rewriteaof-*"))
+            target = acked(writers) + 1000
+            wait_for(lambda: acked(writers) >= target, "writes after the rewrite")
+        else:
+            assert admin.info("persistence")["aof_rewrite_in_progress"] == 1
+        admin.close()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(DEADLINE)
+        for w in writers:
+            w.join(DEADLINE)
+        return writers
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(DEADLINE)
+
+
+@pytest.mark.heavy
+def test_rewrites_spilling_to_disk_then_sigkill_lose_no_acknowledged_write(tmp_path: Path) -> None:
+    """A tiny rewrite buffer (4 KiB): kill -9 in the middle of a rewrite, and after one, lose nothing acknowledged."""
+    port = free_port()
+    history = spill_round(tmp_path, port, 0, "everysec", finish=False)
+    history += spill_round(tmp_path, port, 1, "always", finish=True)
+    proc = start_server(tmp_path, port, "everysec")
+    try:
+        assert [p.name for p in (tmp_path / "redis").iterdir()] == ["appendonly.aof"]
+        r = redis.Redis(port=port, socket_timeout=DEADLINE)
+        for w in history:
+            assert w.acked, "a writer saw nothing acknowledged"
             values = r.mget([f"{w.prefix}:{n}" for n in w.acked])
             missing = [n for n, v in zip(w.acked, values, strict=True) if v != str(n).encode()]
             assert missing == [], f"{w.prefix}: {len(missing)} acknowledged writes lost"
