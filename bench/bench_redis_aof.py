@@ -9,9 +9,14 @@ fresh data directory and its AOF on, and gets::
     redis-benchmark -p PORT -t set,incr,lpush -c 20 -n N -q -P 1   (and -P 16)
 
 Ours writes each batch's records before its replies and fsyncs on a thread
-(everysec), or fsyncs each write before its reply (always); redis-server
-writes before replying too.  It prints requests/second (best of ``--rounds``,
-taken round-robin) and our ratio to redis-server per policy.
+(everysec), or writes and fsyncs all the records of a reactor turn once,
+before any reply of that turn leaves (always: group commit); redis-server
+does the same per event-loop turn.  It prints requests/second (best of
+``--rounds``, taken round-robin) and our ratio to redis-server per policy.
+The group-commit figure of docs/performance.md is::
+
+    bench_redis_aof.py --parts writes --policies always --tests SET --pipelines 16
+                       --clients 50 --always-requests 200000 --rounds 3
 
 ``replay``: one AOF of ``--keys`` ``SET``s (and as many again overwriting them)
 is written once; redis-server 7.0 loads it as an old-style ``appendonly.aof``
@@ -276,7 +281,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=1_000_000, help="keys of the replay and rewrite data set")
     parser.add_argument("--requests", type=int, default=50_000, help="requests per test without pipelining")
     parser.add_argument("--pipelined-requests", type=int, default=200_000, help="requests per test with -P 16")
-    parser.add_argument("--always-requests", type=int, default=5_000, help="requests per test under always")
+    parser.add_argument("--always-requests", type=int, default=50_000, help="requests per test under always")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--tests", default="SET,INCR,LPUSH")
     parser.add_argument("--pipelines", default="1,16")

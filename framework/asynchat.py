@@ -212,6 +212,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         "_last_input",
         "_ofifo",
         "_out_bytes",
+        "_output_held",
         "_pause_reasons",
         "_plain_get_terminator",
         "_plain_recv",
@@ -234,6 +235,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         self.incoming: list[bytes] = []
         self._ofifo: deque[_FifoItem] = _NO_FIFO
         self._out_bytes = 0  # queued bytes, producers not counted
+        self._output_held = False  # hold_output(): queued output waits for release_output()
         self._pause_reasons: set[str] | frozenset[str] = _NO_REASONS
         self._dispatching = 0  # >0 while inside the framing loop
         self._flush_wanted = False
@@ -340,7 +342,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         if self._handshake_timer is not None and transport.handshake_done:
             self._handshake_timer.cancel()
             self._handshake_timer = None
-        if self._ofifo and not self._dispatching and not transport.write_blocked:
+        if self._ofifo and not self._dispatching and not transport.write_blocked and not self._output_held:
             self.initiate_send()
         elif transport.wants_write:
             try:
@@ -864,6 +866,9 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
 
     def _send_direct(self, data: bytes | bytearray | memoryview, size: int) -> None:
         """Send *data* (*size* bytes) now, nothing being queued before it; queue only what the socket refuses."""
+        if self._output_held:
+            self._queue_unsent(data, 0)
+            return
         if not self._plain_send:
             self._queue_unsent(data, 0)
             self.initiate_send()
@@ -996,8 +1001,31 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         self.discard_buffers()
         self.close()
 
+    def hold_output(self) -> None:
+        """Queue output (and a close after it) without sending it, until :meth:`release_output`.
+
+        For a service that must not let replies leave before something else
+        is done (the Redis AOF's fsync under ``appendfsync always``): what is
+        pushed meanwhile keeps its order and counts against the output limits.
+        """
+        self._output_held = True
+
+    def release_output(self) -> None:
+        """End :meth:`hold_output`: send what was queued meanwhile (and close, if a close was queued)."""
+        if self._output_held:
+            self._output_held = False
+            if self._ofifo:
+                self.initiate_send()
+
+    @property
+    def output_held(self) -> bool:
+        """True between :meth:`hold_output` and :meth:`release_output`."""
+        return self._output_held
+
     def initiate_send(self) -> None:
-        """Send as much queued output as the socket takes now."""
+        """Send as much queued output as the socket takes now (nothing while output is held)."""
+        if self._output_held:
+            return
         if not self._plain_send:
             self._send_hooked()
             return
@@ -1298,7 +1326,7 @@ class async_chat(asyncore.dispatcher):  # noqa: N801 - name fixed by the asyncha
         if self.accepting:
             return READ
         events = 0 if self._pause_reasons else READ
-        if self._ofifo or not self.connected:
+        if (self._ofifo and not self._output_held) or not self.connected:
             events |= WRITE
         if self._layered:
             transport: Any = self.socket
@@ -1436,4 +1464,3 @@ if __name__ == "__main__":
     from linechat.asynchat import main as _main
 
     sys.exit(_main())
-

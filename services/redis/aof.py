@@ -71,14 +71,18 @@ def read_commands(data: bytes) -> Iterator[tuple[list[bytes], int]]:
 class AppendOnlyFile:
     """Appends commands to a file; flushes on demand; fsyncs per the policy.
 
-    ``always``: every append is written and fsynced before its reply is made.
-    ``everysec`` and ``no``: appends are buffered and the owner calls
-    :meth:`flush` before the replies they acknowledge leave (the Redis
-    service does so once per batch of commands read, and before any reply it
-    sends outside a batch); a turn of the reactor also flushes what is left
-    (writes no reply waits for: expiry).  ``everysec`` fsyncs once a second
-    on a thread of its own, so a slow disk never stalls the reactor; ``no``
-    leaves syncing to the operating system.
+    Appends are buffered, and the owner calls :meth:`before_reply` before
+    queueing a reply (the Redis service does so once per batch of commands
+    read, and before any reply it sends outside a batch).  ``everysec`` and
+    ``no``: that writes the buffered records at once, so they reach
+    ``write(2)`` before the replies that acknowledge them; the end of the
+    reactor turn writes what is left (writes no reply waits for: expiry).
+    ``everysec`` fsyncs once a second on a thread of its own, so a slow disk
+    never stalls the reactor; ``no`` leaves syncing to the operating system.
+    ``always`` (group commit): once a record is appended, every connection
+    that queues a reply in that turn has its output held; at the end of the
+    turn all the turn's records are written in one ``write(2)`` and fsynced
+    once, then the held output is released, in order.
     """
 
     def __init__(self, path: Path, fsync: str, reactor: Any, log: Any, rewrite_limit: int = REWRITE_LIMIT) -> None:
@@ -86,7 +90,9 @@ class AppendOnlyFile:
         self.reactor = reactor
         self.log = log
         self._buf = bytearray()
-        self._flush_scheduled = False
+        self._turn_scheduled = False  # _end_turn is queued for this turn
+        self._awaiting = False  # always: records appended since the last fsync (replies wait for it)
+        self._held: list[Any] = []  # channels whose output waits for this turn's fsync
         self._db = -1  # database selected in the file
         self._tx_depth = 0  # inside a transaction: MULTI comes before the next record
         self._tx_written = False  # MULTI written: EXEC must close it
@@ -186,16 +192,49 @@ class AppendOnlyFile:
             self._tx_written = True
             self._buf += b"*1\r\n$5\r\nMULTI\r\n"
         self._buf += array(argv)
-        if self._policy == "always" and not self._tx_depth:  # a transaction is synced once, at its EXEC
+        if self._policy == "always":
+            self._awaiting = True
+        if not self._turn_scheduled:
+            self._turn_scheduled = True
+            self.reactor.call_soon(self._end_turn)
+
+    @property
+    def awaiting_fsync(self) -> bool:
+        """True (under ``always``) from a record's append until the fsync that covers it: replies wait."""
+        return self._awaiting
+
+    def before_reply(self, channel: Any) -> None:
+        """A reply is about to be queued on *channel*: the records it may acknowledge go first.
+
+        ``always``: while records of this turn await their fsync, the
+        channel's output is held until :meth:`_end_turn` has fsynced them.
+        Otherwise the buffered records are written now.
+        """
+        if self._awaiting:
+            if not channel.output_held:
+                channel.hold_output()
+                self._held.append(channel)
+        elif self._buf:
             self.flush()
-            self.fsync()
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.reactor.call_soon(self.flush)
+
+    def _end_turn(self) -> None:
+        """The end of a reactor turn: write what is left; under ``always`` fsync once, then release held replies."""
+        self._turn_scheduled = False
+        try:
+            self.flush()
+            if self._awaiting or self._held:
+                self.fsync()
+                self._awaiting = False
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        for channel in held:
+            channel.release_output()
 
     def flush(self) -> None:
         """Write the buffered commands to the file."""
-        self._flush_scheduled = False
         buf = self._buf
         if not buf or self._fd < 0:
             return
@@ -335,11 +374,14 @@ class AppendOnlyFile:
         self._stop_syncer()
         self._close_retired()
         if self._fd < 0:
+            self._release()
             return
         if self.policy == "no":
             self.flush()
         else:
             self.fsync()
+        self._awaiting = False
+        self._release()
         os.close(self._fd)
         self._fd = -1
 

@@ -330,10 +330,11 @@ class RedisProtocol(
         if self.channel.closed:
             return None  # aborted (an HTTP request): nothing more is sent
         aof = server.aof
-        if aof is not None and aof._buf:
+        if aof is not None and (aof._buf or aof._awaiting):
             # Write before acknowledging: this batch's records reach write(2)
-            # before its replies are sent (the framework sends them after we return).
-            aof.flush()
+            # before its replies are sent (the framework sends them after we
+            # return); under always the replies wait for the turn's fsync.
+            aof.before_reply(self.channel)
         if not out:
             return None
         if len(out) == 1:
@@ -615,8 +616,8 @@ class RedisProtocol(
         if self.server.blocking.ready:
             self.server.blocking.serve_ready()
         aof = self.server.aof
-        if aof is not None and aof._buf:
-            aof.flush()  # before the reply goes out, as in _run
+        if aof is not None and (aof._buf or aof._awaiting):
+            aof.before_reply(self.channel)  # before the reply goes out, as in _run
         return reply
 
     def _defer(self, commands: list[list[bytes]], failure: str | None, size: int) -> None:
@@ -681,8 +682,8 @@ class RedisProtocol(
     def send(self, reply: Reply) -> None:
         """Send outside a batch (an unblocked pop, a resumed command): the AOF records it acknowledges first."""
         aof = self.server.aof
-        if aof is not None and aof._buf:
-            aof.flush()
+        if aof is not None and (aof._buf or aof._awaiting):
+            aof.before_reply(self.channel)
         self.channel.send_reply(reply)
 
     def close(self) -> None:

@@ -498,6 +498,39 @@ def test_close_when_done_waits_for_everything_queued_before(pair: tuple[socket.s
     assert not chan.connected
 
 
+def test_held_output_waits_in_order_then_leaves_with_close(pair: tuple[socket.socket, socket.socket]) -> None:
+    """hold_output(): pushes of every kind and a close wait; release_output() sends them in order."""
+    chan_map: dict[int, Any] = {}
+    chan = Lines(pair[0], chan_map)
+    peer = Peer(pair[1])
+    chan.push(b"before ")  # nothing held yet: straight to the socket
+    chan.hold_output()
+    assert chan.output_held
+    chan.push(b"one ")
+    chan.push_many([b"two ", b"three "])
+    chan.push_with_producer(simple_producer(b"four ", buffer_size=2))
+    chan.initiate_send()
+    chan.close_when_done()
+    chan.push(b"dropped")  # after the close: never sent
+    turn(chan_map, 5)
+    assert peer.drain() == b"before "
+    assert chan.connected and chan.out_buffered > 0
+    chan.release_output()
+    assert not chan.output_held
+    run_until(chan_map, lambda: peer.eof, peer)
+    assert bytes(peer.received) == b"before one two three four "
+    assert not chan.connected
+
+
+def test_releasing_output_that_was_not_held_changes_nothing(pair: tuple[socket.socket, socket.socket]) -> None:
+    chan_map: dict[int, Any] = {}
+    chan = Lines(pair[0], chan_map)
+    peer = Peer(pair[1])
+    chan.release_output()
+    chan.push(b"x\r\n")
+    assert peer.drain() == b"x\r\n"
+
+
 def test_handle_error_logs_and_closes_only_that_channel() -> None:
     chan_map: dict[int, Any] = {}
     a_local, a_peer = socket.socketpair()

@@ -29,7 +29,11 @@ DEADLINE = 60.0  # a safety net for each wait, never a performance bound
 
 @pytest.fixture
 def harness(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A Redis harness whose fake sockets fail the test if a reply leaves while AOF records wait unwritten."""
+    """A Redis harness whose fake sockets record any reply that leaves while AOF records wait.
+
+    Waiting means unwritten, and under ``always`` also unsynced: from a
+    record's append until the turn's fsync returns.
+    """
     policy = getattr(request, "param", "everysec")
     with ServiceHarness(RedisService, data_dir=tmp_path, appendfsync=policy) as h:
         aof = h.service.aof
@@ -38,13 +42,16 @@ def harness(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.
         original = MemorySocket._take
 
         def take(sock: MemorySocket, data: bytes) -> int:
-            if aof.pending:
+            if aof.pending or aof.awaiting_fsync:
                 violations.append(data)
             return original(sock, data)
 
         monkeypatch.setattr(MemorySocket, "_take", take)
         h.violations = violations
         yield h
+
+
+harness_always = pytest.mark.parametrize("harness", ["always"], indirect=True)
 
 
 def aof_text(h: Any) -> bytes:
@@ -88,6 +95,85 @@ def test_the_check_sees_a_reply_sent_with_records_waiting(harness: Any, monkeypa
     a.send(b"SET x y\r\n")
     assert a.read() == b"+OK\r\n"
     assert h.violations == [b"+OK\r\n"]
+
+
+@harness_always
+def test_the_check_sees_a_reply_sent_before_the_fsync_under_always(
+    harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The detector under always: a reply let go once its record is written but before the fsync is caught."""
+    h = harness
+    aof = h.service.aof
+    monkeypatch.setattr(aof, "before_reply", lambda channel: aof.flush())
+    a = h.connect()
+    a.send(b"SET x y\r\n")
+    assert a.read() == b"+OK\r\n"
+    assert h.violations == [b"+OK\r\n"]
+
+
+def count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(aof_module.os, "fsync", fsync)
+    return calls
+
+
+@harness_always
+def test_always_fsyncs_once_per_turn_for_every_client_before_any_reply(
+    harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = harness
+    fsyncs = count_fsyncs(monkeypatch)
+    early, a, b, late = h.connect(), h.connect(), h.connect(), h.connect()
+    early.send(b"SET seen before\r\n")
+    early.read()
+    fsyncs.clear()
+    # One reactor turn: four clients' reads, then the turn's end.
+    early.channel.feed(b"GET seen\r\n")  # before any write of this turn: nothing to wait for
+    a.channel.feed(b"SET a 1\r\nINCR n\r\nGET a\r\n")
+    b.channel.feed(b"MULTI\r\nSET b 2\r\nRPUSH l x\r\nEXEC\r\nLPUSH l y\r\n")
+    late.channel.feed(b"GET a\r\nPING\r\n")  # reads only, after writes: waits with them
+    assert early.channel.output_held is False
+    assert a.channel.output_held and b.channel.output_held and late.channel.output_held
+    assert fsyncs == []  # nothing synced yet, and (the check) nothing sent
+    h.run_ready()
+    assert len(fsyncs) == 1
+    assert early.read() == b"$6\r\nbefore\r\n"
+    assert a.read() == b"+OK\r\n:1\r\n$1\r\n1\r\n"
+    assert b.read() == b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n:1\r\n:2\r\n"
+    assert late.read() == b"$1\r\n1\r\n+PONG\r\n"
+    assert h.violations == []
+    text = aof_text(h)
+    assert text.index(b"MULTI") < text.index(b"RPUSH") < text.index(b"EXEC") < text.index(b"LPUSH")
+    # A turn of reads only: no fsync, no holding.
+    late.send(b"GET a\r\n")
+    assert late.read() == b"$1\r\n1\r\n" and len(fsyncs) == 1
+
+
+@harness_always
+def test_always_holds_pushes_blocked_replies_and_a_close_in_order(harness: Any) -> None:
+    h = harness
+    sub, blocked, writer, quitter = h.connect(), h.connect(), h.connect(), h.connect()
+    sub.send(b"SUBSCRIBE news\r\n")
+    assert sub.read().startswith(b"*3\r\n$9\r\nsubscribe")
+    blocked.send(b"BLPOP q 0\r\n")
+    assert blocked.read() == b""
+    writer.channel.feed(b"RPUSH q item\r\nPUBLISH news hello\r\n")
+    quitter.channel.feed(b"SET last 1\r\nQUIT\r\n")
+    # The pop served by the push, the message and the QUIT's close all wait for the fsync.
+    assert blocked.channel.output_held and sub.channel.output_held
+    assert not quitter.closed
+    h.run_ready()
+    assert blocked.read() == b"*2\r\n$1\r\nq\r\n$4\r\nitem\r\n"
+    assert sub.read() == b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n"
+    assert writer.read() == b":1\r\n:1\r\n"
+    assert quitter.read() == b"+OK\r\n+OK\r\n" and quitter.closed
+    assert h.violations == []
 
 
 def test_everysec_fsyncs_on_its_own_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,15 +247,24 @@ class Writer(threading.Thread):
 
 
 @pytest.mark.heavy
-@pytest.mark.parametrize("policy", ["everysec", "always"])
-def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, policy: str) -> None:
+@pytest.mark.parametrize(
+    ("policy", "pipelines"),
+    [
+        ("everysec", [1, 16, 1, 16]),
+        ("always", [1, 16, 1, 16]),
+        # Group commit: many pipelining clients whose writes share each turn's fsync.
+        ("always", [4, 8, 16, 32, 16, 8]),
+    ],
+    ids=["everysec", "always", "always-pipelined"],
+)
+def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, policy: str, pipelines: list[int]) -> None:
     rounds = 3 if policy == "everysec" else 2
     port = free_port()
     history: list[Writer] = []
     for round_no in range(rounds):
         proc = start_server(tmp_path, port, policy)
         try:
-            writers = [Writer(port, f"r{round_no}w{w}", pipeline=1 + 15 * (w % 2)) for w in range(4)]
+            writers = [Writer(port, f"r{round_no}w{w}", pipeline=depth) for w, depth in enumerate(pipelines)]
             for w in writers:
                 w.start()
             # Kill mid-load once enough writes were acknowledged (a count, not a time).
