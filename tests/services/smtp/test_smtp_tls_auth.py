@@ -27,7 +27,6 @@ def _serve(tmp_path: Path, **smtp: object) -> Iterator[tuple[RunningServer, Path
     maildir = tmp_path / "maildir"
     settings = {
         "services": {"smtp": {"maildir": str(maildir), "hostname": "mx.test", "tls_port": free_port(), **smtp}},
-        "tls": {"handshake_timeout": 2.0},
     }
     with serve(SmtpService, data_dir=tmp_path / "data", settings=settings) as srv:
         yield srv, maildir
