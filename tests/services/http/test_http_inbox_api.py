@@ -10,6 +10,7 @@ import smtplib
 import socket
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -139,9 +140,9 @@ def test_wait_returns_when_matching_mail_arrives(server: RunningServer) -> None:
     waiter = threading.Thread(target=wait)
     waiter.start()
     service = server.app.services["http"]
-    for _ in range(2000):  # until the wait is registered (bounded)
-        if service._waiters:
-            break
+    deadline = time.monotonic() + TIMEOUT  # until the wait is registered (a safety net)
+    while not service._waiters:
+        assert time.monotonic() < deadline, "the wait was never registered"
         threading.Event().wait(0.005)
     send(server, b"Subject: other\r\nTo: x@example.org\r\n\r\nx\r\n", "a@example.org", ["x@example.org"])
     send(server, b"Subject: wanted\r\nTo: x@example.org\r\n\r\nx\r\n", "a@example.org", ["x@example.org"])
@@ -369,9 +370,8 @@ def test_metrics_bytes_and_slow_consumer_cuts(tmp_path: Path) -> None:
             greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             greedy.sendall(b"GET /static/app.js HTTP/1.1\r\nHost: t\r\n\r\n" * 400)  # and reads nothing
             slow = ("linechat_slow_consumer_disconnects_total", (("service", "http"),))
-            for _ in range(400):  # until the server has cut it (bounded)
-                if scrape(srv).get(slow, 0) == 1:
-                    break
+            deadline = time.monotonic() + TIMEOUT  # until the server has cut it (a safety net)
+            while scrape(srv).get(slow, 0) != 1 and time.monotonic() < deadline:
                 threading.Event().wait(0.02)
             assert scrape(srv)[slow] == 1
         assert fetch(srv, "/health")[0] == 200
