@@ -71,7 +71,9 @@ class Node(ServeProcess):
         cwd: Path,
         redis_url: str,
         *,
-        node_timeout: float = 3.0,
+        # Long unless a test kills a node to see it reaped: a live node that a busy machine holds up past
+        # the timeout is declared dead by the others, which no test but those means to see.
+        node_timeout: float = 60.0,
         host: str = "127.0.0.1",
         prefix: Sequence[str] = (),
         extra: Sequence[str] = (),
