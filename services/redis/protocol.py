@@ -58,6 +58,8 @@ _FAST: dict[bytes, tuple[Callable[..., Any], int, int]] = {}
 _UNBOUNDED = 1 << 62
 # "$0" ... "$1023": the bulk headers the multibulk parser checks by lookup.
 _BULK_HEADERS = tuple(b"$%d" % size for size in range(1024))
+# "*1" ... "*1024": the multibulk counts the parser reads by lookup (other spellings take int()).
+_MULTIBULK_COUNTS = {b"*%d" % count: count for count in range(1, 1025)}
 # What _execute returns for a command held by CLIENT PAUSE (compared by identity).
 _POSTPONED = b"-postponed\r\n"
 _NOAUTH = b"-NOAUTH Authentication required.\r\n"
@@ -354,39 +356,44 @@ class RedisProtocol(
 
         Values rarely hold a CRLF, so the split lines are usually the
         headers and values themselves: a command's words are then one slice
-        of that list.  Each ``$len`` header must equal its value's length
-        (from a table of the common ones); at the first thing that does not
-        fit (a value with a CRLF, an inline command, a cut or odd command)
-        the byte-by-byte parser takes over from there.
+        of that list.  Each ``$len`` header must equal its value's length:
+        the lengths are mapped to their canonical headers and the two lists
+        compared, all in C (a value of 1024 bytes or more, or any mismatch,
+        stops the fast loop).  At the first thing that does not fit (a value
+        with a CRLF, an inline command, a cut or odd command) the
+        byte-by-byte parser takes over from there.
         """
         lines = data.split(b"\r\n")
         last = len(lines) - 1  # lines[last] has no CRLF after it
-        headers = _BULK_HEADERS
-        top = len(headers)
+        header_of = _BULK_HEADERS.__getitem__
+        counts = _MULTIBULK_COUNTS
         max_count = self._max_multibulk
         commands: list[list[bytes]] = []
+        append = commands.append
         i = 0
         while i < last:
             head = lines[i]
-            if head[:1] != b"*":
-                break
-            try:
-                count = int(head[1:])
-            except ValueError:
-                break
+            count = counts.get(head)
+            if count is None:  # an uncommon spelling or a long command: read it as before
+                if head[:1] != b"*":
+                    break
+                try:
+                    count = int(head[1:])
+                except ValueError:
+                    break
+                if count <= 0:
+                    break
             following = i + 1 + 2 * count
-            if count <= 0 or count > max_count or following > last:
+            if count > max_count or following > last:
                 break
             argv = lines[i + 2 : following : 2]
-            for value, header in zip(argv, lines[i + 1 : following : 2], strict=True):
-                size = len(value)
-                if size >= top or headers[size] != header:
+            try:
+                if list(map(header_of, map(len, argv))) != lines[i + 1 : following : 2]:
                     break
-            else:
-                commands.append(argv)
-                i = following
-                continue
-            break
+            except IndexError:  # a value of 1024 bytes or more: no canonical header in the table
+                break
+            append(argv)
+            i = following
         if i == last and not lines[last]:
             return commands, None  # every byte parsed
         # Where line i starts: the lengths before it plus their CRLFs.

@@ -25,6 +25,7 @@ import random
 import re
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
 from typing import Any
 
 from linechat.services.redis.base import CommandContext
@@ -346,6 +347,26 @@ class SortedSet:
                 idx = bisect_left(chunk, key) + offset
                 if idx + limit <= len(chunk):
                     return chunk[idx : idx + limit]
+        elif reverse and not low_ex and low == -INF and limit > 0 and not (high_ex and high == -INF):
+            # Its mirror, "max -inf LIMIT off count" (max may be "+inf" or exclusive):
+            # when the sublist holding the range's top also holds the page, the page
+            # is one slice of it, reversed (everything below max is in range).
+            lists, maxes = self.order._lists, self.order._maxes
+            if maxes:
+                if high == INF and not high_ex:
+                    pos = len(maxes) - 1
+                    idx = len(lists[pos])
+                else:
+                    key = (high, b"") if high_ex else (math.nextafter(high, INF), b"")
+                    pos = bisect_left(maxes, key)
+                    if pos == len(maxes):
+                        pos -= 1
+                        idx = len(lists[pos])
+                    else:
+                        idx = bisect_left(lists[pos], key)
+                idx -= offset
+                if idx >= limit:
+                    return lists[pos][idx - limit : idx][::-1]
         if (low_ex and low == INF) or (high_ex and high == -INF):
             return []
         start_key = (math.nextafter(low, INF), b"") if low_ex else (low, b"")
@@ -490,15 +511,33 @@ def _limit_int(value: bytes) -> int:
 
 # "$0" ... "$255": the bulk headers of a member reply, by length.
 _BULK_HEADS = tuple(b"$%d" % size for size in range(256))
+# "\r\n$0\r\n" ... : what comes between two members of the same length in a member reply.
+_BULK_SEPARATORS = tuple(b"\r\n$%d\r\n" % size for size in range(256))
+# "*0\r\n" ... "*1024\r\n": array headers by count.
+_ARRAY_HEADS = tuple(b"*%d\r\n" % count for count in range(1025))
+_member_of = itemgetter(1)
 
 
 def _members_reply(pairs: list[tuple[float, bytes]]) -> bytes:
-    """The members of (score, member) pairs as an array of bulk strings (one join at CRLFs)."""
-    parts = [b"*%d" % len(pairs)]
+    """The members of (score, member) pairs as an array of bulk strings.
+
+    Members of one length (a page of keys that share a format, the usual
+    case) are one join at the separator that holds their common length
+    header, all in C; other pages are one join at CRLFs of the headers
+    and members.
+    """
+    members = list(map(_member_of, pairs))
+    sizes = list(map(len, members))
+    count = len(sizes)
+    if count and count < 1025:
+        size = sizes[0]
+        if size < 256 and sizes.count(size) == count:
+            separator = _BULK_SEPARATORS[size]
+            return b"".join((_ARRAY_HEADS[count], separator[2:], separator.join(members), b"\r\n"))
+    parts = [b"*%d" % count]
     append = parts.append
     heads = _BULK_HEADS
-    for _, member in pairs:
-        size = len(member)
+    for member, size in zip(members, sizes, strict=True):
         append(heads[size] if size < 256 else b"$%d" % size)
         append(member)
     append(b"")
@@ -584,11 +623,11 @@ class SortedSetCommands(CommandContext):
     )
     def cmd_zadd(self, key: bytes, first: bytes, second: bytes, *more: bytes) -> bytes:
         """Add members with scores (NX, XX, GT, LT, CH, INCR)."""
-        if not more and first[:1] in _NUMBER_START:
+        if not more and ((digits := first.isdigit()) or first[:1] in _NUMBER_START):
             # The common form, one score and one member without flags.  A score
             # of ASCII digits alone is a whole number float() reads as strtod
             # does; only too many digits (inf, which strtod flags) need a look.
-            if first.isdigit():
+            if digits:
                 score = float(first)
                 if score == INF:
                     raise RespError(NOT_FLOAT)
@@ -600,22 +639,25 @@ class SortedSetCommands(CommandContext):
                 self.db.set(key, zset)
             elif type(zset) is not SortedSet:
                 raise RespError(WRONGTYPE)
-            # SortedSet.add, inlined: this is the hottest write of the type.
+            # SortedSet.add and _propagate, inlined: this is the hottest write of the type.
             known = zset.scores
             old = known.get(second)
             if old is None:
                 score += 0.0  # -0 is stored as 0
                 known[second] = score
                 zset._insert((score, second))
-                self._propagate()
-                return b":1\r\n"
-            if old == score:
+                reply = b":1\r\n"
+            elif old == score:
                 return ZERO
-            score += 0.0
-            known[second] = score
-            zset._move((old, second), (score, second))
-            self._propagate()
-            return ZERO
+            else:
+                score += 0.0
+                known[second] = score
+                zset._move((old, second), (score, second))
+                reply = ZERO
+            server = self.server
+            if server.propagating:
+                server.propagate(self.dbindex, self.argv)
+            return reply
         args = (first, second, *more)
         nx = xx = gt = lt = ch = incr = False
         i = 0
@@ -930,26 +972,50 @@ class SortedSetCommands(CommandContext):
         """Members by rank from the highest score."""
         return self._range((key, start, stop, *options), b"RANK", True)
 
+    def _score_page(self, key: bytes, low: bytes, high: bytes, limit_args: tuple[bytes, ...], reverse: bool) -> bytes:
+        """ZRANGEBYSCORE / ZREVRANGEBYSCORE without WITHSCORES: *limit_args* is () or (offset, count).
+
+        The plain and ``LIMIT offset count`` forms, without _range's option
+        loop; the checks and their order (LIMIT, then the bounds, then the
+        key's type) are _range's.
+        """
+        if limit_args:
+            offset = _SMALL_INTS.get(limit_args[0])
+            if offset is None:
+                offset = _int(limit_args[0])
+            limit = _SMALL_INTS.get(limit_args[1])
+            if limit is None:
+                limit = _int(limit_args[1])
+        else:
+            offset, limit = 0, -1
+        # _quick_bound, inlined for the usual spellings (plain digits, then the named infinities).
+        lo, lo_ex = (float(low), False) if low.isdigit() else _NAMED_BOUNDS.get(low) or _parse_bound(low)
+        hi, hi_ex = (float(high), False) if high.isdigit() else _NAMED_BOUNDS.get(high) or _parse_bound(high)
+        zset = self.db.get(key)
+        if zset is None:
+            return EMPTY_ARRAY
+        if type(zset) is not SortedSet:
+            raise RespError(WRONGTYPE)
+        if offset < 0 or (offset > 0 and offset >= len(zset.scores)):
+            return EMPTY_ARRAY
+        return _members_reply(zset.score_walk(lo, lo_ex, hi, hi_ex, offset, limit, reverse))
+
     @redis_command("ZRANGEBYSCORE", arity=-4, flags="readonly", keys=(1, 1, 1), group="sorted-set")
     def cmd_zrangebyscore(self, key: bytes, low: bytes, high: bytes, *options: bytes) -> bytes:
         """Members with a score in a range (WITHSCORES, LIMIT)."""
-        if not options or (len(options) == 3 and options[0].upper() == b"LIMIT"):
-            # The plain and "LIMIT offset count" forms, without _range's option loop;
-            # the checks and their order (LIMIT, then bounds, then the key's type) are _range's.
-            offset, limit = (_limit_int(options[1]), _limit_int(options[2])) if options else (0, -1)
-            lo, lo_ex = _quick_bound(low)
-            hi, hi_ex = _quick_bound(high)
-            zset = self._zset(key)
-            if zset is None:
-                return EMPTY_ARRAY
-            if offset < 0 or (offset > 0 and offset >= len(zset.scores)):
-                return EMPTY_ARRAY
-            return _members_reply(zset.score_walk(lo, lo_ex, hi, hi_ex, offset, limit, False))
+        if not options:
+            return self._score_page(key, low, high, options, False)
+        if len(options) == 3 and ((word := options[0]) == b"LIMIT" or word.upper() == b"LIMIT"):
+            return self._score_page(key, low, high, options[1:], False)
         return self._range((key, low, high, *options), b"SCORE", False)
 
     @redis_command("ZREVRANGEBYSCORE", arity=-4, flags="readonly", keys=(1, 1, 1), group="sorted-set")
     def cmd_zrevrangebyscore(self, key: bytes, high: bytes, low: bytes, *options: bytes) -> bytes:
         """Members with a score in a range, highest first."""
+        if not options:
+            return self._score_page(key, low, high, options, True)
+        if len(options) == 3 and ((word := options[0]) == b"LIMIT" or word.upper() == b"LIMIT"):
+            return self._score_page(key, low, high, options[1:], True)
         return self._range((key, high, low, *options), b"SCORE", True)
 
     @redis_command("ZRANGEBYLEX", arity=-4, flags="readonly", keys=(1, 1, 1), group="sorted-set")

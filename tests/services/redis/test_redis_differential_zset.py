@@ -193,6 +193,34 @@ CORPUS: list[tuple[str, ...]] = [
     *[("ZRANGEBYSCORE", "big", str(low), "+inf", "LIMIT", offset, count)
       for low in [*range(470, 505), *range(975, 1005)] for offset, count in [("0", "10"), ("7", "40")]],
     ("ZRANGEBYSCORE", "big", "2995", "+inf", "LIMIT", "0", "100"),
+    # ZREVRANGEBYSCORE's plain and LIMIT forms take the same shortcut, mirrored ("max -inf LIMIT off count")
+    *[("ZREVRANGEBYSCORE", "big", high, "-inf", "LIMIT", offset, count)
+      for high in [*map(str, range(0, 3000, 61)), "+inf", "(+inf", "inf", "(1500", "-inf", "(-inf", "(0", "3000"]
+      for offset, count in [("0", "10"), ("7", "40"), ("0", "-1"), ("5990", "20")]],
+    # densely around where the blocks of 1,000 pairs meet, from above
+    *[("ZREVRANGEBYSCORE", "big", high, "-inf", "LIMIT", offset, count)
+      for high in [*map(str, range(495, 530)), *map(str, range(995, 1030)), "(500", "(1000"]
+      for offset, count in [("0", "10"), ("7", "40")]],
+    *[("ZREVRANGEBYSCORE", "z", "+inf", "-inf", "LIMIT", offset, count)
+      for offset, count in [("0", "1"), ("00", "1"), ("+1", "1"), ("1 ", "1"), ("0", "-2"), ("x", "1")]],
+    *[("ZREVRANGEBYSCORE", "z", high, low, "LIMIT", offset, count)
+      for high, low, offset, count in [("x", "-inf", "x", "1"), ("x", "-inf", "0", "1"), ("3", "(-inf", "0", "10"),
+                                       ("3", "-INF", "0", "10"), ("(3", "-inf", "1", "10"), (" 3", "-inf", "0", "10"),
+                                       ("1" + "0" * 400, "-inf", "0", "10"), ("3", "1", "0", "10"),
+                                       ("1", "3", "0", "10")]],
+    ("ZREVRANGEBYSCORE", "z", "+inf", "-inf", "limit", "1", "2"),
+    ("ZREVRANGEBYSCORE", "str", "+inf", "-inf", "LIMIT", "0", "2"),
+    ("ZREVRANGEBYSCORE", "str", "x", "-inf", "LIMIT", "0", "2"),
+    ("ZREVRANGEBYSCORE", "nokey", "+inf", "-inf", "LIMIT", "0", "2"),
+    ("ZREVRANGEBYSCORE", "big", "+inf", "-inf", "LIMIT", "6000", "10"),
+    ("ZREVRANGEBYSCORE", "big", "+inf", "-inf", "LIMIT", "5999", "10"),
+    # member replies: members of one length, of several, empty, and of 256 bytes or more
+    ("ZADD", "sizes", "1", "a", "2", "bb", "3", "", "4", "x" * 255, "5", "y" * 256, "6", "z" * 300, "7", "c"),
+    *[(name, "sizes", *bounds, "LIMIT", offset, count)
+      for name, bounds in [("ZRANGEBYSCORE", ("-inf", "+inf")), ("ZREVRANGEBYSCORE", ("+inf", "-inf"))]
+      for offset, count in [("0", "-1"), ("0", "1"), ("2", "1"), ("3", "1"), ("4", "1"), ("3", "2"), ("5", "2")]],
+    ("ZRANGEBYSCORE", "sizes", "3", "3"),
+    ("ZREVRANGEBYSCORE", "sizes", "(2", "-inf"),
     ("ZRANGEBYSCORE", "big", "0", "+inf", "LIMIT", "5999", "10"),
     ("ZRANGEBYSCORE", "big", "0", "+inf", "LIMIT", "6000", "10"),
     # ranges by member

@@ -43,6 +43,12 @@ def check(zset: SortedSet, model: dict[bytes, float]) -> None:
     assert list(order.islice(low, high)) == [pair for pair in expected if -1.0 <= pair[0] < 3.0]
     walked = zset.score_walk(-1.0, True, 3.0, False, 1, 3, False)
     assert walked == [pair for pair in expected if -1.0 < pair[0] <= 3.0][1:4]
+    # The reverse shortcut ("max -inf LIMIT off count") against the plain list, read from the top.
+    for high, high_ex in [(3.0, False), (3.0, True), (math.inf, False), (math.inf, True), (-math.inf, False)]:
+        below = [pair for pair in reversed(expected) if pair[0] < high or (pair[0] == high and not high_ex)]
+        for offset, limit in [(0, 1), (0, 3), (2, 4), (0, 200)]:
+            walked = zset.score_walk(-math.inf, False, high, high_ex, offset, limit, True)
+            assert walked == below[offset : offset + limit]
 
 
 @settings(max_examples=150, deadline=None)
@@ -147,3 +153,27 @@ def test_zadd_fast_path_reads_scores_as_strtod() -> None:
         b"-ERR value is not a valid float\r\n",
         b"*4\r\n$1\r\nb\r\n$1\r\n0\r\n$1\r\na\r\n$4\r\n1000\r\n",
     ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(SCORES, st.sampled_from(MEMBERS)), min_size=1, max_size=60),
+    SCORES,
+    st.booleans(),
+    st.integers(0, 30),
+    st.integers(1, 30),
+)
+def test_reverse_page_shortcut_matches_the_walk(
+    pairs: list[tuple[float, bytes]], high: float, high_ex: bool, offset: int, limit: int
+) -> None:
+    """A reverse page from -inf read in one sublist is the pairs below max, highest first, as the full walk gives."""
+    zset = SortedSet()
+    zset.order._reset(4)  # many small sublists: pages start, end and straddle them
+    for score, member in pairs:
+        zset.add(member, score)
+    expected = sorted((score, member) for member, score in zset.scores.items())
+    below = [pair for pair in reversed(expected) if pair[0] < high or (pair[0] == high and not high_ex)]
+    assert zset.score_walk(-math.inf, False, high, high_ex, offset, limit, True) == below[offset : offset + limit]
+    # The same range through the general walk (an exclusive -inf is the same range here unless a member sits at -inf).
+    if not any(score == -math.inf for score, _ in expected):
+        assert zset.score_walk(-math.inf, True, high, high_ex, offset, limit, True) == below[offset : offset + limit]
