@@ -27,13 +27,13 @@ class TruncatedAOFError(Exception):
         self.valid = valid
 
 
-def read_commands(data: bytes) -> Iterator[tuple[list[bytes], int]]:
-    """Yield ``(argv, end_offset)`` for each command in AOF bytes.
+def read_commands(data: bytes, start: int = 0) -> Iterator[tuple[list[bytes], int]]:
+    """Yield ``(argv, end_offset)`` for each command in AOF bytes from offset *start*.
 
     Raises :class:`TruncatedAOFError` if the data ends in the middle of a command
     (a crash while appending) and ``ValueError`` if it is not RESP at all.
     """
-    pos = 0
+    pos = start
     n = len(data)
     while pos < n:
         start = pos

@@ -48,7 +48,7 @@ _WRITE_CHUNK = 1 << 20
 #: Bytes of the spill file appended to the new file per reactor turn after the child exits.
 CATCH_UP_CHUNK = 1 << 20
 #: Names of the temporary files a rewrite leaves beside the append-only file if the process dies.
-_LEFTOVERS = ("temp-rewriteaof-bg-*.aof", "temp-rewriteaof-incr-*.aof")
+_LEFTOVERS = ("temp-rewriteaof-bg-*.aof", "temp-rewriteaof-incr-*.aof", "temp-import-*.aof")
 
 
 def _chunks(head: list[bytes], items: Iterable[bytes], per: int) -> Iterator[bytes]:

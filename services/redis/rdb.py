@@ -26,7 +26,7 @@ from linechat.services.redis.store import is_int_text
 from linechat.services.redis.stream_type import Consumer, Group, Pending, Stream, StreamID
 from linechat.services.redis.zset import SortedSet
 
-__all__ = ["RDB_VERSION", "BadPayloadError", "dump_payload", "load_payload", "payload_ok"]
+__all__ = ["RDB_VERSION", "BadPayloadError", "Reader", "dump_payload", "load_payload", "load_value", "payload_ok"]
 
 #: The RDB version of redis-server 7.0; payloads of later versions are refused, as 7.0 does.
 RDB_VERSION = 10
@@ -262,19 +262,31 @@ def lzf_decompress(data: bytes, size: int) -> bytes:
     return bytes(out)
 
 
-class _Reader:
-    """A cursor over a payload, with RDB's length and string encodings."""
+class Reader:
+    """A cursor over a payload (or a whole RDB file), with RDB's length and string encodings."""
 
-    def __init__(self, data: bytes) -> None:
+    #: What the data is, for errors ("payload", "file").
+    what = "payload"
+
+    def __init__(self, data: bytes, pos: int = 0) -> None:
         self.data = data
-        self.pos = 0
+        self.pos = pos
 
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
-            raise BadPayloadError("value past the end of the payload")
+            raise BadPayloadError(f"{n} bytes wanted past the end of the {self.what}")
         out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out
+
+    def count(self) -> int:
+        """A number of elements, each at least a byte: more than the bytes left is a lie, refused before any work."""
+        n = self.length()[0]
+        if n > len(self.data) - self.pos:
+            raise BadPayloadError(
+                f"{n} elements claimed with {len(self.data) - self.pos} bytes left in the {self.what}"
+            )
+        return n
 
     def byte(self) -> int:
         return self.take(1)[0]
@@ -311,6 +323,9 @@ class _Reader:
             return b"%d" % int.from_bytes(self.take(4), "little", signed=True)
         if n == 3:
             compressed, size = self.len(), self.len()
+            # Each LZF token yields at most 88 bytes per byte it takes: a larger size is a lie, refused unread.
+            if size > compressed * 88:
+                raise BadPayloadError(f"compressed string of {compressed} bytes claims {size} bytes")
             return lzf_decompress(self.take(compressed), size)
         raise BadPayloadError("unknown string encoding")
 
@@ -455,9 +470,9 @@ class _Items:
             raise BadPayloadError("stream node number") from None
 
 
-def _load_stream(r: _Reader, version: int) -> Stream:
+def _load_stream(r: Reader, version: int) -> Stream:
     stream = Stream()
-    for _ in range(r.len()):
+    for _ in range(r.count()):
         key = r.string()
         if len(key) != 16:
             raise BadPayloadError("stream node key")
@@ -501,18 +516,18 @@ def _load_stream(r: _Reader, version: int) -> Stream:
         stream.entries_added = length
     if length != len(stream) or (stream.ids and stream.ids[-1] > stream.last_id):
         raise BadPayloadError("stream length or last id")
-    for _ in range(r.len()):
+    for _ in range(r.count()):
         name = r.string()
         last = (r.len(), r.len())
         read = r.len() if version >= 2 else _U64
         group = Group(last, -1 if read == _U64 else read)
-        for _ in range(r.len()):
+        for _ in range(r.count()):
             sid = r.sid()
             when = r.millis()
             group.pel[sid] = Pending(None, when, r.len())
-        for _ in range(r.len()):
+        for _ in range(r.count()):
             consumer = Consumer(r.string(), r.millis())
-            for _ in range(r.len()):
+            for _ in range(r.count()):
                 sid = r.sid()
                 pending = group.pel.get(sid)
                 if pending is None or pending.consumer is not None:
@@ -526,12 +541,12 @@ def _load_stream(r: _Reader, version: int) -> Stream:
     return stream
 
 
-def _load_value(r: _Reader) -> Any:
-    kind = r.byte()
+def load_value(r: Reader, kind: int) -> Any:
+    """The value of RDB type *kind* at the reader's position (BadPayloadError if malformed or a type not read here)."""
     if kind == T_STRING:
         return r.string()
     if kind in (T_LIST, T_SET, T_HASH, T_ZSET, T_ZSET_2):
-        count = r.len()
+        count = r.count()
         if count == 0:
             raise BadPayloadError("empty collection")
         if kind == T_LIST:
@@ -562,7 +577,7 @@ def _load_value(r: _Reader) -> Any:
         return _zset(pairs)
     if kind in (T_LIST_QUICKLIST, T_LIST_QUICKLIST_2):
         items: deque[bytes] = deque()
-        for _ in range(r.len()):
+        for _ in range(r.count()):
             container = r.len() if kind == T_LIST_QUICKLIST_2 else 2
             blob = r.string()
             if container == 1:
@@ -595,9 +610,9 @@ def _load_value(r: _Reader) -> Any:
 
 def load_payload(payload: bytes) -> Any:
     """The value in a DUMP payload whose footer :func:`payload_ok` accepted (BadPayloadError if malformed)."""
-    r = _Reader(payload[:-10])
+    r = Reader(payload[:-10])
     try:
-        value = _load_value(r)
+        value = load_value(r, r.byte())
     except (IndexError, ValueError, struct.error, OverflowError, RecursionError) as exc:
         raise BadPayloadError(str(exc)) from None
     # As redis-server, bytes after the value are not looked at; a stream may be empty, other values not.

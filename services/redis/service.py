@@ -11,7 +11,7 @@ from linechat import Service, ServiceContext, ServiceSettings
 from linechat.reactor import Timer
 from linechat.services.redis.acl import AclError, User, Users, merge_selector_args
 from linechat.services.redis.aof import REWRITE_LIMIT, AppendOnlyFile
-from linechat.services.redis.aof_load import AofCorruptError, AofLoader
+from linechat.services.redis.aof_load import AofCorruptError, AofLoader, write_imported
 from linechat.services.redis.aof_rewrite import Rewriter, remove_leftovers
 from linechat.services.redis.base import ClientContext
 from linechat.services.redis.blocking import Blocking
@@ -51,6 +51,16 @@ class RedisSettings(ServiceSettings):
     appendonly: bool = Field(True, description="log writes to the append-only file (appendonly)")
     appendfsync: Literal["always", "everysec", "no"] = Field("everysec", description="fsync policy (appendfsync)")
     aof_path: Path | None = Field(None, description="append-only file; default <data_dir>/redis/appendonly.aof")
+    dbfilename: str = Field(
+        "dump.rdb",
+        pattern=r"^[^/\x00]+$",
+        description="redis-server snapshot imported at start when there is no append-only file (dbfilename)",
+    )
+    appenddirname: str = Field(
+        "appendonlydir",
+        pattern=r"^[^/\x00]+$",
+        description="redis-server 7.0 multi-part AOF directory imported at start when there is no AOF (appenddirname)",
+    )
     auto_aof_rewrite_percentage: int = Field(
         100, ge=0, description="rewrite when the file grew this % past its size after the last rewrite; 0: never"
     )
@@ -102,6 +112,8 @@ class RedisService(Service):
     ) -> None:
         super().__init__(settings, context, reactor=reactor)
         self.loading = False
+        #: Keys loaded from RDB data and keys skipped as expired, at the last load (rdb_last_load_keys_*).
+        self.last_load = (0, 0)
         #: Clients blocked on keys (BLPOP, XREAD BLOCK...) and the keys writes made ready.
         self.blocking = Blocking(self.reactor)
         self.dbs = [
@@ -330,17 +342,56 @@ class RedisService(Service):
             return None
         return Path(self.data_dir) / "appendonly.aof"
 
-    def start(self) -> None:
-        """Replay the append-only file (a large one in slices, on the reactor), start the expiry timer.
+    @property
+    def aof_enabled(self) -> bool:
+        """True when writes go (or will go, once loaded) to the append-only file."""
+        return self.aof is not None or (self.loader is not None and self.loader.path is not None)
 
-        The listeners are already open: while a large file is replayed every
+    def rdb_path(self) -> Path | None:
+        """Where a redis-server snapshot to import would be: ``dbfilename`` beside the append-only file."""
+        if self.settings.aof_path is not None:
+            folder = self.settings.aof_path.parent
+        elif self.data_dir is not None:
+            folder = Path(self.data_dir)
+        else:
+            return None
+        return folder / self.settings.dbfilename
+
+    def manifest_path(self, aof: Path) -> Path:
+        """Where redis-server 7.0 keeps the manifest of its multi-part AOF, for an append-only file at *aof*."""
+        return aof.parent / self.settings.appenddirname / f"{aof.name}.manifest"
+
+    def _make_loader(self) -> AofLoader | None:
+        """What to load at start: our file; else redis-server's multi-part AOF; else its dump.rdb (imported once)."""
+        path = self.aof_path()
+        rdb = self.rdb_path()
+        manifest = self.manifest_path(path) if path is not None else None
+        if path is not None and path.exists():
+            for other in (manifest, rdb):
+                if other is not None and other.exists():
+                    self.log.info("import_skipped", path=str(other), reason=f"{path.name} exists and is loaded")
+            return AofLoader(self, path)
+        if manifest is not None and manifest.exists():
+            return AofLoader.from_manifest(self, manifest, path)
+        if rdb is not None and rdb.exists():
+            return AofLoader.from_rdb(self, rdb, path)
+        return AofLoader(self, path) if path is not None else None
+
+    def start(self) -> None:
+        """Load the data set (a large one in slices, on the reactor), start the expiry timer.
+
+        Our append-only file if there is one; else redis-server's files are
+        imported (its multi-part AOF with appendonly on, else its
+        ``dump.rdb``) and, with appendonly on, written out as our file.  The
+        listeners are already open: while a large file is loaded every
         command without Redis's ``loading`` flag is answered ``-LOADING``.
-        The file is opened for appending once the replay is done.
+        The file is opened for appending once the load is done.
         """
         path = self.aof_path()
         if path is not None:
             remove_leftovers(path, self.log)  # of a rewrite a killed process left unfinished
-            loader = AofLoader(self, path)
+        loader = self._make_loader()
+        if loader is not None:
             if loader.total <= SYNC_LOAD_BYTES and not self.settings.key_load_delay:
                 self.loading = True
                 try:
@@ -351,9 +402,11 @@ class RedisService(Service):
             else:
                 self.loading = True
                 self.loader = loader
-                self.log.info("aof_loading", path=str(path), bytes=loader.total)
+                self.log.info(
+                    "aof_loading", source=loader.source, files=[str(p.path) for p in loader.parts], bytes=loader.total
+                )
                 self.reactor.call_soon(self._load_slice)
-        elif self.settings.appendonly:
+        if path is None and self.settings.appendonly:
             self.log.warning("aof_disabled", reason="no data directory and no aof_path")
         self._expiry_timer = self.reactor.call_every(1.0 / self.settings.hz, self._active_expire)
 
@@ -363,27 +416,39 @@ class RedisService(Service):
         if loader is None:
             return  # stopped meanwhile
         try:
-            done = loader.step(LOAD_SLICE)
+            if not loader.step(LOAD_SLICE):
+                self.reactor.call_soon(self._load_slice)
+                return
+            self._loaded(loader)
         except AofCorruptError as exc:
             self.loader = None
             self.log.error("aof_corrupt", error=str(exc))
             # As redis-server: a corrupt file stops the server rather than serve a partial data set.
             raise SystemExit(str(exc)) from None
-        if not done:
-            self.reactor.call_soon(self._load_slice)
-            return
         self.loader = None
         self.loading = False
-        self._loaded(loader)
 
     def _loaded(self, loader: AofLoader) -> None:
         self.log.info(
             "aof_loaded",
-            path=str(loader.path),
+            source=loader.source,
+            files=[str(part.path) for part in loader.parts],
             commands=loader.commands,
+            keys=loader.keys,
+            expired_keys_skipped=loader.expired,
             bytes=loader.total,
             seconds=round(time.time() - loader.started, 3),
         )
+        self.last_load = (loader.keys, loader.expired)
+        if loader.path is None:
+            return
+        if loader.imported:
+            # Written before anything else can change: from now on our file is what the next start loads.
+            try:
+                size = write_imported(self, loader.path)
+            except OSError as exc:
+                raise AofCorruptError(f"cannot write the imported data set to {loader.path}: {exc}") from None
+            self.log.info("import_written", path=str(loader.path), bytes=size)
         self.aof = AppendOnlyFile(
             loader.path, self.settings.appendfsync, self.reactor, self.log, self.settings.aof_rewrite_buffer_limit
         )
@@ -537,13 +602,14 @@ class RedisService(Service):
         path = self.aof_path()
         table = {
             b"save": b"",
-            b"appendonly": b"yes" if self.aof is not None or self.loader is not None else b"no",
+            b"appendonly": b"yes" if self.aof_enabled else b"no",
             b"appendfsync": s.appendfsync.encode(),
             b"appendfilename": (path.name if path else "appendonly.aof").encode(),
             b"auto-aof-rewrite-percentage": b"%d" % s.auto_aof_rewrite_percentage,
             b"auto-aof-rewrite-min-size": b"%d" % s.auto_aof_rewrite_min_size,
             b"dir": str(path.parent if path else Path.cwd()).encode(),
-            b"dbfilename": b"dump.rdb",
+            b"dbfilename": s.dbfilename.encode(),
+            b"appenddirname": s.appenddirname.encode(),
             b"databases": b"%d" % s.databases,
             b"maxclients": b"%d" % s.maxclients,
             b"timeout": b"%d" % int(s.idle_timeout or 0),
