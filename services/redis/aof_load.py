@@ -123,6 +123,7 @@ class AofLoader:
         self.expired = 0  # keys of a snapshot dropped as already expired (rdb_last_load_keys_expired)
         self.started = time.time()
         self._replayer = _Replayer(server)
+        self._pause = server.settings.key_load_delay / 1_000_000  # key-load-delay: per command or key
         self._work = self._load_all()
 
     @classmethod
@@ -175,6 +176,7 @@ class AofLoader:
         # it may still touch such a key (nothing expires while loading).
         drop_expired = part.rdb
         now = server.now_ms()
+        pause = self._pause
         try:
             for item in reader.records():
                 db = dbs[item.db]
@@ -192,6 +194,8 @@ class AofLoader:
                         db.access[item.key] = db.lru_clock - item.idle
                     self.keys += 1
                 self.loaded = done + reader.pos
+                if pause:
+                    time.sleep(pause)
                 yield
         except RdbFileError as exc:
             what = "RDB file" if part.rdb else "RDB part of the append-only file"
@@ -212,6 +216,8 @@ class AofLoader:
         replayer = self._replayer
         pending: list[list[bytes]] | None = None
         valid = start  # end of the last record outside a transaction
+        pause = self._pause
+        count = 0
         try:
             for argv, end in read_commands(data, start):
                 name = argv[0].upper()
@@ -229,8 +235,14 @@ class AofLoader:
                     replayer.run(argv)
                     self.commands += 1
                     valid = end
-                self.loaded = done + end
-                yield
+                count += 1
+                if pause:
+                    time.sleep(pause)
+                    self.loaded = done + end
+                    yield
+                elif not count & 63:  # a pause every command would cost the replay a few percent
+                    self.loaded = done + end
+                    yield
             if pending is not None:
                 raise TruncatedAOFError(valid)
         except TruncatedAOFError as cut:
@@ -257,11 +269,9 @@ class AofLoader:
     def step(self, budget: float | None) -> bool:
         """Load for about *budget* seconds (None: to the end); True when everything is loaded."""
         deadline = time.perf_counter() + budget if budget is not None else None
-        pause = self.server.settings.key_load_delay / 1_000_000
-        for done, _ in enumerate(self._work, 1):
-            if pause:
-                time.sleep(pause)
-            if deadline is not None and (pause or not done & 63) and time.perf_counter() > deadline:
+        # The work yields after each key of RDB data, and after every 64 commands (each one with a pause).
+        for _ in self._work:
+            if deadline is not None and time.perf_counter() > deadline:
                 return False
         self.loaded = self.total
         return True
