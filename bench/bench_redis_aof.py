@@ -24,6 +24,11 @@ is written once; redis-server 7.0 loads it as an old-style ``appendonly.aof``
 from /proc once ``INFO`` says loading:0), ours replays it in this process
 (``AofLoader`` to the end: wall and CPU seconds).  Seconds per MB of file.
 
+``rdb``: redis-server loads that AOF and ``SAVE``s; the ``dump.rdb`` is then
+loaded by redis-server (its log's "DB loaded from disk" seconds, its CPU
+seconds) and imported by ours in this process, with the AOF off (loading
+only) and on (loading, then writing our append-only file).
+
 ``rewrite``: the same data set (``--keys`` keys) in each server, then
 ``BGREWRITEAOF``: the wall time until the switch-over, the child's CPU
 seconds and peak RSS (ours, from wait4), the size of the rewritten file;
@@ -132,14 +137,15 @@ def call(port: int, *args: bytes) -> bytes:
 
 
 @contextmanager
-def redis_server_loading(aof: str, preamble: str = "no") -> Iterator[tuple[int, int, str]]:
-    """redis-server with a copy of *aof* as its old-style appendonly.aof; yields (port, pid, data dir) once loaded."""
+def redis_server_loading(aof: str, preamble: str = "no", rdb: bool = False) -> Iterator[tuple[int, int, str]]:
+    """redis-server with a copy of *aof* as its old-style appendonly.aof (or *rdb*: as its dump.rdb, AOF off);
+    yields (port, pid, data dir) once loaded."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-aof-") as data_dir:
-        shutil.copyfile(aof, os.path.join(data_dir, "appendonly.aof"))
+        shutil.copyfile(aof, os.path.join(data_dir, "dump.rdb" if rdb else "appendonly.aof"))
         log = os.path.join(data_dir, "redis.log")
         proc = subprocess.Popen(
-            ["redis-server", "--save", "", "--appendonly", "yes", "--aof-use-rdb-preamble", preamble,
+            ["redis-server", "--save", "", "--appendonly", "no" if rdb else "yes", "--aof-use-rdb-preamble", preamble,
              "--port", str(port), "--bind", "127.0.0.1", "--dir", data_dir, "--logfile", log],
             cwd=ROOT, stdout=subprocess.DEVNULL,
         )  # fmt: skip
@@ -232,6 +238,59 @@ def rewrite_redis_server(aof: str, preamble: str) -> dict[str, float]:
         return {"wall": wall, "size": size}
 
 
+def load_rdb_redis_server(rdb: str) -> tuple[float, float]:
+    """redis-server loading *rdb* as its dump.rdb: (seconds from its log, CPU seconds of the process)."""
+    with redis_server_loading(rdb, rdb=True) as (_port, pid, data_dir):
+        cpu = cpu_seconds(pid)
+        with open(os.path.join(data_dir, "redis.log")) as log:
+            found = re.findall(r"DB loaded from disk: ([0-9.]+) seconds", log.read())
+        return float(found[-1]), cpu
+
+
+def load_rdb_ours(rdb: str, appendonly: bool) -> tuple[float, float]:
+    """Ours importing *rdb* as its dump.rdb in this process (appendonly on: also writing our AOF): wall, CPU."""
+    from linechat.services.redis import RedisService
+    from linechat.testing import ServiceHarness
+
+    with tempfile.TemporaryDirectory(prefix="bench-aof-") as data_dir:
+        shutil.copyfile(rdb, os.path.join(data_dir, "dump.rdb"))
+        gc.collect()
+        wall, cpu = time.perf_counter(), time.process_time()
+        harness = ServiceHarness(RedisService, data_dir=data_dir, appendonly=appendonly, auto_aof_rewrite_percentage=0)
+        while harness.service.loading:
+            harness.reactor._run_ready()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        assert harness.service.last_load[0] > 0
+        harness.close()
+        return wall, cpu
+
+
+def rdb_part(args: argparse.Namespace) -> None:
+    """Loading a dump.rdb that redis-server wrote: redis-server, ours, ours also writing its AOF."""
+    with tempfile.TemporaryDirectory(prefix="bench-aof-src-") as folder:
+        aof = os.path.join(folder, "appendonly.aof")
+        make_aof(aof, args.keys)
+        rdb = os.path.join(folder, "dump.rdb")
+        with redis_server_loading(aof) as (port, _pid, data_dir):
+            assert call(port, b"SAVE") == b"+OK"
+            shutil.copyfile(os.path.join(data_dir, "dump.rdb"), rdb)
+        mb = os.path.getsize(rdb) / 1e6
+        runs: dict[str, list[tuple[float, float]]] = {"redis-server": [], "ours": [], "ours, writing its AOF": []}
+        for _ in range(args.rounds):
+            runs["redis-server"].append(load_rdb_redis_server(rdb))
+            runs["ours"].append(load_rdb_ours(rdb, appendonly=False))
+            runs["ours, writing its AOF"].append(load_rdb_ours(rdb, appendonly=True))
+            print(f"# rdb round: {runs}", file=sys.stderr, flush=True)
+        print(f"\nLoading a {mb:.1f} MB dump.rdb ({args.keys:,} string keys) written by redis-server, "
+              f"best of {args.rounds}:\n")  # fmt: skip
+        print("| server | wall s | CPU s | CPU s per MB |")
+        print("|---|---|---|---|")
+        best = {kind: (min(r[0] for r in rs), min(r[1] for r in rs)) for kind, rs in runs.items()}
+        for kind, (wall, cpu) in best.items():
+            print(f"| {kind} | {wall:.2f} | {cpu:.2f} | {cpu / mb:.3f} |")
+        print(f"\nours/redis-server: CPU {best['ours'][1] / best['redis-server'][1]:.1f}x\n")
+
+
 def files_part(args: argparse.Namespace) -> None:
     """Replay and rewrite figures on one generated file."""
     with tempfile.TemporaryDirectory(prefix="bench-aof-src-") as folder:
@@ -277,7 +336,7 @@ def files_part(args: argparse.Namespace) -> None:
 def main() -> None:
     """Run the parts asked for and print their tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--parts", default="writes,replay,rewrite", help="writes, replay, rewrite (comma-separated)")
+    parser.add_argument("--parts", default="writes,replay,rewrite", help="writes, replay, rewrite, rdb (comma-sep.)")
     parser.add_argument("--keys", type=int, default=1_000_000, help="keys of the replay and rewrite data set")
     parser.add_argument("--requests", type=int, default=50_000, help="requests per test without pipelining")
     parser.add_argument("--pipelined-requests", type=int, default=200_000, help="requests per test with -P 16")
@@ -295,6 +354,8 @@ def main() -> None:
     print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores\n")
     if "replay" in args.parts or "rewrite" in args.parts:
         files_part(args)
+    if "rdb" in args.parts:
+        rdb_part(args)
     if "writes" in args.parts:
         writes_part(args)
 

@@ -289,7 +289,11 @@ class Reader:
         return n
 
     def byte(self) -> int:
-        return self.take(1)[0]
+        pos = self.pos
+        if pos >= len(self.data):
+            raise BadPayloadError(f"1 byte wanted past the end of the {self.what}")
+        self.pos = pos + 1
+        return self.data[pos]
 
     def length(self, special: bool = False) -> tuple[int, bool]:
         first = self.byte()
@@ -312,6 +316,12 @@ class Reader:
         return self.length()[0]
 
     def string(self) -> bytes:
+        data, pos = self.data, self.pos
+        if pos < len(data) and data[pos] < 0x40:  # a short plain string, the most common by far: inline
+            end = pos + 1 + data[pos]
+            if end <= len(data):
+                self.pos = end
+                return data[pos + 1 : end]
         n, encoded = self.length(special=True)
         if not encoded:
             return self.take(n)

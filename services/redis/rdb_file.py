@@ -39,6 +39,8 @@ _MODULE_TYPES = frozenset((6, 7))
 _CHECKSUM_VERSION = 5
 
 _CRC = Model("CRC64-REDIS")
+#: The checksum is brought up to date in steps of at least this many bytes (one C call each).
+_CRC_CHUNK = 1 << 16
 
 
 class RdbFileError(ValueError):
@@ -136,7 +138,8 @@ class RdbReader:
                 if op in VALUE_TYPES:
                     key = r.string()
                     value = load_value(r, op)
-                    self._update_crc()
+                    if r.pos - self._crc_pos >= _CRC_CHUNK:
+                        self._update_crc()
                     yield RdbKey(db, key, value, expire_ms, idle)
                     expire_ms = idle = None
                 elif op == OP_EOF:
