@@ -9,10 +9,13 @@ copies and SET of a value taken from redis-server work both ways:
 * then 16384 registers of 6 bits, packed little endian (register ``i`` at
   bit ``6 * i``) in the dense encoding, or run-length opcodes in the sparse one.
 
-This server *writes* only the dense encoding (12,304 bytes per key: simpler,
-and the same registers give the same counts); it *reads* both, so a sparse
-value made by redis-server is counted and merged, and turned dense on its
-first PFADD.  Elements are hashed with MurmurHash64A (seed ``0xadc83b19``):
+Both encodings are written as redis-server 7.0 writes them, byte for byte:
+a new key starts sparse and is updated in place (``hll_sparse``), and turns
+dense when a split would take it past ``hll-sparse-max-bytes`` or a
+register passes 32; PFMERGE writes dense if an input is dense, else raises
+the destination's registers one by one in the sparse encoding.  A
+conversion keeps the header, cached count and its "stale" bit included.
+Elements are hashed with MurmurHash64A (seed ``0xadc83b19``):
 the low 14 bits pick the register, the run of zeros after them (plus one)
 is the register's candidate value.  The count is Otmar Ertl's improved
 estimator that Redis 7.0 uses, computed in the same double arithmetic.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from linechat.services.redis import hll_sparse
 from linechat.services.redis.base import WRONGTYPE, CommandContext
 from linechat.services.redis.resp import ONE, ZERO, RespError, integer
 from linechat.services.redis.table import KeySpec, redis_command
@@ -128,6 +132,13 @@ def _pack_dense(registers: bytes | bytearray) -> bytearray:
     return bytearray(b"HYLL\0\0\0\0\0\0\0\0\0\0\0" + bytes([_INVALID_CACHE])) + body
 
 
+def _to_dense(value: bytes | bytearray, registers: bytes | bytearray) -> bytearray:
+    """A dense value holding *registers*, with *value*'s header (cached count included), as a conversion keeps it."""
+    data = _pack_dense(registers)
+    data[5:_HEADER] = value[5:_HEADER]
+    return data
+
+
 _HIGH_BITS = int.from_bytes(b"\x80" * REGISTERS, "big")
 
 
@@ -142,32 +153,6 @@ def register_max(a: bytes | bytearray, b: bytes | bytearray) -> bytearray:
     pick_a = (((x | _HIGH_BITS) - y) & _HIGH_BITS) >> 7
     mask = pick_a * 0xFF
     return bytearray(((x & mask) | (y & ~mask)).to_bytes(REGISTERS, "big"))
-
-
-def _unpack_sparse(data: bytes | bytearray) -> bytearray | None:
-    """The registers of a sparse value; None if its opcodes do not cover exactly 16384 registers."""
-    out = bytearray(REGISTERS)
-    index = 0
-    pos = _HEADER
-    end = len(data)
-    while pos < end:
-        op = data[pos]
-        if op & 0x80:  # VAL: 1vvvvvxx, value vvvvv+1 for xx+1 registers
-            value, run = ((op >> 2) & 31) + 1, (op & 3) + 1
-            if index + run > REGISTERS:
-                return None
-            out[index : index + run] = bytes([value]) * run
-            pos += 1
-        elif op & 0x40:  # XZERO: 01xxxxxx yyyyyyyy, 14-bit run of zeros
-            if pos + 1 >= end:
-                return None
-            run = (((op & 63) << 8) | data[pos + 1]) + 1
-            pos += 2
-        else:  # ZERO: 00xxxxxx, up to 64 zeros
-            run = (op & 63) + 1
-            pos += 1
-        index += run
-    return out if index == REGISTERS else None
 
 
 def _sigma(x: float) -> float:
@@ -230,7 +215,7 @@ class HyperLogLogCommands(CommandContext):
     def _registers(value: bytes | bytearray) -> bytearray:
         if value[4] == 0:
             return _unpack_dense(value)
-        registers = _unpack_sparse(value)
+        registers = hll_sparse.unpack(value)
         if registers is None:
             raise RespError(CORRUPT)
         return registers
@@ -241,19 +226,41 @@ class HyperLogLogCommands(CommandContext):
     def cmd_pfadd(self, key: bytes, *elements: bytes) -> bytes:
         """Add elements to a HyperLogLog; 1 if its estimate may have changed (or it was created)."""
         value = self._hll(key)
-        created = value is None
+        changed = value is None
         if value is None:
-            data = _pack_dense(bytes(REGISTERS))
+            data = bytearray(hll_sparse.EMPTY)  # as redis-server: a new key starts sparse
             self.db.set(key, data)
-        elif type(value) is not bytearray or value[4] != 0:
-            # Changed in place from now on: a bytearray, dense, with the header's cached count kept.
-            data = bytearray(value) if value[4] == 0 else _pack_dense(self._registers(value))
-            data[8:16] = value[8:16]
-            self.db.set(key, data, keep_ttl=True)
+        elif not elements:
+            return ZERO  # nothing added, nothing read (a corrupt value goes unnoticed, as in redis-server)
         else:
-            data = value
-        changed = created
-        for element in elements:
+            # Changed in place from now on: a bytearray, with the header's cached count kept.
+            data = value if type(value) is bytearray else bytearray(value)
+            if data is not value:
+                self.db.set(key, data, keep_ttl=True)
+        todo: tuple[bytes, ...] = elements
+        if data[4] == 1:
+            limit = self.server.settings.hll_sparse_max_bytes
+            for i, element in enumerate(elements):
+                index, count = _position(element)
+                outcome = hll_sparse.set_register(data, index, count, limit)
+                if outcome == hll_sparse.CORRUPT:
+                    if changed:  # the registers set so far stay set, with the cached count stale
+                        data[15] |= _INVALID_CACHE
+                    raise RespError(CORRUPT)
+                if outcome == hll_sparse.PROMOTE:  # too long, or a value past 32: dense from here on
+                    registers = hll_sparse.unpack(data)
+                    if registers is None:
+                        raise RespError(CORRUPT)
+                    data = _to_dense(data, registers)
+                    _dense_set(data, index, count)
+                    self.db.set(key, data, keep_ttl=True)
+                    changed = True
+                    todo = elements[i + 1 :]
+                    break
+                changed = changed or outcome == 1
+            else:
+                todo = ()
+        for element in todo:
             index, count = _position(element)
             if _dense_get(data, index) < count:
                 _dense_set(data, index, count)
@@ -311,17 +318,22 @@ class HyperLogLogCommands(CommandContext):
         group="hyperloglog",
     )
     def cmd_pfmerge(self, dest: bytes, *sources: bytes) -> bytes:
-        """Merge HyperLogLogs into the destination (itself included)."""
+        """Merge HyperLogLogs into the destination (itself included); sparse unless a source is dense or it outgrows."""
         merged = bytearray(REGISTERS)
+        dense = False
         for name in (dest, *sources):
             value = self._hll(name)
             if value is not None:
+                dense = dense or value[4] == 0
                 merged = register_max(merged, self._registers(value))
-        result = _pack_dense(merged)
         old = self.db.get(dest)
-        if old is not None:
-            result[8:16] = old[8:16]  # Redis rewrites the registers in place: the header's cached count stays
-            result[15] |= _INVALID_CACHE
+        # As redis-server: the destination's registers are raised in place, so its header (the
+        # cached count, marked stale below) stays; a missing one starts as an empty sparse value.
+        result = bytearray(hll_sparse.EMPTY if old is None else old)
+        limit = self.server.settings.hll_sparse_max_bytes
+        if dense or result[4] == 0 or not hll_sparse.merge_registers(result, merged, limit):
+            result = _to_dense(result, merged)
+        result[15] |= _INVALID_CACHE
         self.db.set(dest, result, keep_ttl=True)
         self._propagate()
         return b"+OK\r\n"

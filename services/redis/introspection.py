@@ -77,7 +77,8 @@ _INTEGERS = {
     "auto-aof-rewrite-percentage": (0, 2**31 - 1),
     "latency-monitor-threshold": (0, 2**63 - 1),
 }
-_MEMORY = frozenset({"maxmemory", "proto-max-bulk-len", "auto-aof-rewrite-min-size"})
+_MEMORY = frozenset({"maxmemory", "proto-max-bulk-len", "auto-aof-rewrite-min-size", "hll-sparse-max-bytes"})
+_MEMORY_LIMITS = {"hll-sparse-max-bytes": 2**63 - 1}
 _FREE_TEXT = frozenset({"notify-keyspace-events", "save", "requirepass"})
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 
@@ -109,7 +110,11 @@ def _config_value(key: str, raw: bytes) -> Any:
         unit = lowered[len(digits) :]
         if not digits.isdigit() or unit not in _UNITS:
             raise RespError(fail + "argument must be a memory value")
-        return int(digits) * _UNITS[unit]
+        amount = int(digits) * _UNITS[unit]
+        most = _MEMORY_LIMITS.get(key)
+        if most is not None and amount > most:
+            raise RespError(fail + f"argument must be between 0 and {most} inclusive")
+        return amount
     if key in _FREE_TEXT:
         return text
     raise RespError(f"ERR Unknown option or number of arguments for CONFIG SET - '{key}'")

@@ -94,6 +94,9 @@ class RedisSettings(ServiceSettings):
     aclfile: Path | None = Field(
         None, description="file of ACL users, one ACL LIST line each: loaded at start, ACL SAVE/LOAD (aclfile)"
     )
+    hll_sparse_max_bytes: int = Field(
+        3000, ge=0, lt=2**63, description="longest sparse HyperLogLog before it turns dense (hll-sparse-max-bytes)"
+    )
 
 
 class RedisService(Service):
@@ -643,6 +646,7 @@ class RedisService(Service):
             b"list-max-ziplist-size": b"-2",
             b"stream-node-max-entries": b"100",
             b"stream-node-max-bytes": b"4096",
+            b"hll-sparse-max-bytes": b"%d" % s.hll_sparse_max_bytes,
             b"protected-mode": b"yes" if s.protected_mode else b"no",
             b"enable-debug-command": s.enable_debug_command.encode(),
             # As redis-server: an authenticated client may read it back (it is never logged).
@@ -677,6 +681,8 @@ class RedisService(Service):
                 s.auto_aof_rewrite_percentage = value
             elif key == "auto-aof-rewrite-min-size":
                 s.auto_aof_rewrite_min_size = value
+            elif key == "hll-sparse-max-bytes":
+                s.hll_sparse_max_bytes = value
             elif key == "slowlog-log-slower-than":
                 self.monitoring.configure(slower_than=value)
             elif key == "slowlog-max-len":
