@@ -954,7 +954,35 @@ class SortedSetCommands(CommandContext):
     @redis_command("ZRANGE", arity=-4, flags="readonly", keys=(1, 1, 1), group="sorted-set")
     def cmd_zrange(self, key: bytes, start: bytes, stop: bytes, *options: bytes) -> bytes:
         """Members by rank, score (BYSCORE) or member (BYLEX), REV, LIMIT, WITHSCORES."""
+        if options:
+            page = self._zrange_byscore(key, start, stop, options)
+            if page is not None:
+                return page
         return self._range((key, start, stop, *options), None, None)
+
+    def _zrange_byscore(self, key: bytes, start: bytes, stop: bytes, options: tuple[bytes, ...]) -> bytes | None:
+        """ZRANGE ... BYSCORE [REV] [LIMIT offset count], each option once: _score_page; None for any other form."""
+        byscore = reverse = False
+        limit_args: tuple[bytes, ...] = ()
+        i = 0
+        while i < len(options):
+            word = options[i].upper()
+            if word == b"BYSCORE" and not byscore:
+                byscore = True
+            elif word == b"REV" and not reverse:
+                reverse = True
+            elif word == b"LIMIT" and not limit_args and i + 2 < len(options):
+                limit_args = options[i + 1 : i + 3]
+                i += 2
+            else:
+                return None  # WITHSCORES, BYLEX, a repeated or unknown word: _range reads (or refuses) it
+            i += 1
+        if not byscore:
+            return None
+        # With REV the first bound is the maximum, as ZREVRANGEBYSCORE takes them.
+        return self._score_page(key, stop, start, limit_args, True) if reverse else (
+            self._score_page(key, start, stop, limit_args, False)
+        )
 
     @redis_command(
         "ZRANGESTORE",
@@ -998,6 +1026,27 @@ class SortedSetCommands(CommandContext):
             raise RespError(WRONGTYPE)
         if offset < 0 or (offset > 0 and offset >= len(zset.scores)):
             return EMPTY_ARRAY
+        if limit > 0 and not lo_ex and not hi_ex:
+            # score_walk's one-sublist shortcuts, inlined for the forms clients send most:
+            # "min +inf LIMIT off count" and "max -inf LIMIT off count" from the top.
+            order = zset.order
+            maxes = order._maxes
+            if not reverse and hi == INF:
+                probe = (lo, b"")
+                pos = bisect_left(maxes, probe)
+                if pos < len(maxes):
+                    chunk = order._lists[pos]
+                    idx = bisect_left(chunk, probe) + offset
+                    if idx + limit <= len(chunk):
+                        return _members_reply(chunk[idx : idx + limit])
+            elif reverse and lo == -INF and hi != INF:
+                probe = (math.nextafter(hi, INF), b"")
+                pos = bisect_left(maxes, probe)
+                if pos < len(maxes):
+                    chunk = order._lists[pos]
+                    idx = bisect_left(chunk, probe) - offset
+                    if idx >= limit:
+                        return _members_reply(chunk[idx - limit : idx][::-1])
         return _members_reply(zset.score_walk(lo, lo_ex, hi, hi_ex, offset, limit, reverse))
 
     @redis_command("ZRANGEBYSCORE", arity=-4, flags="readonly", keys=(1, 1, 1), group="sorted-set")

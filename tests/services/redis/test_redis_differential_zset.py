@@ -214,6 +214,27 @@ CORPUS: list[tuple[str, ...]] = [
     ("ZREVRANGEBYSCORE", "nokey", "+inf", "-inf", "LIMIT", "0", "2"),
     ("ZREVRANGEBYSCORE", "big", "+inf", "-inf", "LIMIT", "6000", "10"),
     ("ZREVRANGEBYSCORE", "big", "+inf", "-inf", "LIMIT", "5999", "10"),
+    # ZRANGE ... BYSCORE [REV] [LIMIT] takes the same shortcut when each option comes once
+    *[("ZRANGE", "big", *bounds, *opts)
+      for bounds, opts in [(("+inf", "-inf"), ("BYSCORE", "REV", "LIMIT", "0", "10")),
+                           (("1500", "-inf"), ("REV", "BYSCORE", "LIMIT", "7", "40")),
+                           (("(1000", "-inf"), ("limit", "0", "10", "rev", "byscore")),
+                           (("500", "+inf"), ("BYSCORE", "LIMIT", "0", "10")),
+                           (("500", "+inf"), ("LIMIT", "3", "10", "BYSCORE")),
+                           (("+inf", "-inf"), ("BYSCORE", "REV")),
+                           (("2", "1"), ("BYSCORE", "REV", "LIMIT", "0", "10")),
+                           (("+inf", "-inf"), ("BYSCORE", "REV", "LIMIT", "0", "10", "LIMIT", "1", "2")),
+                           (("+inf", "-inf"), ("BYSCORE", "REV", "REV")),
+                           (("+inf", "-inf"), ("BYSCORE", "BYSCORE")),
+                           (("+inf", "-inf"), ("BYSCORE", "REV", "LIMIT", "0")),
+                           (("+inf", "-inf"), ("BYSCORE", "REV", "LIMIT", "x", "1")),
+                           (("x", "-inf"), ("BYSCORE", "REV", "LIMIT", "0", "1")),
+                           (("x", "-inf"), ("BYSCORE", "REV", "LIMIT", "x", "1")),
+                           (("+inf", "-inf"), ("BYSCORE", "REV", "WITHSCORES", "LIMIT", "0", "2")),
+                           (("0", "-1"), ("REV", "LIMIT", "0", "2")),
+                           (("+inf", "-inf"), ("BYSCORE", "REV", "LIMIT", "5999", "10"))]],
+    ("ZRANGE", "str", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", "0", "2"),
+    ("ZRANGE", "nokey", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", "0", "2"),
     # member replies: members of one length, of several, empty, and of 256 bytes or more
     ("ZADD", "sizes", "1", "a", "2", "bb", "3", "", "4", "x" * 255, "5", "y" * 256, "6", "z" * 300, "7", "c"),
     *[(name, "sizes", *bounds, "LIMIT", offset, count)
