@@ -17,6 +17,10 @@ __all__ = ["REWRITE_LIMIT", "AppendOnlyFile", "TruncatedAOFError", "read_command
 REWRITE_LIMIT = 4 << 20
 #: The most a spill file is copied (or read) in one piece.
 _COPY_CHUNK = 1 << 20
+#: Seconds between retries of a failed write or fsync (redis-server retries from its once-a-second cron).
+RETRY_INTERVAL = 1.0
+#: While the file cannot be written, at most one log line per this many seconds says it still fails.
+_FAILURE_LOG_INTERVAL = 30.0
 
 
 class TruncatedAOFError(Exception):
@@ -83,6 +87,13 @@ class AppendOnlyFile:
     that queues a reply in that turn has its output held; at the end of the
     turn all the turn's records are written in one ``write(2)`` and fsynced
     once, then the held output is released, in order.
+
+    A failed ``write(2)`` or ``fsync(2)`` (a full disk, an I/O error) puts the
+    file in an error state (:attr:`write_error`): what was not written stays
+    in the buffer and is retried about once a second until a write and an
+    fsync succeed.  Meanwhile the service refuses write commands
+    (``-MISCONF``), and under ``always`` the held output of the turn that
+    failed is never sent: those connections are closed unanswered.
     """
 
     def __init__(self, path: Path, fsync: str, reactor: Any, log: Any, rewrite_limit: int = REWRITE_LIMIT) -> None:
@@ -101,6 +112,14 @@ class AppendOnlyFile:
         self._syncer: threading.Thread | None = None
         self._stop = threading.Event()
         self._retired: list[int] = []  # descriptors of replaced files, closed by the fsync thread after its call
+        #: Why the file cannot be written (strerror of the failed write or fsync), or None when all is well.
+        self.write_error: str | None = None
+        self._retry_timer: Any = None
+        self._failures = 0  # failed attempts since the last log line about them
+        self._failure_logged = 0.0  # reactor time of the last line about a failure (0: none yet)
+        self._entered_logged = False  # the entry into the error state was logged: log its end too
+        self._dropped = 0  # connections closed unanswered since the last line about them
+        self._dropped_logged: float | None = None  # reactor time of that line
         #: While a rewrite runs: the records written since it forked (the child's snapshot lacks them) that
         #: are held in memory; past ``rewrite_limit`` bytes they go to a spill file (see :meth:`_spill`).
         self.rewrite_buf: bytearray | None = None
@@ -154,7 +173,8 @@ class AppendOnlyFile:
                 os.fsync(fd)
                 self._fsyncs += 1
             except OSError as exc:
-                self.log.error("aof_fsync_failed", path=str(self.path), error=str(exc))
+                self._dirty = True  # not durable: the next fsync (or the retry) tries again
+                self.reactor.call_soon_threadsafe(self._failed, "fsync", exc)
 
     def _close_retired(self) -> None:
         """Close the descriptors of files a rewrite replaced (on the fsync thread, which may still use them)."""
@@ -192,7 +212,9 @@ class AppendOnlyFile:
             self._tx_written = True
             self._buf += b"*1\r\n$5\r\nMULTI\r\n"
         self._buf += array(argv)
-        if self._policy == "always":
+        if self._policy == "always" and self.write_error is None:
+            # In the error state nothing is held: the record waits for the retry, and reads are
+            # served meanwhile (writes are refused, so the only records are expiry's DELs).
             self._awaiting = True
         if not self._turn_scheduled:
             self._turn_scheduled = True
@@ -208,43 +230,130 @@ class AppendOnlyFile:
 
         ``always``: while records of this turn await their fsync, the
         channel's output is held until :meth:`_end_turn` has fsynced them.
-        Otherwise the buffered records are written now.
+        Otherwise the buffered records are written now; if that fails, the
+        channel is held too, and closed unanswered at the end of the turn.
+        In the error state nothing is held (reads are served; writes are
+        refused before they run).
         """
         if self._awaiting:
             if not channel.output_held:
                 channel.hold_output()
                 self._held.append(channel)
-        elif self._buf:
-            self.flush()
+        elif self._buf and self.write_error is None and not self.flush() and not channel.output_held:
+            # This batch's records could not be written: its replies must not
+            # acknowledge them.  Held, then dropped with the connection at the
+            # end of the turn; the records stay buffered for the retry.
+            channel.hold_output()
+            self._held.append(channel)
 
     def _end_turn(self) -> None:
-        """The end of a reactor turn: write what is left; under ``always`` fsync once, then release held replies."""
+        """The end of a reactor turn: write what is left; under ``always`` fsync once, then release held replies.
+
+        If the write or the fsync fails, the held replies may acknowledge or
+        show writes that are not durable: their connections are closed
+        without them (as the clients of a crashed redis-server see it).
+        """
         self._turn_scheduled = False
+        ok = False
         try:
-            self.flush()
+            ok = self.flush()
             if self._awaiting or self._held:
-                self.fsync()
                 self._awaiting = False
+                ok = ok and self.fsync()
         finally:
-            self._release()
+            if ok:
+                self._release()
+            else:
+                self._drop_held()
 
     def _release(self) -> None:
         held, self._held = self._held, []
         for channel in held:
             channel.release_output()
 
-    def flush(self) -> None:
-        """Write the buffered commands to the file."""
-        buf = self._buf
-        if not buf or self._fd < 0:
+    def _drop_held(self) -> None:
+        """Close the connections whose output was held, without sending it: the writes were not made durable."""
+        held, self._held = self._held, []
+        if held:
+            self._dropped += len(held)
+            now = self.reactor.time()
+            if self._dropped_logged is None or now - self._dropped_logged >= _FAILURE_LOG_INTERVAL:
+                # Counted since the last line: a disk that keeps filling up cannot flood the log.
+                self.log.error("aof_replies_dropped", path=str(self.path), connections=self._dropped)
+                self._dropped = 0
+                self._dropped_logged = now
+        for channel in held:
+            channel.discard_buffers()
+            channel.close()
+
+    # ------------------------------------------------------------------ the error state
+
+    def _failed(self, op: str, exc: OSError) -> None:
+        """A write or fsync failed: enter (or stay in) the error state, and retry from a timer.
+
+        The log says when the state is entered and left, and while it lasts,
+        at most once per ``_FAILURE_LOG_INTERVAL`` that it still fails (with
+        the count): a full disk retried every second, or a disk that keeps
+        filling up again, cannot flood the log.
+        """
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        now = self.reactor.time()
+        entering = self.write_error is None
+        self.write_error = reason
+        self._failures += 1
+        if now - self._failure_logged >= _FAILURE_LOG_INTERVAL or self._failure_logged == 0.0:
+            self._failure_logged = now or 1e-9
+            self._entered_logged = entering or self._entered_logged
+            event = f"aof_{op}_failed" if entering else "aof_still_failing"
+            self.log.error(
+                event,
+                op=op,
+                path=str(self.path),
+                error=str(exc),
+                failures=self._failures,
+                buffered=len(self._buf),
+                refusing_writes=True,
+            )
+            self._failures = 0
+        if self._retry_timer is None and self._fd >= 0:
+            self._retry_timer = self.reactor.call_later(RETRY_INTERVAL, self._retry)
+
+    def _retry(self) -> None:
+        """The retry timer: write what is buffered and fsync it; on success leave the error state."""
+        self._retry_timer = None
+        if self.write_error is None or self._fd < 0:
             return
+        self._dirty = True  # a failed fsync left nothing to show it: make the retry sync for sure
+        ok = self.flush(retry=True) if self._policy == "no" else self.fsync(retry=True)
+        if not ok:
+            return  # _failed scheduled the next try
+        if self._entered_logged:
+            # Said once per logged entry, so an error state that comes and goes logs at the failure lines' pace.
+            self.log.warning("aof_write_recovered", path=str(self.path), error_was=self.write_error)
+            self._entered_logged = False
+        self.write_error = None
+
+    def flush(self, retry: bool = False) -> bool:
+        """Write the buffered commands to the file; False if some are left (the error state).
+
+        In the error state only the retry timer (*retry*) writes, so a full
+        disk is not tried once per batch of commands.
+        """
+        buf = self._buf
+        if self.write_error is not None and not retry:
+            return False
+        if not buf or self._fd < 0:
+            return True
         view = memoryview(buf)
         written = 0
+        failure: OSError | None = None
         try:
             while written < len(buf):
                 written += os.write(self._fd, view[written:])
         except OSError as exc:
-            self.log.error("aof_write_failed", path=str(self.path), error=str(exc))
+            # What was not written stays in the buffer, in order, for the retry.  Without its
+            # traceback: a frame in it may still hold a slice of the buffer, which must shrink below.
+            failure = exc.with_traceback(None)
         finally:
             kept = self.rewrite_buf
             if kept is not None:
@@ -255,6 +364,10 @@ class AppendOnlyFile:
         self._dirty = True
         if kept is not None and len(kept) > self.rewrite_limit:
             self._spill(kept)
+        if failure is not None:
+            self._failed("write", failure)
+            return False
+        return True
 
     def _spill(self, kept: bytearray) -> None:
         """Move the rewrite-time records held in memory to the spill file, so memory stays bounded.
@@ -309,8 +422,14 @@ class AppendOnlyFile:
         return copied
 
     def start_rewrite(self) -> None:
-        """Called just before the fork: what is buffered goes to the old file, later records are kept aside too."""
-        self.flush()
+        """Called just before the fork: what is buffered goes to the old file, later records are kept aside too.
+
+        Raises ``OSError`` if the buffer cannot be written (the error state):
+        its records are already in the data the child would snapshot, and
+        would be appended after that snapshot again.
+        """
+        if not self.flush():
+            raise OSError(f"the append-only file cannot be written: {self.write_error}")
         self.rewrite_buf = bytearray()
         self.rewrite_failed = None
         self._db = -1  # the kept records start with a SELECT (the snapshot may end in any database)
@@ -357,16 +476,20 @@ class AppendOnlyFile:
         except OSError as exc:
             self.log.error("aof_dir_fsync_failed", path=str(self.path.parent), error=str(exc))
 
-    def fsync(self) -> None:
-        """Flush, then make what was written durable."""
-        self.flush()
+    def fsync(self, retry: bool = False) -> bool:
+        """Flush, then make what was written durable; False if either failed (the error state)."""
+        if not self.flush(retry):
+            return False
         if self._dirty and self._fd >= 0:
             self._dirty = False
             try:
                 os.fsync(self._fd)
                 self._fsyncs += 1
             except OSError as exc:
-                self.log.error("aof_fsync_failed", path=str(self.path), error=str(exc))
+                self._dirty = True
+                self._failed("fsync", exc)
+                return False
+        return True
 
     def close(self) -> None:
         """Flush, fsync (unless the policy is ``no``) and close the file (and a spill file)."""
@@ -376,12 +499,17 @@ class AppendOnlyFile:
         if self._fd < 0:
             self._release()
             return
-        if self.policy == "no":
-            self.flush()
-        else:
-            self.fsync()
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+        ok = self.flush(retry=True) if self.policy == "no" else self.fsync(retry=True)
         self._awaiting = False
-        self._release()
+        if ok:
+            self._release()
+        else:
+            self._drop_held()
+            # The last chance has gone: say how much never reached the file.
+            self.log.error("aof_closed_unwritten", path=str(self.path), bytes=len(self._buf), error=self.write_error)
         os.close(self._fd)
         self._fd = -1
 

@@ -244,7 +244,14 @@ class Rewriter:
             return False
         now_ms = server.now_ms()
         parent = os.getpid()
-        aof.start_rewrite()
+        try:
+            aof.start_rewrite()
+        except OSError as exc:
+            os.close(fd)
+            temp.unlink(missing_ok=True)
+            server.log.error("aof_rewrite_failed", error=str(exc))
+            self._failed()
+            return False
         with warnings.catch_warnings():
             # The fsync thread only ever waits or fsyncs: the child never needs a lock it could hold.
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -397,8 +404,8 @@ class Rewriter:
         """From the server's periodic timer: start a scheduled rewrite, or an automatic one when the file grew."""
         server = self.server
         aof = server.aof
-        if aof is None or self.in_progress or server.loading:
-            return
+        if aof is None or self.in_progress or server.loading or aof.write_error is not None:
+            return  # (a file that cannot be written waits: the rewrite starts once it can)
         if self.scheduled:
             self.start()
             return

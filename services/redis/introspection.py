@@ -159,7 +159,7 @@ def _persistence(server: RedisService) -> dict[str, Any]:
             "aof_last_bgrewrite_status": rewriter.last_status,
             "aof_rewrites": rewriter.rewrites,
             "aof_rewrites_consecutive_failures": rewriter.consecutive_failures,
-            "aof_last_write_status": "ok",
+            "aof_last_write_status": "err" if aof is not None and aof.write_error is not None else "ok",
             "aof_fsync": server.settings.appendfsync,
         }
     )

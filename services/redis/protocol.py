@@ -64,6 +64,7 @@ _MULTIBULK_COUNTS = {b"*%d" % count: count for count in range(1, 1025)}
 _POSTPONED = b"-postponed\r\n"
 _NOAUTH = b"-NOAUTH Authentication required.\r\n"
 _LOADING = b"-LOADING Redis is loading the dataset in memory\r\n"
+_EXECABORT = b"-EXECABORT Transaction discarded because of: "
 # redis-server's words to a client refused by protected mode (src/networking.c).
 _DENIED = (
     b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for "
@@ -252,7 +253,7 @@ class RedisProtocol(
         monitoring = server.monitoring
         # SLOWLOG/LATENCY: commands taking at least this long are reported (None: no threshold set).
         limit = monitoring.min_seconds
-        # Subscribed, inside MULTI, or a script is busy: every command takes the full path.
+        # Subscribed, inside MULTI, a script is busy, the AOF cannot be written: every command takes the full path.
         slow = (
             self._subscribed
             or self._multi is not None
@@ -263,6 +264,7 @@ class RedisProtocol(
             or not self.authenticated
             or not self.user.unrestricted
             or monitoring.monitors
+            or (server.aof is not None and server.aof.write_error is not None)
         )
         for argv in commands:
             index += 1
@@ -317,6 +319,7 @@ class RedisProtocol(
                     or not self.authenticated
                     or not self.user.unrestricted
                     or monitoring.monitors
+                    or (server.aof is not None and server.aof.write_error is not None)
                 )
             if ready:
                 server.blocking.serve_ready()
@@ -740,6 +743,10 @@ class RedisProtocol(
                         return self._reject(name, text.encode("latin-1"))
                     return self._reject(name, _NOPERM[denial.reason])
             server = self.server
+            if server.aof is not None and server.aof.write_error is not None and not self.in_exec:
+                refusal = self._write_refused(name, spec)
+                if refusal is not None:
+                    return refusal
             if server.paused and not self.in_script and server.pause_holds(spec, self):
                 return _POSTPONED
             if server.loading and spec.accepts(len(argv) - 1) and not self._allowed_while(spec, argv, "loading"):
@@ -781,6 +788,30 @@ class RedisProtocol(
         ):
             monitoring.after(self, spec, argv, elapsed, timed=self._blocked is None)
         return reply  # type: ignore[return-value]
+
+    def _write_refused(self, name: str, spec: CommandDef) -> bytes | None:
+        """The AOF cannot be written: refuse a write (and PING, as redis-server 7.0 does) with its MISCONF error.
+
+        EXEC counts as a write when a write is queued: it is refused and the
+        transaction discarded (``-EXECABORT ... because of: MISCONF ...``).
+        """
+        refusal = self.server.write_refusal()
+        if refusal is None:
+            return None
+        if name == "EXEC" and self._multi is not None:
+            table = self.table
+            if not any(
+                (queued := table.get(argv[0].upper().decode("latin-1"))) is not None and _writes(queued, argv)
+                for argv in self._multi
+            ):
+                return None
+            self._multi = None
+            self._multi_failed = False
+            self._unwatch()
+            return _EXECABORT + refusal + b"\r\n"
+        if not _writes(spec, self.argv) and name != "PING":
+            return None
+        return self._reject(name, b"-" + refusal + b"\r\n")
 
     def _reject(self, name: str, line: bytes) -> bytes:
         """Refuse a command before it runs (NOAUTH, NOPERM): a transaction being queued then fails, as in Redis."""
@@ -849,6 +880,14 @@ class RedisProtocol(
     def idle_allowed(self) -> bool:
         """Subscribers and blocked clients are silent by design: Redis's timeout spares them too."""
         return self._subscribed or self._blocked is not None
+
+
+def _writes(spec: CommandDef, argv: list[bytes]) -> bool:
+    """Whether a command (or its subcommand, such as XGROUP CREATE) has the ``write`` flag."""
+    if spec.subcommands and len(argv) > 1:
+        sub = spec.subcommands.get(argv[1].upper().decode("latin-1"))
+        return sub is not None and sub.write
+    return spec.write
 
 
 #: The command table of the service: every command the connection knows, declared beside its handler.

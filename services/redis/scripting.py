@@ -543,6 +543,10 @@ class ScriptEngine:
             if self.readonly:
                 return b"ERR Write commands are not allowed from read-only scripts.", True
             self.wrote = True
+        if spec.write or (target is not None and target.write):
+            refusal = caller.server.write_refusal()
+            if refusal is not None:  # the append-only file cannot be written: after the read-only check, as in Redis
+                return refusal, True
         dialect = self.dialect
         caller.argv = argv
         caller.dialect = dialect

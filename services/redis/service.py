@@ -237,6 +237,13 @@ class RedisService(Service):
             return True
         return bool(spec.write or "may_replicate" in spec.flags)
 
+    def write_refusal(self) -> bytes | None:
+        """redis-server's MISCONF line (no ``-``, no CRLF) while the append-only file cannot be written, else None."""
+        aof = self.aof
+        if aof is None or aof.write_error is None:
+            return None
+        return b"MISCONF Errors writing to the AOF file: " + aof.write_error.encode("utf-8", "replace")
+
     # ------------------------------------------------------------------ changes, WATCH
 
     def _update_propagating(self) -> None:
