@@ -18,7 +18,9 @@ range starts at a random score.  At each size all servers run at once and
 the runs go round-robin over them (test by test, round by round), so load
 from elsewhere on the machine falls on every server alike.  The best of
 ``--rounds`` runs counts; a Markdown table of requests/second and our ratio
-to each peer is printed.
+to each peer is printed, then each server's CPU time per request (user +
+system from ``/proc/<pid>/stat`` around each run, the least of the rounds),
+which moves less than the rates when other work shares the machine.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import sys
 import time
 from contextlib import ExitStack
 
+from bench_redis import cpu_seconds
 from redis_servers import running
 
 
@@ -120,22 +123,27 @@ def main() -> None:
         kinds.remove("fakeredis")
     sizes = [int(s) for s in args.sizes.split(",")]
     rates: dict[tuple[str, int, str], float] = {}
+    cpu_us: dict[tuple[str, int, str], float] = {}  # server CPU per request, microseconds
     for size in sizes:
         with ExitStack() as stack:
-            ports = {kind: stack.enter_context(running(kind, args.python, "zset"))[0] for kind in kinds}
-            for kind, port in ports.items():
+            servers = {kind: stack.enter_context(running(kind, args.python, "zset")) for kind in kinds}
+            for kind, (port, _) in servers.items():
                 seconds = load(port, size)
                 print(f"# {kind}: loaded {size:,} members in {seconds:.1f} s", file=sys.stderr, flush=True)
             for _ in range(args.rounds):
                 for test, words in TESTS.items():
-                    for kind, port in ports.items():
+                    for kind, (port, pid) in servers.items():
                         requests = args.requests
                         if kind == "fakeredis":
                             requests = args.fakeredis_requests if size < 100_000 else args.fakeredis_large_requests
+                        before = sum(cpu_seconds(pid))
                         rate = benchmark(port, size, words, requests, args.pipeline, args.clients)
+                        used = (sum(cpu_seconds(pid)) - before) / requests * 1e6
                         key = (kind, size, test)
                         rates[key] = max(rates.get(key, 0.0), rate)
-                        print(f"# {kind} {size:,} {test}: {rate:,.0f} requests/s", file=sys.stderr, flush=True)
+                        cpu_us[key] = min(cpu_us.get(key, float("inf")), used)
+                        print(f"# {kind} {size:,} {test}: {rate:,.0f} requests/s, {used:.2f} us CPU/request",
+                              file=sys.stderr, flush=True)  # fmt: skip
     print(f"{os.cpu_count()} cores, -P {args.pipeline} -c {args.clients}, -n {args.requests} "
           f"({args.fakeredis_requests} for fakeredis, {args.fakeredis_large_requests} from 100k members), "
           f"best of {args.rounds}\n")  # fmt: skip
@@ -148,6 +156,15 @@ def main() -> None:
             row = [rates[k, size, test] for k in kinds]
             ratios = [row[0] / value if value else 0.0 for value in row[1:]]
             print(f"| {size:,} | {test} | " + " | ".join(f"{v:,.0f}" for v in row) + " | "
+                  + " | ".join(f"{r:.2f}x" for r in ratios) + " |")  # fmt: skip
+    print("\nServer CPU per request, microseconds, user + system (least of the rounds; ratio: peer's / ours):\n")
+    print("| members | test | " + " | ".join(kinds) + " | " + " | ".join(f"{k}/ours" for k in kinds[1:]) + " |")
+    print("|---" * (2 + 2 * len(kinds) - 1) + "|")
+    for size in sizes:
+        for test in TESTS:
+            row = [cpu_us[k, size, test] for k in kinds]
+            ratios = [value / row[0] if row[0] else 0.0 for value in row[1:]]
+            print(f"| {size:,} | {test} | " + " | ".join(f"{v:.2f}" for v in row) + " | "
                   + " | ".join(f"{r:.2f}x" for r in ratios) + " |")  # fmt: skip
     if "linechat" in kinds and len(sizes) > 1:
         print("\nOurs from the smallest to the largest size (1.00 = flat):\n")
