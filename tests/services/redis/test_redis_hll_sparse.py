@@ -157,3 +157,35 @@ def test_covered_is_bounded() -> None:
     assert hll_sparse.covered(HEAD + b"\x7f\xff" * 3 + b"\x00" * 30000) == -1
     assert hll_sparse.covered(HEAD) == 0
     assert re.fullmatch(rb"HYLL\x01\x00+\x7f\xff", hll_sparse.EMPTY)
+
+
+def plain_walk(data: bytearray, index: int) -> tuple[int, int, int] | None:
+    """The opcode covering *index* found one opcode at a time: (previous, position, first register)."""
+    pos, first, prev = 16, 0, -1
+    while pos < len(data):
+        op = data[pos]
+        if 0x40 <= op < 0x80:
+            if pos + 1 >= len(data):
+                return None
+            span, size = (((op & 63) << 8) | data[pos + 1]) + 1, 2
+        else:
+            span, size = ((op & 3) + 1 if op & 0x80 else op + 1), 1
+        if first + span > index:
+            return prev, pos, first
+        first, prev, pos = first + span, pos, pos + size
+    return None
+
+
+OPCODE_BYTES = st.sampled_from([0x00, 0x01, 0x3F, 0x40, 0x41, 0x5A, 0x7F, 0x80, 0x83, 0xBE, 0xFF])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.one_of(st.binary(max_size=700), st.lists(OPCODE_BYTES, max_size=700).map(bytes)),
+    indexes=st.lists(st.integers(0, 40000), min_size=1, max_size=8),
+)
+def test_locate_matches_a_plain_walk(body: bytes, indexes: list[int]) -> None:
+    """The C-summed lookup finds the same opcode as walking them one by one, on any bytes, valid or not."""
+    data = bytearray(HEAD + body)
+    for index in indexes:
+        assert hll_sparse._locate(data, index) == plain_walk(data, index)
