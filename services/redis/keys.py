@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 import re
 from collections import deque
 
@@ -24,7 +23,7 @@ from linechat.services.redis.resp import (
     integer,
 )
 from linechat.services.redis.scan import matching, parse_cursor, parse_scan_options, scan_reply
-from linechat.services.redis.store import copy_value, encoding_of, type_name
+from linechat.services.redis.store import RNG, copy_value, encoding_of, type_name
 from linechat.services.redis.table import KeySpec, redis_command
 from linechat.services.redis.zset import SortedSet
 
@@ -330,7 +329,7 @@ class KeyCommands(CommandContext):
         for _ in range(100):
             if not db.data:
                 return self.null
-            key = random.choice(list(db.data))
+            key = RNG.choice(list(db.data))
             if db.get(key) is not None:
                 return bulk(key)
         return self.null

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections import deque
@@ -10,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "MAX_RANDOM_REPEATS",
+    "RNG",
     "Database",
     "copy_value",
     "encoding_of",
@@ -29,6 +31,13 @@ _TYPE_NAMES: dict[type, bytes] = {
 }
 
 
+#: The keyspace's own generator for every random pick (SRANDMEMBER, RANDOMKEY, the expiry cycle...): the
+#: process-wide ``random`` state belongs to the application the service runs in (a test, say), which may seed
+#: it or watch it; the service neither moves it nor is steered by it.
+RNG = random.Random()
+# As the random module does for its own: a forked child does not repeat its parent's picks.
+os.register_at_fork(after_in_child=RNG.seed)
+
 #: Most elements a random pick with repeats (negative count) returns; Redis would stream any number.
 MAX_RANDOM_REPEATS = 1 << 24
 
@@ -37,10 +46,10 @@ def random_items(collection: Any, count: int, repeats: bool) -> list[Any]:
     """*count* random elements of a set or dict (keys): distinct unless *repeats*; all of them if too few."""
     if repeats:
         pool = list(collection)
-        return [pool[random.randrange(len(pool))] for _ in range(count)]
+        return [pool[RNG.randrange(len(pool))] for _ in range(count)]
     if count >= len(collection):
         return list(collection)
-    return random.sample(list(collection), count)
+    return RNG.sample(list(collection), count)
 
 
 def register_type(kind: type, name: bytes) -> None:
@@ -235,7 +244,7 @@ class Database:
         for _ in range(tested):
             if not keys:
                 break
-            key = keys[random.randrange(len(keys))]
+            key = keys[RNG.randrange(len(keys))]
             if self.expires[key] <= now:
                 self._expire(key)
                 expired += 1

@@ -21,7 +21,6 @@ the append-only file.
 from __future__ import annotations
 
 import math
-import random
 import re
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator
@@ -39,7 +38,7 @@ from linechat.services.redis.resp import (
     parse_int,
 )
 from linechat.services.redis.scan import EMPTY_SCAN, SMALL, matching, parse_cursor, parse_scan_options, scan_reply
-from linechat.services.redis.store import MAX_RANDOM_REPEATS, register_type
+from linechat.services.redis.store import MAX_RANDOM_REPEATS, RNG, register_type
 from linechat.services.redis.table import KeySpec, redis_command
 from sortedcontainers import SortedList
 
@@ -1158,15 +1157,15 @@ class SortedSetCommands(CommandContext):
         if count is None:
             if zset is None:
                 return self.null
-            return bulk(zset.order[random.randrange(len(zset))][1])
+            return bulk(zset.order[RNG.randrange(len(zset))][1])
         if zset is None or count == 0:
             return EMPTY_ARRAY
         order = zset.order
         if count > 0:
             everything = count >= len(order)
-            picked = list(order) if everything else [order[i] for i in random.sample(range(len(order)), count)]
+            picked = list(order) if everything else [order[i] for i in RNG.sample(range(len(order)), count)]
         else:
-            picked = [order[random.randrange(len(order))] for _ in range(-count)]
+            picked = [order[RNG.randrange(len(order))] for _ in range(-count)]
         return self.scored_reply(((m, s) for s, m in picked), withscores)
 
     # ---------------------------------------------------------------- union, intersection, difference

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -597,3 +598,30 @@ def test_aof_off(tmp_path: Path) -> None:
         client.send(cmd("SET", "a", "1"))
         client.read()
     assert not (tmp_path / "appendonly.aof").exists()
+
+
+def test_random_picks_leave_the_process_random_state_alone(harness: ServiceHarness) -> None:
+    """The service samples with a generator of its own: the global ``random`` state of the process it runs in
+    (an application's, or a test's: Hypothesis watches it) neither moves nor steers the picks."""
+    c = harness.connect()
+    talk(
+        c,
+        cmd("SADD", "s", *"abcdefgh")
+        + cmd("HSET", "h", "f1", "1", "f2", "2", "f3", "3")
+        + cmd("ZADD", "z", "1", "a", "2", "b", "3", "c")
+        + b"".join(cmd("SET", f"t{n}", "v", "PX", "100000000") for n in range(30)),
+    )
+    state = random.getstate()
+    replies = talk(
+        c,
+        cmd("RANDOMKEY")
+        + cmd("SRANDMEMBER", "s", "3")
+        + cmd("SRANDMEMBER", "s", "-5")
+        + cmd("SPOP", "s", "2")
+        + cmd("HRANDFIELD", "h", "-4")
+        + cmd("ZRANDMEMBER", "z")
+        + cmd("ZRANDMEMBER", "z", "-4"),
+    )
+    assert len(replies) == 7 and not any(reply.startswith(b"-") for reply in replies)
+    harness.advance(1.0)  # the active expiry cycle samples keys with deadlines
+    assert random.getstate() == state
