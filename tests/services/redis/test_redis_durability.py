@@ -23,6 +23,7 @@ from linechat.services.redis import RedisService
 from linechat.services.redis import aof as aof_module
 from linechat.testing import ServiceHarness, connect_when_listening, free_port, serve
 from linechat.testing import _MemorySocket as MemorySocket
+from redis_wire import RawClient, cmd
 
 DEADLINE = 60.0  # a safety net for each wait, never a performance bound
 
@@ -360,6 +361,10 @@ def acked(writers: list[Writer]) -> int:
     return sum(len(w.acked) for w in writers)
 
 
+#: A value whose record alone passes the 4 KiB of rewrite-time records kept in memory.
+SPILLED = b"s" * 8192
+
+
 def spill_round(tmp_path: Path, port: int, round_no: int, policy: str, finish: bool) -> list[Writer]:
     """Writers, a rewrite whose records spill to disk, then kill -9: during the rewrite, or after it finished."""
     directory = tmp_path / "redis"
@@ -374,9 +379,14 @@ def spill_round(tmp_path: Path, port: int, round_no: int, policy: str, finish: b
             w.start()
         admin = redis.Redis(port=port, socket_timeout=DEADLINE)
         wait_for(lambda: acked(writers) >= 2000, "writes before the rewrite")
-        admin.bgrewriteaof()
-        # The records written during the rewrite passed the 4 KiB kept in memory: they are on disk.
-        wait_for(lambda: any(p.stat().st_size > 4096 for p in directory.glob("temp-rewriteaof-incr-*")), "a spill")
+        # BGREWRITEAOF and a record bigger than the 4 KiB kept in memory, in one write: the server reads
+        # them together, so the record is made while the rewrite runs (its child cannot have been reaped in
+        # between) and goes to the spill file.  Only looking for the spill file raced the end of a short
+        # rewrite, whose switch-over removes it: a busy machine could let that come first.
+        probe = RawClient(("127.0.0.1", port), timeout=DEADLINE)
+        probe.send(cmd("BGREWRITEAOF") + cmd("SET", f"r{round_no}:spilled", SPILLED))
+        assert probe.reply().startswith(b"+") and probe.reply() == b"+OK\r\n"
+        probe.close()
         if finish:
             # Let the rewrite switch over (appending the spill file), then write on.
             wait_for(lambda: admin.info("persistence")["aof_rewrites"] == 1, "the rewrite")
@@ -385,6 +395,9 @@ def spill_round(tmp_path: Path, port: int, round_no: int, policy: str, finish: b
             target = acked(writers) + 1000
             wait_for(lambda: acked(writers) >= target, "writes after the rewrite")
         else:
+            # The rewrite lasts (10 ms a key): its spill file is there to see, the record in it.
+            spill = directory / f"temp-rewriteaof-incr-{proc.pid}.aof"
+            wait_for(lambda: spill.exists() and spill.stat().st_size >= len(SPILLED), "a spill")
             assert admin.info("persistence")["aof_rewrite_in_progress"] == 1
         admin.close()
         proc.send_signal(signal.SIGKILL)
@@ -414,6 +427,7 @@ def test_rewrites_spilling_to_disk_then_sigkill_lose_no_acknowledged_write(tmp_p
             missing = [n for n, v in zip(w.acked, values, strict=True) if v != str(n).encode()]
             assert missing == [], f"{w.prefix}: {len(missing)} acknowledged writes lost"
             assert r.lrange(f"{w.prefix}:list", 0, -1)[: len(w.acked)] == [str(n).encode() for n in w.acked]
+        assert r.mget(["r0:spilled", "r1:spilled"]) == [SPILLED, SPILLED]  # the records that spilled
         r.close()
     finally:
         proc.terminate()
