@@ -118,7 +118,17 @@ def test_a_version_9_file_with_redis_6_encodings_loads() -> None:
         + b"\x0e" + _str(b"l") + _len(2) + _str(_ziplist([b"x", 1])) + _str(_ziplist([b"y"]))  # quicklist
         + b"\x0b" + _str(b"s") + _str(intset)
     )  # fmt: skip
+    # A stream of the first layout (type 15): no first id, deleted id or entries added after the length.
+    stream = Stream()
+    stream.restore_node((1, 0), (b"f",), [((1, 0), [b"f", b"v"]), ((2, 5), [b"f", b"w"])], 0)
+    stream.last_id = (2, 5)
+    stream.entries_added = 2
+    v2 = dump_value(stream)
+    assert v2[-9:] == bytes((2, 2, 5, 1, 0, 0, 0, 2, 0))  # length, last id, first id, deleted id, added, groups
+    body += b"\x0f" + _str(b"st") + v2[1:-9] + bytes((2, 2, 5, 0))
     keys = {key: value for _, key, value, _ in keys_of(rdb_file(body, version=9))}
+    assert keys[b"st"].ids == [(1, 0), (2, 5)] and keys[b"st"].entries[(2, 5)] == [b"f", b"w"]
+    assert keys[b"st"].last_id == (2, 5) and keys[b"st"].entries_added == 2
     assert keys[b"h"] == {b"field": b"value", b"n": b"3"}
     assert list(keys[b"z"]) == [(1.5, b"a"), (2.0, b"b")]
     assert keys[b"l"] == deque([b"x", b"1", b"y"]) and keys[b"s"] == {b"-5", b"7", b"300"}
