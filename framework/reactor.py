@@ -438,7 +438,12 @@ class Reactor:
         self._running = True
         self._thread_id = threading.get_ident()
         previous: dict[int, Any] = {}
+        previous_wakeup: int | None = None
         if handle_signals and threading.current_thread() is threading.main_thread():
+            # Python runs a signal's handler between bytecodes; a signal that lands after the last
+            # check and before epoll_wait() (or on another thread) would leave the loop asleep with
+            # its handler not yet run. The C-level handler writes to the waker, which wakes it.
+            previous_wakeup = signal.set_wakeup_fd(self._waker.wsock.fileno(), warn_on_full_buffer=False)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, self._on_signal(grace))
             for other, callback in self.signal_callbacks.items():
@@ -451,6 +456,8 @@ class Reactor:
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)
+            if previous_wakeup is not None:
+                signal.set_wakeup_fd(previous_wakeup)
             if self._stop_deadline is not None:
                 self._stop_deadline.cancel()
                 self._stop_deadline = None

@@ -584,3 +584,46 @@ def test_idle_channels_are_not_polled_but_plain_dispatchers_are(reactor: Reactor
     for _, peer in pairs:
         peer.close()
     plain_peer.close()
+
+
+OTHER_THREAD_SCRIPT = """
+import signal, sys, threading
+from linechat.reactor import Reactor
+
+reactor = Reactor()
+ready = threading.Event()
+
+def bystander():
+    # A thread that leaves SIGTERM unblocked: the kernel may hand the process's signal to it.
+    ready.set()
+    threading.Event().wait()
+
+thread = threading.Thread(target=bystander, daemon=True)
+thread.start()
+ready.wait()
+
+def deliver():
+    # The C-level handler then runs on this thread: the main thread's epoll_wait() is not
+    # interrupted, as when a signal lands just before the loop goes to sleep.
+    signal.pthread_kill(thread.ident, signal.SIGTERM)
+
+reactor.call_soon(deliver)  # from inside the loop: no timer or event is left to wake it
+reactor.run(grace=5.0)
+reactor.close()
+print("stopped", flush=True)
+"""
+
+
+def test_a_signal_that_does_not_interrupt_the_wait_still_stops_the_loop(tmp_path: Path) -> None:
+    script = tmp_path / "other_thread.py"
+    script.write_text(OTHER_THREAD_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        out, err = proc.communicate(timeout=30)  # a safety net: without a wake-up the loop sleeps for good
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert b"signal_received" in out and out.splitlines()[-1] == b"stopped"
