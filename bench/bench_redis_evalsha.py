@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 
-from redis_servers import running
+from redis_servers import benchmark_rate, running
 
 SCRIPT = "return redis.call('INCR', KEYS[1])"
 
@@ -41,16 +41,8 @@ def load(port: int) -> str:
 
 def rate(port: int, sha: str, requests: int, pipeline: int, clients: int) -> float:
     """Requests per second of redis-benchmark calling EVALSHA."""
-    done = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-c", str(clients), "-n", str(requests), "-q", "-r", "100000",
-         "-P", str(pipeline), "EVALSHA", sha, "1", "key:__rand_int__"],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    for line in done.stdout.replace("\r", "\n").splitlines():
-        match = re.search(r"([0-9.]+) requests per second", line)
-        if match:
-            return float(match.group(1))
-    raise RuntimeError(f"redis-benchmark failed: {done.stdout[-300:]!r} {done.stderr[-300:]!r}")
+    command = ["-r", "100000", "EVALSHA", sha, "1", "key:__rand_int__"]
+    return benchmark_rate(port, command, requests=requests, pipeline=pipeline, clients=clients)
 
 
 def main() -> None:

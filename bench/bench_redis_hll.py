@@ -23,13 +23,11 @@ from the same run count.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import socket
-import subprocess
 import sys
 
-from redis_servers import running
+from redis_servers import benchmark_rate, running
 
 WORKLOADS = {
     "small": ("-r", "2000", "PFADD", "hll:__rand_int__", "__rand_int__"),
@@ -58,16 +56,7 @@ def send_all(port: int, commands: list[bytes]) -> list[bytes]:
 
 def rate(port: int, workload: str, requests: int, pipeline: int, clients: int) -> float:
     """Requests per second of redis-benchmark running *workload*."""
-    done = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-c", str(clients), "-n", str(requests), "-q", "-P", str(pipeline),
-         *WORKLOADS[workload]],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    for line in done.stdout.replace("\r", "\n").splitlines():
-        match = re.search(r"([0-9.]+) requests per second", line)
-        if match:
-            return float(match.group(1))
-    raise RuntimeError(f"redis-benchmark failed: {done.stdout[-300:]!r} {done.stderr[-300:]!r}")
+    return benchmark_rate(port, WORKLOADS[workload], requests=requests, pipeline=pipeline, clients=clients)
 
 
 def rss(pid: int) -> int:

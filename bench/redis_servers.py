@@ -6,6 +6,7 @@ Imported by the bench scripts (run from ``bench/``, which Python puts on the pat
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
@@ -19,6 +20,20 @@ from fakeredis import TcpFakeServer
 server = TcpFakeServer(("127.0.0.1", int(sys.argv[1])), server_type="redis", server_version=(7, 0))
 server.serve_forever()
 """
+
+
+def benchmark_rate(port: int, command: list[str], *, requests: int, pipeline: int, clients: int) -> float:
+    """Requests per second of one ``redis-benchmark -q`` run of *command* (its own arguments, e.g. ``-r N``, first)."""
+    done = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-c", str(clients), "-n", str(requests), "-q", "-P", str(pipeline),
+         *command],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    for line in done.stdout.replace("\r", "\n").splitlines():
+        match = re.search(r"([0-9.]+) requests per second", line)
+        if match:
+            return float(match.group(1))
+    raise RuntimeError(f"redis-benchmark failed: {done.stdout[-300:]!r} {done.stderr[-300:]!r}")
 
 
 def free_port() -> int:

@@ -246,6 +246,14 @@ class Writer(threading.Thread):
         finally:
             r.close()
 
+    def check_kept(self, r: redis.Redis) -> None:
+        """Every write this writer saw acknowledged is in the restarted server *r*, the list in order."""
+        assert self.acked, "a writer saw nothing acknowledged"
+        values = r.mget([f"{self.prefix}:{n}" for n in self.acked])
+        missing = [n for n, v in zip(self.acked, values, strict=True) if v != str(n).encode()]
+        assert missing == [], f"{self.prefix}: {len(missing)} acknowledged writes lost"
+        assert r.lrange(f"{self.prefix}:list", 0, -1)[: len(self.acked)] == [str(n).encode() for n in self.acked]
+
 
 @pytest.mark.heavy
 @pytest.mark.parametrize(
@@ -288,12 +296,7 @@ def test_sigkill_loses_no_acknowledged_write(tmp_path: Path, policy: str, pipeli
     try:
         r = redis.Redis(port=port, socket_timeout=DEADLINE)
         for w in history:
-            assert w.acked, "a writer saw nothing acknowledged"
-            values = r.mget([f"{w.prefix}:{n}" for n in w.acked])
-            missing = [n for n, v in zip(w.acked, values, strict=True) if v != str(n).encode()]
-            assert missing == [], f"{w.prefix}: {len(missing)} acknowledged writes lost"
-            listed = r.lrange(f"{w.prefix}:list", 0, -1)
-            assert listed[: len(w.acked)] == [str(n).encode() for n in w.acked]
+            w.check_kept(r)
         r.close()
     finally:
         proc.terminate()
@@ -339,10 +342,7 @@ def test_rewrites_under_load_then_sigkill_lose_no_acknowledged_write(tmp_path: P
     try:
         r = redis.Redis(port=port, socket_timeout=DEADLINE)
         for w in writers:
-            values = r.mget([f"{w.prefix}:{n}" for n in w.acked])
-            missing = [n for n, v in zip(w.acked, values, strict=True) if v != str(n).encode()]
-            assert missing == [], f"{w.prefix}: {len(missing)} acknowledged writes lost"
-            assert r.lrange(f"{w.prefix}:list", 0, -1)[: len(w.acked)] == [str(n).encode() for n in w.acked]
+            w.check_kept(r)
         r.close()
     finally:
         proc.terminate()
@@ -422,11 +422,7 @@ def test_rewrites_spilling_to_disk_then_sigkill_lose_no_acknowledged_write(tmp_p
         assert [p.name for p in (tmp_path / "redis").iterdir()] == ["appendonly.aof"]
         r = redis.Redis(port=port, socket_timeout=DEADLINE)
         for w in history:
-            assert w.acked, "a writer saw nothing acknowledged"
-            values = r.mget([f"{w.prefix}:{n}" for n in w.acked])
-            missing = [n for n, v in zip(w.acked, values, strict=True) if v != str(n).encode()]
-            assert missing == [], f"{w.prefix}: {len(missing)} acknowledged writes lost"
-            assert r.lrange(f"{w.prefix}:list", 0, -1)[: len(w.acked)] == [str(n).encode() for n in w.acked]
+            w.check_kept(r)
         assert r.mget(["r0:spilled", "r1:spilled"]) == [SPILLED, SPILLED]  # the records that spilled
         r.close()
     finally:
