@@ -164,6 +164,23 @@ def format_score(score: float) -> bytes:
     return b"%.17g" % score
 
 
+def _end_key(high: float, high_ex: bool) -> tuple[float, bytes] | None:
+    """The first (score, member) pair past a range's top bound (None: the range runs to the end)."""
+    if high_ex:
+        return (high, b"")
+    return None if high == INF else (math.nextafter(high, INF), b"")
+
+
+def _range_end(lists: list[Any], maxes: list[Any], end_key: tuple[float, bytes] | None) -> tuple[int, int]:
+    """The sublist and index just past a range's last pair, in a SortedList's non-empty *lists*/*maxes*."""
+    if end_key is not None:
+        pos = bisect_left(maxes, end_key)
+        if pos < len(maxes):
+            return pos, bisect_left(lists[pos], end_key)
+    pos = len(lists) - 1
+    return pos, len(lists[pos])
+
+
 class _Top:
     """Sorts after every member (the upper end of a lex range that is ``+``)."""
 
@@ -352,25 +369,14 @@ class SortedSet:
             # is one slice of it, reversed (everything below max is in range).
             lists, maxes = self.order._lists, self.order._maxes
             if maxes:
-                if high == INF and not high_ex:
-                    pos = len(maxes) - 1
-                    idx = len(lists[pos])
-                else:
-                    key = (high, b"") if high_ex else (math.nextafter(high, INF), b"")
-                    pos = bisect_left(maxes, key)
-                    if pos == len(maxes):
-                        pos -= 1
-                        idx = len(lists[pos])
-                    else:
-                        idx = bisect_left(lists[pos], key)
+                pos, idx = _range_end(lists, maxes, _end_key(high, high_ex))
                 idx -= offset
                 if idx >= limit:
                     return lists[pos][idx - limit : idx][::-1]
         if (low_ex and low == INF) or (high_ex and high == -INF):
             return []
         start_key = (math.nextafter(low, INF), b"") if low_ex else (low, b"")
-        # The first pair past the range (None: the end).
-        end_key = (high, b"") if high_ex else None if high == INF else (math.nextafter(high, INF), b"")
+        end_key = _end_key(high, high_ex)
         lists, maxes = self.order._lists, self.order._maxes
         out: list[tuple[float, bytes]] = []
         if not maxes or limit == 0:
@@ -397,16 +403,7 @@ class SortedSet:
                 pos += 1
                 idx = 0
             return out
-        if end_key is None:
-            pos = len(lists) - 1
-            idx = len(lists[pos])
-        else:
-            pos = bisect_left(maxes, end_key)
-            if pos == len(maxes):
-                pos -= 1
-                idx = len(lists[pos])
-            else:
-                idx = bisect_left(lists[pos], end_key)
+        pos, idx = _range_end(lists, maxes, end_key)
         while pos >= 0:
             chunk = lists[pos]
             # Walk down from idx (exclusive) to the first pair >= start_key.
